@@ -1,0 +1,67 @@
+"""Selective scan: the recurrence at the heart of a Mamba-1 mixer.
+
+For every batch element b and channel d (ED channels), with a state h of N floats:
+
+    dA_t = exp(delta_t * A[d])                       # (N,)  discretised decay
+    h_t  = dA_t * h_{t-1} + delta_t * B_t * u_t      # (N,)  zero-order-hold input
+    y_t  = <h_t, C_t> + D[d] * u_t                   # scalar
+    y_t  = y_t * silu(z_t)                           # optional output gate
+
+Symbols: B batch, L length, ED channels (expand * dim), N state size (16).
+Layouts here are batch-first, length-second: u, delta, z are (B, L, ED); B and C are
+(B, L, N), so one time step's B_t is N contiguous floats (one AVX-512 register for N=16).
+
+`selective_scan_ref` is the readable oracle: a sequential loop under autograd. The fused
+kernel (`ghost.model.scan_fused`) has the same signature and is tested against it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def selective_scan_ref(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = True,
+    return_last_state: bool = False,
+    initial_state: torch.Tensor | None = None,
+):
+    """Sequential selective scan in fp32.
+
+    u, delta, z: (B, L, ED); A: (ED, N); B, C: (B, L, N); D, delta_bias: (ED,);
+    initial_state: (B, ED, N) or None (zeros).
+    Returns y (B, L, ED) in u's dtype, and the last state (B, ED, N) if asked.
+    """
+    dtype = u.dtype
+    u, delta, B, C = u.float(), delta.float(), B.float(), C.float()
+    if delta_bias is not None:
+        delta = delta + delta_bias.float()
+    if delta_softplus:
+        delta = F.softplus(delta)
+    batch, length, channels = u.shape
+    dA = torch.exp(delta.unsqueeze(-1) * A.float())  # (B, L, ED, N)
+    dBu = (delta * u).unsqueeze(-1) * B.unsqueeze(2)  # (B, L, ED, N)
+    h = (
+        initial_state.float()
+        if initial_state is not None
+        else u.new_zeros(batch, channels, A.shape[1])
+    )
+    ys = []
+    for t in range(length):
+        h = dA[:, t] * h + dBu[:, t]  # (B, ED, N)
+        ys.append(torch.einsum("bdn,bn->bd", h, C[:, t]))
+    y = torch.stack(ys, dim=1) if ys else u.new_zeros(batch, 0, channels)  # (B, L, ED)
+    if D is not None:
+        y = y + u * D.float()
+    if z is not None:
+        y = y * F.silu(z.float())
+    y = y.to(dtype)
+    return (y, h) if return_last_state else y

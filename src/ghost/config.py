@@ -1,0 +1,249 @@
+"""Configuration: the model's shape (`GhostConfig`) and how to train it (`TrainConfig`).
+
+A model is a stack of `n_layers` blocks; each is Mamba mixer + FFN, and a block may carry one
+extra sub-block, named by the layout: `memory` (cross-attention to the fact memory) or
+`attention` (local + strided sparse self-attention). The layout is data (`memory_layers`,
+`attention_layers`), so presets and user configs differ only in numbers.
+
+Presets are small dicts of overrides; `GhostConfig.from_preset(name, **overrides)` builds one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ghost.errors import GhostInputError
+
+CONFIG_FORMAT_VERSION = 1
+
+
+@dataclass
+class GhostConfig:
+    """The model: sizes, layer layout and the Q&A rendering it was trained with."""
+
+    dim: int = 256
+    """Width of the residual stream (D)."""
+    n_layers: int = 6
+    """Number of Mamba + FFN blocks."""
+    memory_layers: tuple[int, ...] = (2, 4)
+    """0-based layers that cross-attend to the fact memory."""
+    attention_layers: tuple[int, ...] = (3, 5)
+    """0-based layers with local + strided sparse self-attention."""
+    d_state: int = 16
+    """SSM state size N (16 floats = one AVX-512 register)."""
+    d_conv: int = 4
+    """Width of the Mamba depthwise causal convolution."""
+    expand: int = 2
+    """Mamba inner width = expand * dim (ED)."""
+    dt_rank: int = 0
+    """Rank of the delta projection; 0 means ceil(dim / 16)."""
+    ffn_hidden: int = 512
+    """Hidden width of the SwiGLU feed-forward layer."""
+    n_heads: int = 4
+    """Heads of the attention and memory sub-blocks."""
+    attention_window: int = 64
+    """Each position sees the previous `attention_window` bytes (itself included)..."""
+    attention_stride: int = 128
+    """...and every position p with p % stride == stride - 1 before it."""
+    memory_top_k: int = 32
+    """Memory layers attend to the top-k entries when the bank holds more."""
+    memory_slots: int = 4
+    """Vectors per memory entry produced by the memory encoder."""
+    memory_max_bytes: int = 128
+    """Entries are truncated to this many bytes before encoding."""
+    tie_embeddings: bool = True
+    """Share the byte embedding with the output head."""
+    norm_eps: float = 1e-5
+    vocab_size: int = 256
+    qa_template: str = "Q: {question}\nA: {answer}"
+    """How a Q&A record becomes bytes; the end-of-answer marker follows the answer."""
+    end_of_answer: str = "\x03"
+    """One ASCII control byte that never occurs in data (ETX)."""
+
+    def __post_init__(self):
+        self.memory_layers = tuple(int(i) for i in self.memory_layers)
+        self.attention_layers = tuple(int(i) for i in self.attention_layers)
+        if self.dt_rank == 0:
+            self.dt_rank = math.ceil(self.dim / 16)
+        positive = ["dim", "n_layers", "d_state", "d_conv", "expand", "ffn_hidden", "n_heads",
+                    "attention_window", "attention_stride", "memory_top_k", "memory_slots",
+                    "memory_max_bytes", "dt_rank"]
+        for name in positive:
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"GhostConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.vocab_size != 256:
+            raise ValueError("GhostConfig.vocab_size must be 256: Ghost models bytes")
+        if self.dim % self.n_heads:
+            raise ValueError(f"GhostConfig.n_heads ({self.n_heads}) must divide dim ({self.dim})")
+        for name in ("memory_layers", "attention_layers"):
+            bad = [i for i in getattr(self, name) if not 0 <= i < self.n_layers]
+            if bad:
+                raise ValueError(f"GhostConfig.{name} has layers {bad} outside 0..{self.n_layers - 1}")
+        both = set(self.memory_layers) & set(self.attention_layers)
+        if both:
+            raise ValueError(f"GhostConfig.memory_layers and attention_layers overlap at {sorted(both)}"
+                             ": a block carries at most one extra sub-block")
+        if len(self.end_of_answer) != 1 or not (0 < ord(self.end_of_answer) < 32):
+            raise ValueError("GhostConfig.end_of_answer must be one ASCII control character")
+        if self.end_of_answer in "\n\t\r":
+            raise ValueError("GhostConfig.end_of_answer must not be a whitespace character")
+        if "{question}" not in self.qa_template or not self.qa_template.endswith("{answer}"):
+            raise ValueError("GhostConfig.qa_template must contain {question} and end with {answer}")
+
+    @property
+    def d_inner(self) -> int:
+        return self.expand * self.dim
+
+    def layer_kinds(self) -> list[str]:
+        """The extra sub-block of each layer: 'memory', 'attention' or ''."""
+        kinds = [""] * self.n_layers
+        for i in self.memory_layers:
+            kinds[i] = "memory"
+        for i in self.attention_layers:
+            kinds[i] = "attention"
+        return kinds
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> GhostConfig:
+        if name not in PRESETS:
+            raise GhostInputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["memory_layers"] = list(self.memory_layers)
+        d["attention_layers"] = list(self.attention_layers)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GhostConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise GhostInputError(f"unknown model config fields: {', '.join(unknown)}")
+        return cls(**d)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The original's recommended model: 6 layers at dim 256, memory at 2 and 4, attention
+    # at 3 and 5, stride 128.
+    "v5-fast": {},
+    # The original heavier variant: same layout, wider FFN (640) and denser attention
+    # (stride 64).
+    "v5": {"ffn_hidden": 640, "attention_stride": 64},
+    # The scale-up: 8 layers at dim 320.
+    "12m": {"dim": 320, "n_layers": 8, "memory_layers": (2, 5), "attention_layers": (3, 7),
+            "ffn_hidden": 640, "n_heads": 5},
+    # Every block kind, small enough for tests: learns a few dozen Q&A pairs in seconds.
+    "tiny": {"dim": 32, "n_layers": 3, "memory_layers": (1,), "attention_layers": (2,),
+             "d_state": 16, "ffn_hidden": 64, "n_heads": 2, "attention_window": 8,
+             "attention_stride": 4, "memory_slots": 2, "memory_max_bytes": 64},
+}
+
+
+@dataclass
+class TrainConfig:
+    """How to train: data, optimisation, stopping, precision and logging."""
+
+    data: str = "facts200"
+    """Built-in dataset NAME[:SPLIT] or a path to a .jsonl/.txt file."""
+    preset: str = "v5-fast"
+    """Model preset (ignored when resuming: the run's config.json wins)."""
+    out: str = "runs/ghost"
+    """Run directory."""
+    steps: int | str = "auto"
+    """Number of optimiser steps, or 'auto': until training exact match is 100%, the loss
+    stops improving, or the budget (max_steps / max_minutes) ends."""
+    batch_size: int = 32
+    seq_len: int = 256
+    """Longest sample in bytes (Q&A records are cut to it; text is windowed by it)."""
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 30
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.98
+    grad_clip: float = 1.0
+    answer_only_loss: bool = True
+    """For Q&A data, train only on the answer bytes (and the end-of-answer marker)."""
+    eval_every: int = 0
+    """Steps between checks (training exact match / loss); 0 picks about one epoch."""
+    patience: int = 6
+    """'auto': stop after this many checks without a 1% loss improvement (after LR decays)."""
+    max_steps: int = 20000
+    max_minutes: float = 30.0
+    save_every: int = 0
+    """Steps between checkpoints; 0 saves at each check."""
+    keep_checkpoints: int = 3
+    seed: int = 0
+    threads: int = 0
+    """CPU threads; 0 means all cores."""
+    precision: str = "fp32"
+    """'fp32' or 'bf16' (CPU autocast)."""
+    recipes: list[str] = field(default_factory=list)
+    resume: bool = False
+    quiet: bool = False
+
+    def __post_init__(self):
+        if isinstance(self.steps, str):
+            if self.steps != "auto":
+                try:
+                    self.steps = int(self.steps)
+                except ValueError:
+                    raise GhostInputError(
+                        f"--steps must be a positive integer or 'auto', got {self.steps!r}") from None
+        if isinstance(self.steps, int) and self.steps <= 0:
+            raise GhostInputError(f"--steps must be positive, got {self.steps}")
+        for name in ("batch_size", "seq_len", "max_steps", "keep_checkpoints", "patience"):
+            if int(getattr(self, name)) <= 0:
+                raise GhostInputError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")
+        for name in ("warmup_steps", "eval_every", "save_every", "threads", "seed"):
+            if int(getattr(self, name)) < 0:
+                raise GhostInputError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise GhostInputError(f"TrainConfig.lr must be positive, got {self.lr}")
+        if not self.max_minutes > 0:
+            raise GhostInputError(f"TrainConfig.max_minutes must be positive, got {self.max_minutes}")
+        if self.precision not in ("fp32", "bf16"):
+            raise GhostInputError(f"TrainConfig.precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if isinstance(self.recipes, str):
+            self.recipes = [r for r in self.recipes.split(",") if r]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML (or YAML) file into {'model': {...}, 'train': {...}} overrides.
+
+    Top-level keys are training fields; a [model] table holds model fields.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise GhostInputError(f"{path}: config file not found")
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        else:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except Exception as e:  # noqa: BLE001 - any parse failure is the user's file
+        raise GhostInputError(f"{path}: cannot parse config: {str(e).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise GhostInputError(f"{path}: config must be a table of settings")
+    model = raw.pop("model", {}) or {}
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    model_fields = {f.name for f in dataclasses.fields(GhostConfig)}
+    unknown = sorted(set(raw) - train_fields)
+    if unknown:
+        raise GhostInputError(f"{path}: unknown training settings: {', '.join(unknown)}")
+    unknown = sorted(set(model) - model_fields)
+    if unknown:
+        raise GhostInputError(f"{path}: unknown [model] settings: {', '.join(unknown)}")
+    return {"model": model, "train": raw}

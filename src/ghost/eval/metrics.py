@@ -1,0 +1,113 @@
+"""The metrics, one definition each (DESIGN.md section 5), used everywhere.
+
+- exact match: the greedy answer, up to the end-of-answer marker, equals the reference after
+  stripping surrounding whitespace (`evaluate_qa`, generation in step mode).
+- `answers_all_correct`: the same verdict from one teacher-forced forward pass: a greedy
+  answer equals the reference exactly when the argmax at every answer byte and at the marker
+  is the reference byte. Cheap enough to run during training; it is stricter than exact
+  match only where the two differ by surrounding whitespace.
+- bits per byte: mean next-byte cross-entropy, in bits, over held-out text.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import torch
+import torch.nn.functional as F
+
+from ghost.data.batches import IGNORE, QABatcher
+from ghost.data.records import Dataset
+from ghost.data.template import QATemplate
+from ghost.model.generate import generate
+
+
+def exact_match(prediction: str, reference: str) -> bool:
+    return prediction.strip() == reference.strip()
+
+
+@torch.no_grad()
+def answers_all_correct(model, batcher: QABatcher, indices: list[int] | None = None,
+                        batch_size: int = 128) -> torch.Tensor:
+    """(n,) bool: whether greedy decoding reproduces each record's answer and marker."""
+    was_training = model.training
+    model.eval()
+    indices = list(range(len(batcher))) if indices is None else indices
+    verdicts = []
+    for start in range(0, len(indices), batch_size):
+        batch = batcher.collate(indices[start : start + batch_size], max_len=10**9)
+        logits = model(batch.input_ids).logits[:, :-1]  # predicts bytes 1..L-1
+        targets = batch.labels[:, 1:]
+        wrong = (logits.argmax(-1) != targets) & (targets != IGNORE)
+        verdicts.append(~wrong.any(dim=1))
+    model.train(was_training)
+    return torch.cat(verdicts) if verdicts else torch.zeros(0, dtype=torch.bool)
+
+
+def evaluate_qa(model, dataset: Dataset, max_answer_bytes: int | None = None,
+                batch_size: int = 64) -> tuple[dict, list[dict]]:
+    """Greedy exact match over Q&A records: (summary, per-question predictions)."""
+    template = QATemplate.from_config(model.config)
+    longest = max(len(r["answer"].encode("utf-8")) for r in dataset.records)
+    max_bytes = max_answer_bytes or longest + 16
+    predictions = []
+    for start in range(0, len(dataset.records), batch_size):
+        chunk = dataset.records[start : start + batch_size]
+        outputs = generate(model, [template.prompt(r["question"]) for r in chunk],
+                           max_bytes=max_bytes, stop_bytes=bytes([template.marker]))
+        for record, out in zip(chunk, outputs):
+            prediction = template.clean_answer(out)
+            predictions.append({"question": record["question"], "reference": record["answer"],
+                                "prediction": prediction, "kind": record.get("kind", "qa"),
+                                "correct": exact_match(prediction, record["answer"])})
+    by_kind: dict[str, list[bool]] = defaultdict(list)
+    for p in predictions:
+        by_kind[p["kind"]].append(p["correct"])
+    summary = {
+        "data": dataset.name,
+        "n": len(predictions),
+        "exact_match": sum(p["correct"] for p in predictions) / max(1, len(predictions)),
+        "by_kind": {k: {"exact_match": sum(v) / len(v), "n": len(v)} for k, v in sorted(by_kind.items())},
+    }
+    return summary, predictions
+
+
+@torch.no_grad()
+def bits_per_byte(model, dataset: Dataset, seq_len: int = 512, batch_size: int = 8) -> dict:
+    """Mean next-byte cross-entropy in bits over the text, in non-overlapping windows.
+
+    Each window's first byte has no context inside the window and is not scored, so the
+    score covers every byte but the first of each window.
+    """
+    was_training = model.training
+    model.eval()
+    data = "\n\n".join(r["text"] for r in dataset.records).encode("utf-8")
+    stream = torch.tensor(list(data), dtype=torch.long)
+    windows = [stream[s : s + seq_len] for s in range(0, len(stream), seq_len)]
+    windows = [w for w in windows if len(w) > 1]
+    total_nats, total_bytes = 0.0, 0
+    for start in range(0, len(windows), batch_size):
+        chunk = windows[start : start + batch_size]
+        width = max(len(w) for w in chunk)
+        ids = torch.zeros(len(chunk), width, dtype=torch.long)
+        labels = torch.full((len(chunk), width), IGNORE, dtype=torch.long)
+        for i, w in enumerate(chunk):
+            ids[i, : len(w)] = w
+            labels[i, : len(w)] = w
+        logits = model(ids).logits[:, :-1].float()
+        targets = labels[:, 1:]
+        nats = F.cross_entropy(logits.reshape(-1, 256), targets.reshape(-1),
+                               ignore_index=IGNORE, reduction="sum")
+        total_nats += float(nats)
+        total_bytes += int((targets != IGNORE).sum())
+    model.train(was_training)
+    return {"data": dataset.name, "n": len(dataset.records), "bytes": total_bytes,
+            "bits_per_byte": total_nats / max(1, total_bytes) / math.log(2)}
+
+
+def evaluate(model, dataset: Dataset, **kwargs) -> tuple[dict, list[dict]]:
+    """Exact match for Q&A data, bits per byte for text; (summary, predictions)."""
+    if dataset.kind == "qa":
+        return evaluate_qa(model, dataset, **kwargs)
+    return bits_per_byte(model, dataset, **kwargs), []

@@ -1,0 +1,137 @@
+"""Local + strided sparse causal self-attention (Sparse Transformer's "fixed" pattern).
+
+Query position i sees key position j when j <= i and either
+    i - window < j                 (the local window, itself included), or
+    j % stride == stride - 1       (a "summary" position, one every `stride` bytes).
+So each position costs window + i/stride, near-linear in length for stride 128.
+
+Symbols: B batch, L length, H heads, E head dim, W window, S stride, G summary positions.
+
+`sparse_attention_dense` is the readable reference: a dense score matrix under the mask.
+`sparse_attention` computes the same thing in blocks of W queries that see 2W local keys
+plus the G summary keys; the tests compare the two. `SparseSelfAttention.step` is the
+generation path: it keeps the last W-1 keys/values and the summary keys only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def sparse_mask(length: int, window: int, stride: int, device=None) -> torch.Tensor:
+    """(L, L) boolean: True where query i may attend to key j."""
+    i = torch.arange(length, device=device).unsqueeze(1)
+    j = torch.arange(length, device=device).unsqueeze(0)
+    return (j <= i) & ((i - j < window) | (j % stride == stride - 1))
+
+
+def sparse_attention_dense(q, k, v, window: int, stride: int) -> torch.Tensor:
+    """Reference: q, k, v (B, H, L, E) -> (B, H, L, E) with a dense masked softmax."""
+    mask = sparse_mask(q.shape[2], window, stride, q.device)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def sparse_attention(q, k, v, window: int, stride: int) -> torch.Tensor:
+    """Blocked sparse attention with the mask of `sparse_mask`; q, k, v (B, H, L, E)."""
+    batch, heads, length, dim = q.shape
+    if length <= 2 * window:  # one or two blocks: the dense path is cheaper
+        return sparse_attention_dense(q, k, v, window, stride)
+    w = window
+    n_blocks = -(-length // w)
+    pad = n_blocks * w - length
+    scale = dim**-0.5
+    qp = F.pad(q, (0, 0, 0, pad)).view(batch, heads, n_blocks, w, dim)  # (B, H, nb, W, E)
+    # Each query block sees the previous block and its own: 2W keys.
+    kp = F.pad(k, (0, 0, w, pad)).unfold(2, 2 * w, w).transpose(-1, -2)  # (B, H, nb, 2W, E)
+    vp = F.pad(v, (0, 0, w, pad)).unfold(2, 2 * w, w).transpose(-1, -2)
+    local = (qp @ kp.transpose(-1, -2)) * scale  # (B, H, nb, W, 2W)
+
+    qpos = torch.arange(n_blocks * w, device=q.device).view(n_blocks, w, 1)
+    kpos = (torch.arange(n_blocks, device=q.device).view(n_blocks, 1, 1) * w - w
+            + torch.arange(2 * w, device=q.device).view(1, 1, 2 * w))  # (nb, 1, 2W)
+    local_ok = (kpos <= qpos) & (qpos - kpos < w) & (kpos >= 0)  # (nb, W, 2W)
+    local = local.masked_fill(~local_ok, float("-inf"))
+
+    summary_pos = torch.arange(stride - 1, length, stride, device=q.device)  # (G,)
+    ks, vs = k[:, :, summary_pos], v[:, :, summary_pos]  # (B, H, G, E)
+    far = (qp.reshape(batch, heads, n_blocks * w, dim) @ ks.transpose(-1, -2)) * scale
+    # Summary keys inside the local window are already counted there.
+    far_ok = summary_pos.view(1, -1) <= qpos.view(-1, 1) - w  # (nb*W, G)
+    far = far.masked_fill(~far_ok, float("-inf"))  # (B, H, nb*W, G)
+
+    scores = torch.cat([local.reshape(batch, heads, n_blocks * w, 2 * w), far], dim=-1)
+    probs = torch.softmax(scores.float(), dim=-1).to(q.dtype)  # (B, H, nb*W, 2W+G)
+    p_local, p_far = probs.split([2 * w, summary_pos.numel()], dim=-1)
+    out = (p_local.view(batch, heads, n_blocks, w, 2 * w) @ vp).reshape(batch, heads, -1, dim)
+    out = out + p_far @ vs
+    return out[:, :, :length]
+
+
+@dataclass
+class AttentionCache:
+    """Keys/values a generating layer can still see; `position` is the next byte's index."""
+
+    position: int = 0
+    local_k: torch.Tensor | None = None  # (B, H, <=W-1, E)
+    local_v: torch.Tensor | None = None
+    summary_k: list[torch.Tensor] = field(default_factory=list)  # each (B, H, 1, E)
+    summary_v: list[torch.Tensor] = field(default_factory=list)
+    summary_pos: list[int] = field(default_factory=list)
+
+
+class SparseSelfAttention(nn.Module):
+    def __init__(self, dim: int, n_heads: int, window: int, stride: int):
+        super().__init__()
+        self.n_heads, self.head_dim = n_heads, dim // n_heads
+        self.window, self.stride = window, stride
+        self.q_proj = nn.Linear(dim, dim, bias=False)
+        self.k_proj = nn.Linear(dim, dim, bias=False)
+        self.v_proj = nn.Linear(dim, dim, bias=False)
+        self.o_proj = nn.Linear(dim, dim, bias=False)
+
+    def _heads(self, x):  # (B, L, D) -> (B, H, L, E)
+        b, length, _ = x.shape
+        return x.view(b, length, self.n_heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, want_cache: bool = False, reference: bool = False):
+        """x (B, L, D) -> (B, L, D); with want_cache, also the cache after the last byte."""
+        q, k, v = self._heads(self.q_proj(x)), self._heads(self.k_proj(x)), self._heads(self.v_proj(x))
+        attend = sparse_attention_dense if reference else sparse_attention
+        y = attend(q, k, v, self.window, self.stride)  # (B, H, L, E)
+        out = self.o_proj(y.transpose(1, 2).reshape(x.shape))
+        if not want_cache:
+            return out
+        length = x.shape[1]
+        keep = slice(max(0, length - (self.window - 1)), length)
+        cache = AttentionCache(position=length, local_k=k[:, :, keep], local_v=v[:, :, keep])
+        for p in range(self.stride - 1, length, self.stride):
+            cache.summary_k.append(k[:, :, p : p + 1])
+            cache.summary_v.append(v[:, :, p : p + 1])
+            cache.summary_pos.append(p)
+        return out, cache
+
+    def step(self, x: torch.Tensor, cache: AttentionCache) -> torch.Tensor:
+        """One byte: x (B, D) -> (B, D), updating `cache`. O(window + position/stride)."""
+        x3 = x.unsqueeze(1)
+        q, k, v = self._heads(self.q_proj(x3)), self._heads(self.k_proj(x3)), self._heads(self.v_proj(x3))
+        p = cache.position
+        keys = [cache.local_k, k] if cache.local_k is not None else [k]
+        values = [cache.local_v, v] if cache.local_v is not None else [v]
+        # Summary positions not already inside the local window; they are in order.
+        n_far = sum(1 for s in cache.summary_pos if s <= p - self.window)
+        keys = cache.summary_k[:n_far] + keys
+        values = cache.summary_v[:n_far] + values
+        y = F.scaled_dot_product_attention(q, torch.cat(keys, 2), torch.cat(values, 2))
+        if self.window > 1:
+            cache.local_k = torch.cat(keys[n_far:], 2)[:, :, -(self.window - 1):]
+            cache.local_v = torch.cat(values[n_far:], 2)[:, :, -(self.window - 1):]
+        if p % self.stride == self.stride - 1:
+            cache.summary_k.append(k)
+            cache.summary_v.append(v)
+            cache.summary_pos.append(p)
+        cache.position = p + 1
+        return self.o_proj(y.transpose(1, 2).reshape(x.shape))

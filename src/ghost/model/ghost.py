@@ -1,0 +1,184 @@
+"""GhostModel: a byte-level stack of Mamba + FFN blocks with optional memory / attention.
+
+    h_0 = embed(bytes)                                             (B, L, D)
+    for each layer:  h = h + mamba(norm(h))
+                     h = h + extra(norm(h))      extra: memory cross-attention | sparse attention | none
+                     h = h + ffn(norm(h))
+    logits = head(norm(h))                                         (B, L, 256)
+
+The layout (which layers carry memory or attention) comes from `GhostConfig`; one
+`Block` class reads it. `model(input_ids, labels=None, memory=None)` returns a
+`ModelOutput(loss, logits, cache)`; labels are shifted inside (position t predicts t+1)
+and -100 is ignored. `model.step(byte, cache)` is the recurrent mode used by generation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from ghost.config import GhostConfig
+from ghost.model.attention import AttentionCache, SparseSelfAttention
+from ghost.model.mamba import MambaMixer, MambaState
+from ghost.model.memory import ByteMemoryEncoder, FactMemory, MemoryBatch, MemoryCrossAttention
+from ghost.model.norm import RMSNorm, SwiGLU
+
+
+@dataclass
+class LayerCache:
+    mamba: MambaState
+    attention: AttentionCache | None = None
+
+
+@dataclass
+class Cache:
+    """Everything generation carries from one byte to the next."""
+
+    layers: list[LayerCache]
+    memory: MemoryBatch | None = None
+
+
+@dataclass
+class ModelOutput:
+    loss: torch.Tensor | None
+    logits: torch.Tensor  # (B, L, 256)
+    cache: Cache | None = None
+
+
+class Block(nn.Module):
+    def __init__(self, config: GhostConfig, kind: str):
+        super().__init__()
+        c = config
+        self.kind = kind
+        self.mixer_norm = RMSNorm(c.dim, c.norm_eps)
+        self.mixer = MambaMixer(c.dim, c.d_state, c.d_conv, c.expand, c.dt_rank)
+        self.extra_norm = RMSNorm(c.dim, c.norm_eps) if kind else None
+        if kind == "memory":
+            self.extra = MemoryCrossAttention(c.dim, c.n_heads, c.memory_top_k)
+        elif kind == "attention":
+            self.extra = SparseSelfAttention(c.dim, c.n_heads, c.attention_window, c.attention_stride)
+        else:
+            self.extra = None
+        self.ffn_norm = RMSNorm(c.dim, c.norm_eps)
+        self.ffn = SwiGLU(c.dim, c.ffn_hidden)
+
+    def forward(self, h, memory: MemoryBatch | None = None, want_cache: bool = False):
+        cache = LayerCache(mamba=None)
+        if want_cache:
+            y, cache.mamba = self.mixer(self.mixer_norm(h), want_state=True)
+        else:
+            y = self.mixer(self.mixer_norm(h))
+        h = h + y
+        if self.kind == "attention":
+            if want_cache:
+                y, cache.attention = self.extra(self.extra_norm(h), want_cache=True)
+            else:
+                y = self.extra(self.extra_norm(h))
+            h = h + y
+        elif self.kind == "memory" and memory is not None and memory.n_entries:
+            h = h + self.extra(self.extra_norm(h), memory)
+        h = h + self.ffn(self.ffn_norm(h))
+        return (h, cache) if want_cache else h
+
+    def step(self, h, cache: LayerCache, memory: MemoryBatch | None = None):
+        """h (B, D) -> (B, D) for one byte."""
+        h = h + self.mixer.step(self.mixer_norm(h), cache.mamba)
+        if self.kind == "attention":
+            h = h + self.extra.step(self.extra_norm(h), cache.attention)
+        elif self.kind == "memory" and memory is not None and memory.n_entries:
+            h = h + self.extra.step(self.extra_norm(h), memory)
+        return h + self.ffn(self.ffn_norm(h))
+
+
+class GhostModel(nn.Module):
+    def __init__(self, config: GhostConfig):
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.dim)
+        self.layers = nn.ModuleList(Block(config, kind) for kind in config.layer_kinds())
+        self.norm = RMSNorm(config.dim, config.norm_eps)
+        self.head = nn.Linear(config.dim, config.vocab_size, bias=False)
+        self.memory = FactMemory(ByteMemoryEncoder(config.dim, config.memory_slots,
+                                                   config.memory_max_bytes, config.d_state))
+        self.gradient_checkpointing = False
+        self._init_weights()
+        if config.tie_embeddings:
+            self.head.weight = self.embed.weight
+
+    def _init_weights(self):
+        # GPT-2 style: N(0, 0.02), residual output projections scaled down by depth.
+        for name, p in self.named_parameters():
+            if p.dim() < 2 or "conv1d" in name or "dt_proj" in name:
+                continue
+            std = 0.02
+            if name.endswith(("out_proj.weight", "down.weight", "o_proj.weight")):
+                std = 0.02 / math.sqrt(2 * self.config.n_layers)
+            nn.init.normal_(p, mean=0.0, std=std)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> GhostModel:
+        return cls(GhostConfig.from_preset(name, **overrides))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
+                memory: MemoryBatch | None = None, use_cache: bool = False) -> ModelOutput:
+        """input_ids (B, L) int -> ModelOutput; `memory` defaults to the written bank."""
+        if memory is None:
+            memory = self.memory.batch()
+        h = self.embed(input_ids)  # (B, L, D)
+        caches = []
+        for layer in self.layers:
+            if use_cache:
+                h, layer_cache = layer(h, memory, want_cache=True)
+                caches.append(layer_cache)
+            elif self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                h = checkpoint(layer, h, memory, use_reentrant=False)
+            else:
+                h = layer(h, memory)
+        logits = self.head(self.norm(h))  # (B, L, 256)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                                   labels[:, 1:].reshape(-1), ignore_index=-100)
+        return ModelOutput(loss, logits, Cache(caches, memory) if use_cache else None)
+
+    def empty_cache(self, batch: int, memory: MemoryBatch | None = None) -> Cache:
+        device = self.embed.weight.device
+        layers = [LayerCache(layer.mixer.empty_state(batch, device),
+                             AttentionCache() if layer.kind == "attention" else None)
+                  for layer in self.layers]
+        return Cache(layers, memory if memory is not None else self.memory.batch())
+
+    def step(self, byte_ids: torch.Tensor, cache: Cache) -> torch.Tensor:
+        """byte_ids (B,) -> next-byte logits (B, 256), advancing `cache` by one byte."""
+        h = self.embed(byte_ids)  # (B, D)
+        for layer, layer_cache in zip(self.layers, cache.layers):
+            h = layer.step(h, layer_cache, cache.memory)
+        return self.head(self.norm(h))
+
+    def generate(self, prompt: bytes | str, max_bytes: int = 128, **sampling) -> bytes:
+        """Continue `prompt`; returns the new bytes. See `ghost.model.generate.generate`."""
+        from ghost.model.generate import generate
+
+        return generate(self, [prompt], max_bytes=max_bytes, **sampling)[0]
+
+    # Persistence: config.json + model.safetensors (+ memory.jsonl). Nothing is unpickled.
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        from ghost.model.io import save_model
+
+        save_model(self, Path(directory))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> GhostModel:
+        from ghost.model.io import load_model
+
+        return load_model(Path(directory))

@@ -1,0 +1,168 @@
+"""The trainer's own services, written as recipes so the hook interface is used from day one.
+
+- `ProgressCheck`: every `eval_every` steps, measures training exact match (Q&A data) and
+  the mean loss since the last check; decides when to stop (`--steps auto`): 100% training
+  exact match, or the loss stopped improving after the learning rate was lowered twice,
+  or the step / time budget ran out.
+- `Checkpointer`: saves at each check (or every `save_every` steps) and at the end.
+- `MetricsLogger`: metrics.csv, TensorBoard events and a progress bar (quiet off a terminal).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+
+from tqdm.auto import tqdm
+
+from ghost.data.batches import QABatcher
+from ghost.eval.metrics import answers_all_correct
+from ghost.train.hooks import Recipe, TrainState
+
+MAX_CHECK_RECORDS = 1024  # larger training sets are checked on a fixed sample of this size
+
+
+class ProgressCheck(Recipe):
+    name = "progress"
+
+    def __init__(self, every: int, patience: int, lr_decays: int = 2, decay: float = 0.3):
+        self.every, self.patience = every, patience
+        self.lr_decays_left, self.decay = lr_decays, decay
+        self.best_loss = math.inf
+        self.bad_checks = 0
+        self.loss_sum, self.loss_count = 0.0, 0
+        self.sample: list[int] | None = None
+
+    def on_train_begin(self, state: TrainState) -> None:
+        if isinstance(state.batcher, QABatcher):
+            n = len(state.batcher)
+            stride = max(1, n // MAX_CHECK_RECORDS)
+            self.sample = list(range(0, n, stride))[:MAX_CHECK_RECORDS]
+
+    def on_step_end(self, state: TrainState, metrics: dict[str, float]) -> None:
+        if math.isfinite(metrics.get("loss", math.nan)):
+            self.loss_sum += metrics["loss"]
+            self.loss_count += 1
+        cfg = state.config
+        budget_over = state.step >= cfg.max_steps or state.elapsed >= cfg.max_minutes * 60
+        fixed_done = state.total_steps is not None and state.step >= state.total_steps
+        if state.step % self.every and not (budget_over or fixed_done):
+            return
+        if self.sample is not None:
+            correct = answers_all_correct(state.model, state.batcher, self.sample)
+            metrics["train_exact_match"] = float(correct.float().mean())
+        mean_loss = self.loss_sum / max(1, self.loss_count)
+        metrics["check_loss"] = mean_loss
+        self.loss_sum, self.loss_count = 0.0, 0
+        if fixed_done:
+            state.stop_reason = f"reached the requested {state.total_steps} steps"
+            return
+        if state.total_steps is None:  # --steps auto
+            if metrics.get("train_exact_match") == 1.0:
+                state.stop_reason = "training exact match reached 100%"
+                return
+            if mean_loss < self.best_loss * 0.99:
+                self.best_loss, self.bad_checks = mean_loss, 0
+            else:
+                self.bad_checks += 1
+            if self.bad_checks >= self.patience:
+                if self.lr_decays_left:
+                    self.lr_decays_left -= 1
+                    self.bad_checks = 0
+                    state.lr_scale *= self.decay
+                else:
+                    state.stop_reason = "the loss stopped improving"
+                    return
+        if state.step >= cfg.max_steps:
+            state.stop_reason = f"step budget ended ({cfg.max_steps} steps)"
+        elif state.elapsed >= cfg.max_minutes * 60:
+            state.stop_reason = f"time budget ended ({cfg.max_minutes:g} minutes)"
+
+    def state_dict(self) -> dict:
+        return {"best_loss": self.best_loss, "bad_checks": self.bad_checks,
+                "lr_decays_left": self.lr_decays_left, "loss_sum": self.loss_sum,
+                "loss_count": self.loss_count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best_loss, self.bad_checks = float(state["best_loss"]), int(state["bad_checks"])
+        self.lr_decays_left = int(state["lr_decays_left"])
+        self.loss_sum, self.loss_count = float(state["loss_sum"]), int(state["loss_count"])
+
+
+class Checkpointer(Recipe):
+    name = "checkpoint"
+
+    def __init__(self, every: int, save):
+        self.every, self._save = every, save
+        self.saved_step = -1
+
+    def save(self, state: TrainState) -> None:
+        if self.saved_step != state.step:
+            self._save(state)
+            self.saved_step = state.step
+
+    def on_step_end(self, state: TrainState, metrics: dict[str, float]) -> None:
+        if state.step % self.every == 0 or state.stop_reason:
+            self.save(state)
+
+    def on_train_end(self, state: TrainState) -> None:
+        self.save(state)
+
+
+class MetricsLogger(Recipe):
+    """metrics.csv (one row per step), TensorBoard events and a progress bar."""
+
+    name = "log"
+    COLUMNS = ["step", "loss", "lr", "seq_len", "batch_rows", "target_bytes", "step_seconds",
+               "elapsed_seconds", "train_exact_match", "check_loss"]
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.bar = None
+        self.writer = None
+        self.csv_file = None
+
+    def on_train_begin(self, state: TrainState) -> None:
+        path = state.run_dir / "metrics.csv"
+        new = not path.exists() or state.step == 0
+        if new:
+            path.unlink(missing_ok=True)
+        self.csv_file = open(path, "a", newline="", encoding="utf-8")
+        self.csv = csv.DictWriter(self.csv_file, fieldnames=self.COLUMNS, extrasaction="ignore")
+        if new:
+            self.csv.writeheader()
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(state.run_dir / "tensorboard"))
+        except ImportError:  # tensorboard is a dependency; a broken install only loses the events
+            self.writer = None
+        self.bar = tqdm(total=state.total_steps, initial=state.step, unit="step", dynamic_ncols=True,
+                        disable=self.quiet or not sys.stderr.isatty())
+
+    def on_step_end(self, state: TrainState, metrics: dict[str, float]) -> None:
+        row = {"step": state.step, **metrics}
+        self.csv.writerow(row)
+        if self.writer is not None:
+            for key, value in metrics.items():
+                if isinstance(value, int | float) and math.isfinite(value):
+                    self.writer.add_scalar(f"train/{key}", value, state.step)
+        self.bar.update(1)
+        shown = {"loss": f"{metrics.get('loss', math.nan):.4f}"}
+        if "train_exact_match" in metrics:
+            shown["train_em"] = f"{metrics['train_exact_match']:.1%}"
+        self.bar.set_postfix(shown, refresh=False)
+        if "check_loss" in metrics and not self.quiet and not sys.stderr.isatty():
+            em = metrics.get("train_exact_match")
+            em_text = f"  train exact match {em:.1%}" if em is not None else ""
+            print(f"step {state.step}: loss {metrics['check_loss']:.4f}{em_text}"
+                  f"  ({state.elapsed:.0f}s)", file=sys.stderr, flush=True)
+
+    def on_train_end(self, state: TrainState) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.csv_file is not None:
+            self.csv_file.close()
+        if self.writer is not None:
+            self.writer.close()

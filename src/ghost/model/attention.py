@@ -56,7 +56,7 @@ def sparse_attention(q, k, v, window: int, stride: int) -> torch.Tensor:
     local_ok = (kpos <= qpos) & (qpos - kpos < w) & (kpos >= 0)  # (nb, W, 2W)
     local = local.masked_fill(~local_ok, float("-inf"))
 
-    summary_pos = torch.arange(stride - 1, length, stride, device=q.device)  # (G,)
+    summary_pos = torch.arange(stride - 1, max(length, stride - 1), stride, device=q.device)  # (G,)
     ks, vs = k[:, :, summary_pos], v[:, :, summary_pos]  # (B, H, G, E)
     far = (qp.reshape(batch, heads, n_blocks * w, dim) @ ks.transpose(-1, -2)) * scale
     # Summary keys inside the local window are already counted there.
@@ -64,7 +64,7 @@ def sparse_attention(q, k, v, window: int, stride: int) -> torch.Tensor:
     far = far.masked_fill(~far_ok, float("-inf"))  # (B, H, nb*W, G)
 
     scores = torch.cat([local.reshape(batch, heads, n_blocks * w, 2 * w), far], dim=-1)
-    probs = torch.softmax(scores.float(), dim=-1).to(q.dtype)  # (B, H, nb*W, 2W+G)
+    probs = torch.softmax(scores.to(torch.promote_types(scores.dtype, torch.float32)), dim=-1).to(q.dtype)
     p_local, p_far = probs.split([2 * w, summary_pos.numel()], dim=-1)
     out = (p_local.view(batch, heads, n_blocks, w, 2 * w) @ vp).reshape(batch, heads, -1, dim)
     out = out + p_far @ vs

@@ -1,0 +1,283 @@
+"""The `ghost` command: parse -> config -> one library call per subcommand.
+
+Exit codes: 0 success; 2 bad usage or bad input (one line on stderr, no traceback);
+1 an internal failure (one line; set GHOST_DEBUG=1 for the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from ghost.errors import GhostInputError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2."""
+
+    def error(self, message):
+        raise GhostInputError(f"{self.prog}: {message} (see --help)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+# Subcommands -----------------------------------------------------------------------------
+
+def cmd_info(args) -> int:
+    from ghost.model.ghost import GhostModel
+    from ghost.model.mamba import selective_scan
+    from ghost.model.report import describe_model
+
+    model = GhostModel.from_preset(args.preset)
+    print(describe_model(model, args.seq_len))
+    status = getattr(sys.modules[selective_scan.__module__], "kernel_status", None)
+    print(f"scan: {status() if status else 'PyTorch reference'}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from ghost.config import GhostConfig, TrainConfig, load_config_file
+    from ghost.train.loop import train
+
+    file_settings = load_config_file(args.config) if args.config else {"model": {}, "train": {}}
+    settings = dict(file_settings["train"])
+    flags = {"data": args.data, "preset": args.preset, "steps": args.steps,
+             "batch_size": args.batch_size, "seq_len": args.seq_len, "seed": args.seed,
+             "threads": args.threads, "out": args.out, "lr": args.lr, "precision": args.precision,
+             "max_minutes": args.max_minutes, "eval_every": args.eval_every,
+             "recipes": args.recipe.split(",") if args.recipe else None}
+    settings.update({k: v for k, v in flags.items() if v is not None})
+    settings["resume"] = args.resume or settings.get("resume", False)
+    settings["quiet"] = args.quiet
+    if "data" not in settings:
+        raise GhostInputError("ghost train: --data is required (a built-in name or a file path)")
+    cfg = TrainConfig(**settings)
+    model_config = None
+    if not cfg.resume:
+        try:
+            model_config = GhostConfig.from_preset(cfg.preset, **file_settings["model"])
+        except ValueError as e:
+            if isinstance(e, GhostInputError):
+                raise
+            raise GhostInputError(f"model config: {e}") from None
+    result = train(cfg, model_config=model_config)
+    print(f"stopped after {result.steps} steps ({result.seconds:.1f} s): {result.stop_reason}")
+    if "train_exact_match" in result.metrics:
+        print(f"training exact match (teacher-forced check): {result.metrics['train_exact_match']:.1%}")
+    print(f"run saved to {result.run_dir}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from ghost.data.records import load_data
+    from ghost.eval.metrics import evaluate
+    from ghost.model.ghost import GhostModel
+    from ghost.runtime import configure
+
+    configure(args.threads, seed=0)
+    model = GhostModel.from_pretrained(args.run_dir)
+    dataset = load_data(args.data)
+    summary, predictions = evaluate(model, dataset)
+    if "exact_match" in summary:
+        print(f"{summary['data']}: exact match {summary['exact_match']:.1%} "
+              f"({round(summary['exact_match'] * summary['n'])}/{summary['n']})")
+        for kind, row in summary["by_kind"].items():
+            print(f"  {kind:<12} {row['exact_match']:7.1%}  n={row['n']}")
+    else:
+        print(f"{summary['data']}: {summary['bits_per_byte']:.4f} bits per byte "
+              f"over {summary['bytes']} bytes")
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    if args.predictions:
+        lines = "".join(json.dumps({k: p[k] for k in ("question", "reference", "prediction", "correct")},
+                                   ensure_ascii=False) + "\n" for p in predictions)
+        Path(args.predictions).write_text(lines, encoding="utf-8")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from ghost.model.ghost import GhostModel
+    from ghost.runtime import configure
+
+    configure(args.threads, seed=args.seed)
+    model = GhostModel.from_pretrained(args.run_dir)
+    out = model.generate(args.prompt.encode("utf-8"), max_bytes=args.max_bytes,
+                         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                         seed=args.seed, stop=args.stop or None)
+    sys.stdout.write(out.decode("utf-8", errors="replace") + "\n")
+    return 0
+
+
+def cmd_ask(args) -> int:
+    from ghost.data.template import QATemplate
+    from ghost.model.ghost import GhostModel
+    from ghost.runtime import configure
+
+    configure(args.threads, seed=0)
+    model = GhostModel.from_pretrained(args.run_dir)
+    template = QATemplate.from_config(model.config)
+    if template.end_of_answer in args.question:
+        raise GhostInputError("ghost ask: the question contains the end-of-answer marker byte")
+    out = model.generate(template.prompt(args.question), max_bytes=args.max_bytes,
+                         stop_bytes=bytes([template.marker]))
+    print(template.clean_answer(out))
+    return 0
+
+
+def cmd_data_list(args) -> int:
+    from ghost.data import builtin
+
+    print(f"{'name':<10} {'records':>8}  splits")
+    for info in builtin.list_datasets():
+        d = builtin.describe(info.name)
+        counts = ", ".join(f"{s}={n}" for s, n in d["splits"].items())
+        print(f"{info.name:<10} {sum(d['splits'].values()):>8}  {counts}")
+        print(f"{'':<10} {'':>8}  {info.purpose}")
+    return 0
+
+
+def cmd_data_show(args) -> int:
+    from ghost.data.records import load_data
+
+    spec = f"{args.name}:{args.split}" if args.split else args.name
+    dataset = load_data(spec)
+    for record in dataset.records[: args.n]:
+        print(json.dumps(record, ensure_ascii=False))
+    return 0
+
+
+# Parser ----------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    from ghost.config import PRESETS
+
+    parser = _Parser(prog="ghost", description="Train, evaluate and use small byte-level "
+                     "hybrid Mamba language models on a CPU.")
+    from ghost import __version__
+
+    parser.add_argument("--version", action="version", version=f"ghost {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("info", help="parameters, layer layout and FLOPs per byte of a preset")
+    p.add_argument("--preset", default="v5-fast", choices=list(PRESETS))
+    p.add_argument("--seq-len", type=_positive_int, default=256, help="context for the FLOPs count")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("train", help="train a model on a built-in dataset or a .jsonl/.txt file")
+    p.add_argument("--data", help="built-in NAME[:SPLIT] (see `ghost data list`) or a file path")
+    p.add_argument("--preset", choices=list(PRESETS), help="model preset (default v5-fast)")
+    p.add_argument("--steps", help="optimiser steps, or 'auto' (default): until training exact "
+                   "match is 100%%, the loss stops improving, or the budget ends")
+    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--seq-len", type=_positive_int, help="longest sample in bytes")
+    p.add_argument("--lr", type=_float, help="peak learning rate")
+    p.add_argument("--recipe", help="training recipes, comma-separated")
+    p.add_argument("--precision", choices=["fp32", "bf16"])
+    p.add_argument("--max-minutes", type=_float, help="time budget for --steps auto")
+    p.add_argument("--eval-every", type=_nonnegative_int, help="steps between progress checks")
+    p.add_argument("--seed", type=_nonnegative_int)
+    p.add_argument("--threads", type=_nonnegative_int, help="CPU threads (0: all cores)")
+    p.add_argument("--out", help="run directory (default runs/ghost)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--config", help="a TOML (or YAML) file of settings; flags override it")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="exact match (Q&A) or bits per byte (text) of a run")
+    p.add_argument("run_dir")
+    p.add_argument("--data", required=True, help="built-in NAME[:SPLIT] or a file path")
+    p.add_argument("--json", help="write the summary as JSON to this file")
+    p.add_argument("--predictions", help="write one JSON line per question to this file")
+    p.add_argument("--threads", type=_nonnegative_int, default=0)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("generate", help="continue a prompt, byte by byte")
+    p.add_argument("run_dir")
+    p.add_argument("prompt")
+    p.add_argument("--max-bytes", type=_positive_int, default=128)
+    p.add_argument("--temperature", type=_float, default=0.0, help="0 is greedy")
+    p.add_argument("--top-k", type=_nonnegative_int, default=0)
+    p.add_argument("--top-p", type=_float, default=1.0)
+    p.add_argument("--seed", type=_nonnegative_int, default=0)
+    p.add_argument("--stop", help="stop when this string is generated")
+    p.add_argument("--threads", type=_nonnegative_int, default=0)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("ask", help="answer one question with a trained Q&A model")
+    p.add_argument("run_dir")
+    p.add_argument("question")
+    p.add_argument("--max-bytes", type=_positive_int, default=256)
+    p.add_argument("--threads", type=_nonnegative_int, default=0)
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("data", help="the built-in datasets")
+    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser)
+    q = data_sub.add_parser("list", help="name, records, splits and purpose of each dataset")
+    q.set_defaults(func=cmd_data_list)
+    q = data_sub.add_parser("show", help="print records of a dataset")
+    q.add_argument("name")
+    q.add_argument("--split")
+    q.add_argument("-n", type=_positive_int, default=5, help="how many records")
+    q.set_defaults(func=cmd_data_show)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ghost.launcher import ensure_fast_allocator
+
+    if argv is None:
+        ensure_fast_allocator()
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        return args.func(args)
+    except GhostInputError as e:
+        print(f"ghost: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ghost: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the top level turns any failure into one line
+        if os.environ.get("GHOST_DEBUG"):
+            raise
+        print(f"ghost: internal error: {type(e).__name__}: {e} (GHOST_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

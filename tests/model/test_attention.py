@@ -1,0 +1,47 @@
+import pytest
+import torch
+
+from ghost.model.attention import (
+    SparseSelfAttention,
+    sparse_attention,
+    sparse_attention_dense,
+    sparse_mask,
+)
+
+
+def test_mask_is_causal_local_and_strided():
+    mask = sparse_mask(12, window=3, stride=4)
+    assert not mask.triu(1).any()  # causal
+    assert mask[10, 8] and mask[10, 10]  # the local window of 3
+    assert mask[10, 3] and mask[10, 7]  # summary positions 3 and 7 (p % 4 == 3)
+    assert not mask[10, 5] and not mask[10, 2]  # neither local nor summary
+    assert mask.sum(1)[11] == 3 + 2  # window 9..11 plus summaries 3, 7
+
+
+@pytest.mark.parametrize("length,window,stride", [(50, 8, 4), (97, 16, 32), (64, 8, 128), (33, 5, 3)])
+def test_blocked_path_equals_the_dense_reference(length, window, stride):
+    q, k, v = torch.randn(3, 2, 3, length, 8, dtype=torch.float64).unbind(0)
+    for t in (q, k, v):
+        t.requires_grad_(True)
+    fast = sparse_attention(q, k, v, window, stride)
+    ref = sparse_attention_dense(q, k, v, window, stride)
+    torch.testing.assert_close(fast, ref)
+    g = torch.randn_like(fast)
+    grads_fast = torch.autograd.grad(fast, (q, k, v), g)
+    grads_ref = torch.autograd.grad(ref, (q, k, v), g)
+    for a, b in zip(grads_fast, grads_ref):
+        torch.testing.assert_close(a, b)
+
+
+def test_step_mode_equals_the_full_forward_and_keeps_only_visible_keys():
+    layer = SparseSelfAttention(16, n_heads=2, window=4, stride=5).eval()
+    x = torch.randn(2, 23, 16)
+    with torch.no_grad():
+        full = layer(x)
+        _, cache = layer(x[:, :1], want_cache=True)
+        steps = [full[:, 0]]
+        for t in range(1, 23):
+            steps.append(layer.step(x[:, t], cache))
+    torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-5, rtol=1e-5)
+    assert cache.local_k.shape[2] == 3  # window - 1 keys carried
+    assert cache.summary_pos == [4, 9, 14, 19]

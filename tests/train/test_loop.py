@@ -1,0 +1,83 @@
+import csv
+
+import pytest
+import torch
+
+from ghost.config import GhostConfig, TrainConfig
+from ghost.errors import GhostInputError
+from ghost.eval.metrics import evaluate
+from ghost.data.records import load_data
+from ghost.model import GhostModel
+from ghost.train.hooks import Recipe
+from ghost.train.loop import learning_rate, train
+
+
+def _tiny(tmp_path, qa_file, **kw):
+    settings = dict(data=str(qa_file), preset="tiny", out=str(tmp_path / "run"), batch_size=8,
+                    lr=1e-2, eval_every=20, threads=1, quiet=True)
+    settings.update(kw)
+    return TrainConfig(**settings)
+
+
+def test_auto_steps_learn_a_memorisable_set_and_say_why_they_stopped(tmp_path, qa_file):
+    result = train(_tiny(tmp_path, qa_file), model_config=GhostConfig.from_preset("tiny"))
+    assert result.stop_reason == "training exact match reached 100%"
+    summary, _ = evaluate(result.model, load_data(str(qa_file)))
+    assert summary["exact_match"] == 1.0  # the teacher-forced check agrees with real decoding
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    assert float(rows[-1]["loss"]) < float(rows[0]["loss"]) / 5
+    reloaded = GhostModel.from_pretrained(tmp_path / "run")
+    assert evaluate(reloaded, load_data(str(qa_file)))[0]["exact_match"] == 1.0
+
+
+def test_hooks_are_called_and_can_skip_and_reshape_batches(tmp_path, qa_file):
+    class Spy(Recipe):
+        name = "spy"
+
+        def __init__(self):
+            self.calls = []
+
+        def on_train_begin(self, state):
+            self.calls.append("begin")
+
+        def on_batch(self, state, batch):
+            if state.step == 1:
+                return None  # skipped
+            return batch.select(torch.arange(len(batch.indices)) < 4)
+
+        def on_loss(self, state, loss, output, batch):
+            assert batch.input_ids.shape[0] == 4
+            return loss * 1.0
+
+        def on_train_end(self, state):
+            self.calls.append("end")
+
+    spy = Spy()
+    result = train(_tiny(tmp_path, qa_file, steps=5), recipes=[spy])
+    assert spy.calls == ["begin", "end"] and result.steps == 5
+    assert result.stop_reason == "reached the requested 5 steps"
+
+
+def test_resume_continues_exactly(tmp_path, qa_file):
+    straight = train(_tiny(tmp_path / "a", qa_file, steps=12, save_every=6))
+    train(_tiny(tmp_path / "b", qa_file, steps=6, save_every=6))
+    resumed = train(_tiny(tmp_path / "b", qa_file, steps=12, save_every=6, resume=True))
+    assert resumed.steps == 12
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_an_existing_run_is_never_overwritten(tmp_path, qa_file):
+    train(_tiny(tmp_path, qa_file, steps=2))
+    before = (tmp_path / "run" / "model.safetensors").read_bytes()
+    with pytest.raises(GhostInputError, match="already holds a run"):
+        train(_tiny(tmp_path, qa_file, steps=2))
+    assert (tmp_path / "run" / "model.safetensors").read_bytes() == before
+
+
+def test_schedule_warms_up_then_decays_by_cosine():
+    cfg = TrainConfig(lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    assert learning_rate(cfg, 0, 100) == pytest.approx(0.1)
+    assert learning_rate(cfg, 10, 100) == pytest.approx(1.0)
+    assert learning_rate(cfg, 100, 100) == pytest.approx(0.1)
+    assert learning_rate(cfg, 500, None) == 1.0  # auto: constant, lowered on plateaus

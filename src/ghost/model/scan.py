@@ -55,9 +55,11 @@ def selective_scan_ref(
         else u.new_zeros(batch, channels, A.shape[1])
     )
     ys = []
-    for t in range(length):
-        h = dA[:, t] * h + dBu[:, t]  # (B, ED, N)
-        ys.append(torch.einsum("bdn,bn->bd", h, C[:, t]))
+    # unbind, not dA[:, t]: the backward of unbind is one stack, while each indexing op's
+    # backward would write a zero-filled (B, L, ED, N) tensor.
+    for dA_t, dBu_t, C_t in zip(dA.unbind(1), dBu.unbind(1), C.unbind(1)):
+        h = dA_t * h + dBu_t  # (B, ED, N)
+        ys.append(torch.einsum("bdn,bn->bd", h, C_t))
     y = torch.stack(ys, dim=1) if ys else u.new_zeros(batch, 0, channels)  # (B, L, ED)
     if D is not None:
         y = y + u * D.float()

@@ -1,0 +1,577 @@
+/* Fused selective scan for CPU, forward and backward, in fp32.
+ *
+ * The maths is `selective_scan_ref` in ../scan.py; for one batch element b and channel d:
+ *
+ *     dt_t = softplus(delta_t + bias)          (or delta_t + bias without softplus)
+ *     h_t  = exp(dt_t * A) * h_{t-1} + dt_t * u_t * B_t        h, A, B_t, C_t: N floats
+ *     y_t  = (<h_t, C_t> + D * u_t) * silu(z_t)
+ *
+ * Layouts (row-major): u, delta, z, y: (B, L, ED); A: (ED, NP); B, C: (B, L, NP);
+ * D, bias: (ED,); states: (B, ED, NP). NP is N rounded up by the caller to a multiple of
+ * 16 (so of LANES below), padded with zeros: a zero in A and B keeps the padded states at
+ * exactly zero.
+ *
+ * Map of this file:
+ *   1. vec helpers: a vector of LANES floats (16 with AVX-512: one register, and all of
+ *      h for N = 16), with exp, log1p, softplus and sigmoid written as polynomials so that
+ *      they vectorise without -ffast-math or a vector maths library, and sum_lanes, LANES
+ *      horizontal sums at once.
+ *   2. Work split: a tile is one batch element x LANES consecutive channels (contiguous in
+ *      memory). Element-wise work (softplus, D skip, silu gate and their gradients) is
+ *      vectorised across the tile's channels. The recurrence is vectorised across the
+ *      state: each channel's LANES-state slice of h is one vec, and the tile's channels
+ *      step through t together (tile_step), so B_t and C_t are loaded once per step and the
+ *      tile's dot products <h_t, C_t> come out of one sum_lanes, already in its layout.
+ *   3. forward_tile: prologue (dt), the scan, epilogue (y). It saves the state entering
+ *      each chunk of `chunk` steps: N floats per channel per chunk.
+ *   4. backward_tile: prologue, then per state slice a reverse sweep over the chunks, last
+ *      first, each chunk's states recomputed from its saved start state; then the epilogue.
+ *      No (B, L, ED, N) tensor ever exists.
+ *   5. Entry points ghost_scan_forward / ghost_scan_backward: OpenMP over tiles with a
+ *      static schedule. dA, dB, dC, dD and dbias sum over channels or batch, so every
+ *      thread accumulates into its own partial buffer and a second loop adds them in
+ *      thread order: deterministic for a fixed thread count, no atomics.
+ */
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The vector width is the hardware's: 16 floats with AVX-512 (N = 16 states are then one
+ * register), 8 with AVX, else 4 (SSE, NEON). A wider vector would be split by GCC, and the
+ * lock step of LANES channels below would need more registers than exist: 16 lanes on
+ * AVX2 measured 6x slower than 8. */
+#if defined(__AVX512F__)
+#define LANES 16
+#elif defined(__AVX__)
+#define LANES 8
+#else
+#define LANES 4
+#endif
+
+typedef float vec __attribute__((vector_size(4 * LANES)));
+typedef int32_t veci __attribute__((vector_size(4 * LANES)));
+
+/* ---- 1. vec helpers ------------------------------------------------------------------ */
+
+static inline vec splat(float x) { return (vec){0} + x; }
+
+/* memcpy keeps the loads and stores unaligned-safe; the compiler emits one vmovups. */
+static inline vec load(const float *p)
+{
+    vec v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void store(float *p, vec v) { memcpy(p, &v, sizeof v); }
+
+/* The last tile of a row may hold fewer than LANES channels: missing lanes read as 0. */
+static inline vec load_n(const float *p, int n)
+{
+    if (n == LANES)
+        return load(p);
+    vec v = {0};
+    memcpy(&v, p, sizeof(float) * (size_t)n);
+    return v;
+}
+
+static inline void store_n(float *p, vec v, int n)
+{
+    if (n == LANES)
+        store(p, v);
+    else
+        memcpy(p, &v, sizeof(float) * (size_t)n);
+}
+
+static inline void add_to(float *p, vec v) { store(p, load(p) + v); }
+
+/* mask ? a : b, lane by lane (the ?: operator on vectors is C++-only). */
+static inline vec vselect(veci mask, vec a, vec b)
+{
+    return (vec)(((veci)a & mask) | ((veci)b & ~mask));
+}
+
+/* A NaN in a comes through both, so a NaN input still poisons the output as in PyTorch. */
+static inline vec vmin(vec a, vec b) { return vselect(a > b, b, a); }
+static inline vec vmax(vec a, vec b) { return vselect(a < b, b, a); }
+static inline vec vabs(vec a) { return (vec)((veci)a & 0x7fffffff); }
+
+/* exp(x) = 2^n * exp(r) with n = round(x / ln 2), |r| <= ln(2) / 2, and exp(r) from Cephes'
+ * degree-5 expf polynomial (about 1 ulp). x is clamped so that 2^n stays a normal float:
+ * results below 2^-126 come out as ~1.2e-38 instead of a denormal or zero, which is
+ * harmless for a decay factor, and the top saturates at ~2.6e38. */
+static inline vec vexp(vec x)
+{
+    const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    x = vmin(vmax(x, splat(-87.33654f)), splat(88.37626f));
+    vec t = x * 1.44269504088896341f + magic;
+    vec n = t - magic;
+    veci ni = (veci)t - (veci)splat(magic); /* the integer n, read from t's mantissa */
+    vec r = x - n * 0.693359375f;           /* ln 2 in two parts: exact first product */
+    r = r + n * 2.12194440e-4f;
+    vec p = splat(1.9875691500e-4f);
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    return p * (vec)((ni + 127) << 23);
+}
+
+/* log1p(s) for s in [0, 1], the only range softplus needs (s = exp(-|x|)). Cephes' logf
+ * polynomial on f in [sqrt(.5) - 1, sqrt(2) - 1]: for s above sqrt(2) - 1 we use
+ * log1p(s) = ln 2 + log1p((s - 1) / 2). Taking f from s rather than from 1 + s keeps
+ * full relative accuracy for tiny s (softplus of very negative inputs). */
+static inline vec vlog1p_unit(vec s)
+{
+    veci big = s > 0.41421356f;
+    vec f = vselect(big, (s - 1.0f) * 0.5f, s);
+    vec e = vselect(big, splat(1.0f), splat(0.0f));
+    vec f2 = f * f;
+    vec p = splat(7.0376836292e-2f);
+    p = p * f - 1.1514610310e-1f;
+    p = p * f + 1.1676998740e-1f;
+    p = p * f - 1.2420140846e-1f;
+    p = p * f + 1.4249322787e-1f;
+    p = p * f - 1.6668057665e-1f;
+    p = p * f + 2.0000714765e-1f;
+    p = p * f - 2.4999993993e-1f;
+    p = p * f + 3.3333331174e-1f;
+    vec y = p * f * f2 - e * 2.12194440e-4f - 0.5f * f2;
+    return f + y + e * 0.693359375f;
+}
+
+/* softplus(x) = max(x, 0) + log1p(exp(-|x|)): no overflow for large x, and equal in fp32
+ * to torch's (which returns x itself above 20). */
+static inline vec vsoftplus(vec x) { return vmax(x, splat(0.0f)) + vlog1p_unit(vexp(-vabs(x))); }
+
+/* sigmoid(x) from e = exp(-|x|), which never overflows: 1/(1+e) for x >= 0, e/(1+e) below. */
+static inline vec vsigmoid(vec x)
+{
+    vec e = vexp(-vabs(x));
+    vec r = 1.0f / (1.0f + e);
+    return vselect(x >= 0.0f, r, e * r);
+}
+
+/* LANES horizontal sums at once: lane j of the result is the sum of v[j]'s lanes. Each
+ * level adds pairs of vectors, folding every group of lanes in half (LANES - 1 pairs of
+ * two-source shuffles in all): about 3 instructions per sum instead of 8 one at a time. */
+static inline vec sum_lanes(const vec v[LANES])
+{
+#if LANES == 16
+    vec q[8], r[4], s[2];
+    for (int j = 0; j < 8; j++) /* halves of 8: low = output j, high = output j + 8 */
+        q[j] = __builtin_shuffle(v[j], v[j + 8], (veci){0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23})
+             + __builtin_shuffle(v[j], v[j + 8], (veci){8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31});
+    for (int j = 0; j < 4; j++) /* quarters: outputs j, j + 4, j + 8, j + 12 */
+        r[j] = __builtin_shuffle(q[j], q[j + 4], (veci){0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27})
+             + __builtin_shuffle(q[j], q[j + 4], (veci){4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31});
+    for (int j = 0; j < 2; j++) /* pairs: outputs j, j + 2, ..., j + 14 */
+        s[j] = __builtin_shuffle(r[j], r[j + 2], (veci){0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29})
+             + __builtin_shuffle(r[j], r[j + 2], (veci){2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31});
+    return __builtin_shuffle(s[0], s[1], (veci){0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30})
+         + __builtin_shuffle(s[0], s[1], (veci){1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31});
+#elif LANES == 8
+    vec q[4], r[2];
+    for (int j = 0; j < 4; j++) /* halves: low = output j, high = output j + 4 */
+        q[j] = __builtin_shuffle(v[j], v[j + 4], (veci){0, 1, 2, 3, 8, 9, 10, 11})
+             + __builtin_shuffle(v[j], v[j + 4], (veci){4, 5, 6, 7, 12, 13, 14, 15});
+    for (int j = 0; j < 2; j++) /* pairs: outputs j, j + 2, j + 4, j + 6 */
+        r[j] = __builtin_shuffle(q[j], q[j + 2], (veci){0, 1, 8, 9, 4, 5, 12, 13})
+             + __builtin_shuffle(q[j], q[j + 2], (veci){2, 3, 10, 11, 6, 7, 14, 15});
+    return __builtin_shuffle(r[0], r[1], (veci){0, 8, 2, 10, 4, 12, 6, 14})
+         + __builtin_shuffle(r[0], r[1], (veci){1, 9, 3, 11, 5, 13, 7, 15});
+#else
+    vec q[2];
+    for (int j = 0; j < 2; j++) /* pairs: outputs j, j + 2 */
+        q[j] = __builtin_shuffle(v[j], v[j + 2], (veci){0, 1, 4, 5})
+             + __builtin_shuffle(v[j], v[j + 2], (veci){2, 3, 6, 7});
+    return __builtin_shuffle(q[0], q[1], (veci){0, 4, 2, 6})
+         + __builtin_shuffle(q[0], q[1], (veci){1, 5, 3, 7});
+#endif
+}
+
+/* ---- 2. Problem description and per-thread scratch ----------------------------------- */
+
+/* Mirrored by ctypes in scan_fused.py: keep the field order in step. Optional inputs are
+ * NULL when absent. */
+struct ghost_scan_problem {
+    int64_t batch, length, channels, nstate; /* nstate = NP, a multiple of LANES */
+    int64_t chunk;                           /* steps between saved states */
+    int32_t softplus, n_threads;
+    const float *u, *delta, *A, *B, *C, *D, *z, *delta_bias, *h0;
+};
+
+struct ghost_scan_grads {
+    float *du, *ddelta, *dA, *dB, *dC, *dD, *dz, *ddelta_bias, *dh0; /* dD, dz, dbias, dh0 optional */
+};
+
+static inline int64_t n_chunks(const struct ghost_scan_problem *p)
+{
+    return (p->length + p->chunk - 1) / p->chunk;
+}
+
+static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* One tile: batch element b, channels d0 .. d0 + width - 1. The per-step arrays hold one
+ * vec (LANES channels) per step, row t at [t * LANES]; lanes past width stay zero and
+ * are never stored. */
+struct tile {
+    int64_t b, d0;
+    int width;
+    float *dt, *dtu, *y0;                    /* per step; dt * u; <h, C> */
+    float *u, *dy0, *dgate, *ddx, *du, *ddt; /* per step, backward only */
+    vec *H, *E; /* backward chunk: states h_{t0-1}..h_{t1-1} and decays, LANES channels each */
+};
+
+#define STEP_ARRAYS 9
+
+/* Scratch floats per thread: see struct tile. */
+static int64_t scratch_floats(const struct ghost_scan_problem *p)
+{
+    return (STEP_ARRAYS * p->length + (2 * p->chunk + 1) * LANES) * LANES;
+}
+
+static struct tile tile_at(const struct ghost_scan_problem *p, float *scratch, int64_t item)
+{
+    const int64_t tiles_per_row = (p->channels + LANES - 1) / LANES, rows = p->length * LANES;
+    struct tile tl = {.b = item / tiles_per_row, .d0 = item % tiles_per_row * LANES};
+    tl.width = (int)min64(p->channels - tl.d0, LANES);
+    float **steps[STEP_ARRAYS] = {&tl.dt, &tl.dtu, &tl.y0, &tl.u, &tl.dy0,
+                                  &tl.dgate, &tl.ddx, &tl.du, &tl.ddt};
+    for (int i = 0; i < STEP_ARRAYS; i++)
+        *steps[i] = scratch + i * rows;
+    tl.H = (vec *)(scratch + STEP_ARRAYS * rows);
+    tl.E = tl.H + (p->chunk + 1) * LANES;
+    return tl;
+}
+
+/* Prologue shared by both passes: dt = softplus(delta + bias) and dt * u for the tile;
+ * for the backward also u and d dt / d delta. */
+static void tile_dt(const struct ghost_scan_problem *p, struct tile *tl, int backward)
+{
+    const int64_t L = p->length, ED = p->channels;
+    vec bias = p->delta_bias ? load_n(p->delta_bias + tl->d0, tl->width) : splat(0.0f);
+    for (int64_t t = 0; t < L; t++) {
+        int64_t at = (tl->b * L + t) * ED + tl->d0;
+        if (t + 8 < L) { /* rows are ED floats apart, each a new cache line: ask early */
+            __builtin_prefetch(p->delta + at + 8 * ED);
+            __builtin_prefetch(p->u + at + 8 * ED);
+        }
+        vec x = load_n(p->delta + at, tl->width) + bias;
+        vec u = load_n(p->u + at, tl->width);
+        vec dt = p->softplus ? vsoftplus(x) : x;
+        store(tl->dt + t * LANES, dt);
+        store(tl->dtu + t * LANES, dt * u);
+        store(tl->y0 + t * LANES, splat(0.0f));
+        if (backward) {
+            store(tl->u + t * LANES, u);
+            store(tl->ddx + t * LANES, p->softplus ? vsigmoid(x) : splat(1.0f));
+        }
+    }
+}
+
+/* The tile's A slices k .. k + LANES - 1 (zero for lanes past the tile's width). */
+static void tile_load_A(const struct ghost_scan_problem *p, const struct tile *tl, int64_t k,
+                        vec a[LANES])
+{
+    for (int j = 0; j < LANES; j++)
+        a[j] = j < tl->width ? load(p->A + (tl->d0 + j) * p->nstate + k) : splat(0.0f);
+}
+
+/* Offset of channel d0 + j's state slice k in a (B, ED, NP) state tensor. */
+static inline int64_t state_at(const struct ghost_scan_problem *p, const struct tile *tl, int j, int64_t k)
+{
+    return (tl->b * p->channels + tl->d0 + j) * p->nstate + k;
+}
+
+/* Offset of channel d0 + j's slice k of the state entering chunk c, (B, ED, chunks, NP). */
+static inline int64_t ckpt_at(const struct ghost_scan_problem *p, const struct tile *tl, int j,
+                              int64_t c, int64_t k)
+{
+    return ((tl->b * p->channels + tl->d0 + j) * n_chunks(p) + c) * p->nstate + k;
+}
+
+/* One step of the tile's recurrences for one state slice: h = decay * h_prev + ...,
+ * with the decays exp(dt A) left in decay; the outputs <h_t, C_t> are added to y0 at row t
+ * when y0 is non-NULL. */
+static inline void tile_step(const struct tile *tl, const vec a[LANES], int64_t t, vec Bv, vec Cv,
+                             vec *h, const vec *h_prev, vec *decay, float *y0)
+{
+    vec out[LANES];
+#pragma GCC unroll 16
+    for (int j = 0; j < LANES; j++) {
+        decay[j] = vexp(a[j] * tl->dt[t * LANES + j]);
+        h[j] = decay[j] * h_prev[j] + tl->dtu[t * LANES + j] * Bv;
+        out[j] = h[j] * Cv;
+    }
+    if (y0)
+        add_to(y0 + t * LANES, sum_lanes(out));
+}
+
+/* ---- 3. Forward ---------------------------------------------------------------------- */
+
+/* The channels of a tile run in lock step: at each t, B_t and C_t are loaded once for all
+ * of them and their outputs come out of one sum_lanes, already in the tile's layout.
+ * ckpt gets the state entering each chunk (for the backward) and last the final state,
+ * when non-NULL. */
+static void forward_tile(const struct ghost_scan_problem *p, struct tile *tl, float *y,
+                         float *last, float *ckpt)
+{
+    const int64_t L = p->length, ED = p->channels, NP = p->nstate, w = tl->width;
+    tile_dt(p, tl, 0);
+    for (int64_t k = 0; k < NP; k += LANES) {
+        const float *Bt = p->B + tl->b * L * NP + k, *Ct = p->C + tl->b * L * NP + k;
+        vec a[LANES], h[LANES], decay[LANES]; /* the forward has no use for decay */
+        tile_load_A(p, tl, k, a);
+        for (int j = 0; j < LANES; j++)
+            h[j] = p->h0 && j < w ? load(p->h0 + state_at(p, tl, j, k)) : splat(0.0f);
+        for (int64_t c = 0; c < n_chunks(p); c++) {
+            for (int j = 0; ckpt && j < w; j++)
+                store(ckpt + ckpt_at(p, tl, j, c, k), h[j]);
+            for (int64_t t = c * p->chunk; t < min64(L, (c + 1) * p->chunk); t++)
+                tile_step(tl, a, t, load(Bt + t * NP), load(Ct + t * NP), h, h, decay, tl->y0);
+        }
+        for (int j = 0; last && j < w; j++)
+            store(last + state_at(p, tl, j, k), h[j]);
+    }
+    vec D = p->D ? load_n(p->D + tl->d0, w) : splat(0.0f);
+    for (int64_t t = 0; t < L; t++) {
+        int64_t at = (tl->b * L + t) * ED + tl->d0;
+        vec out = load(tl->y0 + t * LANES) + D * load_n(p->u + at, w);
+        if (p->z) {
+            vec z = load_n(p->z + at, w);
+            out *= z * vsigmoid(z);
+        }
+        store_n(y + at, out, w);
+    }
+}
+
+/* ---- 4. Backward --------------------------------------------------------------------- */
+
+/* Per-thread sums over channels (dA, dD, dbias) and over the batch's channels (dB, dC). */
+struct partials {
+    float *dA, *dB, *dC, *dD, *dbias;
+};
+
+/* The reverse sweep over one chunk [t0, t1) for one state slice of the tile's channels.
+ * With g_t = dLoss/dh_t and e_t = exp(dt_t A), per channel:
+ *     g_t = e_{t+1} g_{t+1} + dy0_t C_t          (the carry g holds e_{t+1} g_{t+1})
+ *     dC_t += dy0_t h_t        dB_t += g_t dt_t u_t        dA += g_t h_{t-1} e_t dt_t
+ *     du_t += dt_t <g_t, B_t>  ddt_t += <g_t h_{t-1} e_t, A> + u_t <g_t, B_t>
+ * dB_t and dC_t sum over channels lane by lane; the <.,.> come out of sum_lanes per step. */
+static inline void tile_reverse_chunk(const struct tile *tl, const vec a[LANES], vec g[LANES],
+                                      vec da[LANES], int64_t t0, int64_t t1, const float *Bt,
+                                      const float *Ct, float *dBt, float *dCt, int64_t NP)
+{
+    for (int64_t t = t1 - 1; t >= t0; t--) {
+        const vec *H = tl->H + (t - t0) * LANES, *E = tl->E + (t - t0) * LANES;
+        const float *dy0 = tl->dy0 + t * LANES, *dt = tl->dt + t * LANES;
+        vec Bv = load(Bt + t * NP), Cv = load(Ct + t * NP);
+        vec dB = splat(0.0f), dC = splat(0.0f), gB[LANES], qA[LANES];
+#pragma GCC unroll 16
+        for (int j = 0; j < LANES; j++) {
+            vec g_t = g[j] + dy0[j] * Cv;
+            dC += dy0[j] * H[LANES + j]; /* h_t */
+            dB += g_t * tl->dtu[t * LANES + j];
+            vec q = g_t * H[j] * E[j]; /* g_t h_{t-1} e_t */
+            da[j] += q * dt[j];
+            gB[j] = g_t * Bv;
+            qA[j] = q * a[j];
+            g[j] = E[j] * g_t;
+        }
+        add_to(dCt + t * NP, dC);
+        add_to(dBt + t * NP, dB);
+        vec sum_gB = sum_lanes(gB), u = load(tl->u + t * LANES);
+        add_to(tl->du + t * LANES, load(dt) * sum_gB);
+        add_to(tl->ddt + t * LANES, sum_lanes(qA) + u * sum_gB);
+    }
+}
+
+/* Slice k of the tile: chunks last to first, each one's states recomputed forward from
+ * the state the forward saved at its start into H and E, then swept in reverse. */
+static void backward_slice(const struct ghost_scan_problem *p, struct tile *tl, int64_t k,
+                           const float *ckpt, const float *dlast, struct partials *part, float *dh0)
+{
+    const int64_t L = p->length, NP = p->nstate, K = p->chunk, w = tl->width;
+    const int64_t bt0 = tl->b * L * NP + k; /* (b, t=0, k) in B, C, dB, dC */
+    vec a[LANES], g[LANES], da[LANES];       /* per channel: A, the carry, the dA sum */
+    tile_load_A(p, tl, k, a);
+    for (int j = 0; j < LANES; j++) {
+        g[j] = dlast && j < w ? load(dlast + state_at(p, tl, j, k)) : splat(0.0f);
+        da[j] = splat(0.0f);
+    }
+    for (int64_t c = n_chunks(p) - 1; c >= 0; c--) {
+        int64_t t0 = c * K, t1 = min64(L, t0 + K);
+        for (int j = 0; j < LANES; j++)
+            tl->H[j] = j < w ? load(ckpt + ckpt_at(p, tl, j, c, k)) : splat(0.0f);
+        for (int64_t t = t0; t < t1; t++) { /* the gate's gradient needs y0 = <h, C> */
+            vec *H = tl->H + (t - t0) * LANES;
+            tile_step(tl, a, t, load(p->B + bt0 + t * NP), load(p->C + bt0 + t * NP), H + LANES,
+                      H, tl->E + (t - t0) * LANES, p->z ? tl->y0 : NULL);
+        }
+        tile_reverse_chunk(tl, a, g, da, t0, t1, p->B + bt0, p->C + bt0, part->dB + bt0,
+                           part->dC + bt0, NP);
+    }
+    for (int j = 0; j < w; j++) {
+        add_to(part->dA + (tl->d0 + j) * NP + k, da[j]);
+        if (dh0) /* the carry is now e_0 g_0 = dLoss/dh_{-1} */
+            store(dh0 + state_at(p, tl, j, k), g[j]);
+    }
+}
+
+static void backward_tile(const struct ghost_scan_problem *p, struct tile *tl, const float *ckpt,
+                          const float *dy, const float *dlast, const struct ghost_scan_grads *gr,
+                          struct partials *part)
+{
+    const int64_t L = p->length, ED = p->channels;
+    const int w = tl->width;
+    tile_dt(p, tl, 1);
+    /* Prologue: dy0 = dLoss/d(pre-gate output); dgate = dy * silu'(z), times y0 later. */
+    for (int64_t t = 0; t < L; t++) {
+        int64_t at = (tl->b * L + t) * ED + tl->d0;
+        vec dout = load_n(dy + at, w);
+        if (p->z) {
+            vec z = load_n(p->z + at, w), s = vsigmoid(z);
+            store(tl->dy0 + t * LANES, dout * z * s);
+            store(tl->dgate + t * LANES, dout * s * (1.0f + z * (1.0f - s)));
+        } else {
+            store(tl->dy0 + t * LANES, dout);
+        }
+        store(tl->du + t * LANES, splat(0.0f));
+        store(tl->ddt + t * LANES, splat(0.0f));
+    }
+    for (int64_t k = 0; k < p->nstate; k += LANES)
+        backward_slice(p, tl, k, ckpt, dlast, part, gr->dh0);
+    /* Epilogue: the D skip, the gate and the softplus, back in channel vectors. */
+    vec D = p->D ? load_n(p->D + tl->d0, w) : splat(0.0f);
+    vec dD = splat(0.0f), dbias = splat(0.0f);
+    for (int64_t t = 0; t < L; t++) {
+        int64_t at = (tl->b * L + t) * ED + tl->d0;
+        vec u = load(tl->u + t * LANES), dy0 = load(tl->dy0 + t * LANES);
+        store_n(gr->du + at, load(tl->du + t * LANES) + dy0 * D, w);
+        vec dx = load(tl->ddt + t * LANES) * load(tl->ddx + t * LANES);
+        store_n(gr->ddelta + at, dx, w);
+        dbias += dx;
+        dD += dy0 * u;
+        if (p->z)
+            store_n(gr->dz + at, load(tl->dgate + t * LANES) * (load(tl->y0 + t * LANES) + D * u), w);
+    }
+    float *dD_row = part->dD + tl->d0, *dbias_row = part->dbias + tl->d0;
+    store_n(dD_row, load_n(dD_row, w) + dD, w);
+    store_n(dbias_row, load_n(dbias_row, w) + dbias, w);
+}
+
+/* ---- 5. Entry points ------------------------------------------------------------------- */
+
+static int64_t n_tiles(const struct ghost_scan_problem *p)
+{
+    return p->batch * ((p->channels + LANES - 1) / LANES);
+}
+
+/* Scratch memory of at least n floats, kept between calls (one buffer per calling thread,
+ * so concurrent callers never share): a fresh block of this size from malloc would be new
+ * pages, zeroed by the kernel on first touch, on every call. NULL if out of memory. */
+static float *thread_scratch(int64_t n)
+{
+    static _Thread_local float *buffer;
+    static _Thread_local int64_t capacity;
+    if (n > capacity) {
+        free(buffer);
+        size_t bytes = ((size_t)n * sizeof(float) + 63) / 64 * 64; /* aligned_alloc wants a multiple */
+        buffer = aligned_alloc(64, bytes);
+        capacity = buffer ? n : 0;
+    }
+    return buffer;
+}
+
+/* y: (B, L, ED); last: (B, ED, NP) or NULL; ckpt: (B, ED, chunks, NP) or NULL, filled with
+ * the state entering each chunk for the backward. Returns 0, or -1 if out of memory. */
+int ghost_scan_forward(const struct ghost_scan_problem *p, float *y, float *last, float *ckpt)
+{
+    const int64_t per_thread = scratch_floats(p);
+    float *scratch = thread_scratch(per_thread * p->n_threads);
+    if (!scratch)
+        return -1;
+#pragma omp parallel num_threads(p->n_threads)
+    {
+        float *mine = scratch + per_thread * omp_get_thread_num();
+#pragma omp for schedule(static)
+        for (int64_t item = 0; item < n_tiles(p); item++) {
+            struct tile tl = tile_at(p, mine, item);
+            forward_tile(p, &tl, y, last, ckpt);
+        }
+    }
+    return 0;
+}
+
+/* out[i] = sum over threads of parts[thread * stride + i], in thread order. Called inside
+ * the parallel region: the loop is shared among its threads. */
+static void reduce_partials(float *out, const float *parts, int64_t n, int64_t stride, int threads)
+{
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float s = 0.0f;
+        for (int t = 0; t < threads; t++)
+            s += parts[t * stride + i];
+        out[i] = s;
+    }
+}
+
+/* dy: (B, L, ED); dlast: (B, ED, NP) or NULL; ckpt from ghost_scan_forward. Fills every
+ * gradient in gr (shapes as the inputs; dA (ED, NP), dB and dC (B, L, NP)); dD, dz,
+ * ddelta_bias and dh0 may be NULL. Returns 0, or -1 if out of memory. */
+int ghost_scan_backward(const struct ghost_scan_problem *p, const float *ckpt, const float *dy,
+                        const float *dlast, const struct ghost_scan_grads *gr)
+{
+    const int64_t ED = p->channels, NP = p->nstate, BLN = p->batch * p->length * NP;
+    /* rounded up to whole vectors, so the scratch after the partials stays 64-byte aligned */
+    const int64_t part_size = (ED * NP + 2 * BLN + 2 * ED + LANES - 1) / LANES * LANES;
+    const int64_t per_thread = scratch_floats(p);
+    const int threads = p->n_threads;
+    float *parts = thread_scratch((part_size + per_thread) * threads);
+    if (!parts)
+        return -1;
+    float *scratch = parts + part_size * threads;
+#pragma omp parallel num_threads(threads)
+    {
+        int me = omp_get_thread_num();
+        float *base = parts + part_size * me, *mine = scratch + per_thread * me;
+        struct partials part = {.dA = base, .dB = base + ED * NP, .dC = base + ED * NP + BLN,
+                                .dD = base + ED * NP + 2 * BLN, .dbias = base + ED * NP + 2 * BLN + ED};
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < part_size * threads; i++)
+            parts[i] = 0.0f;
+#pragma omp for schedule(static)
+        for (int64_t item = 0; item < n_tiles(p); item++) {
+            struct tile tl = tile_at(p, mine, item);
+            backward_tile(p, &tl, ckpt, dy, dlast, gr, &part);
+        }
+        reduce_partials(gr->dA, parts, ED * NP, part_size, threads);
+        reduce_partials(gr->dB, parts + ED * NP, BLN, part_size, threads);
+        reduce_partials(gr->dC, parts + ED * NP + BLN, BLN, part_size, threads);
+        if (gr->dD)
+            reduce_partials(gr->dD, parts + ED * NP + 2 * BLN, ED, part_size, threads);
+        if (gr->ddelta_bias)
+            reduce_partials(gr->ddelta_bias, parts + ED * NP + 2 * BLN + ED, ED, part_size, threads);
+    }
+    return 0;
+}
+
+/* The instruction set the compiler targeted, for `ghost info`. */
+const char *ghost_scan_isa(void)
+{
+#if defined(__AVX512F__)
+    return "avx512";
+#elif defined(__AVX2__)
+    return "avx2";
+#elif defined(__SSE4_2__)
+    return "sse4.2";
+#elif defined(__ARM_NEON)
+    return "neon";
+#else
+    return "generic";
+#endif
+}

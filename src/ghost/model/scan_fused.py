@@ -1,0 +1,290 @@
+"""Fused CPU selective scan: a plain C kernel compiled on first use and loaded with ctypes.
+
+Same signature and maths as `ghost.model.scan.selective_scan_ref` (the oracle the tests
+compare against), but it keeps each channel's state in registers, never materialises the
+(B, L, ED, N) tensors and recomputes states in the backward pass: see csrc/selective_scan.c.
+
+Map:
+- `_load_kernel()` compiles csrc/selective_scan.c with the system compiler into a per-user
+  cache, keyed by source, flags, compiler version and CPU, and loads it; if that fails it
+  warns once and the dispatcher uses the reference. No torch headers: installing Ghost
+  never builds anything against torch.
+- `_SelectiveScanFn` is the autograd Function: fp32 in, chunk start states saved, gradients
+  for every input (including the initial state and through the last state).
+- `selective_scan_fused` (always the kernel) and `selective_scan` (the dispatcher, what the
+  model calls) share the reference's signature. `kernel_status()` is for `ghost info`.
+
+Environment: GHOST_SCAN=auto|fused|ref (default auto), GHOST_CC (default $CC or cc),
+GHOST_SCAN_MARCH (default native; e.g. x86-64-v2 for a build without AVX-512).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import subprocess
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ghost.model.scan import selective_scan_ref
+
+_SOURCE = Path(__file__).with_name("csrc") / "selective_scan.c"
+_LANES = 16  # N is padded up to a multiple of this, and so of the kernel's vector width
+_CHUNK = 64  # steps between the states the forward saves for the backward
+
+
+class _Problem(ctypes.Structure):
+    """Mirror of `struct ghost_scan_problem`; optional pointers are None."""
+
+    _fields_ = [
+        *((name, ctypes.c_int64) for name in ("batch", "length", "channels", "nstate", "chunk")),
+        ("softplus", ctypes.c_int32),
+        ("n_threads", ctypes.c_int32),
+        *((name, ctypes.c_void_p) for name in ("u", "delta", "A", "B", "C", "D", "z")),
+        ("delta_bias", ctypes.c_void_p),
+        ("h0", ctypes.c_void_p),
+    ]
+
+
+class _Grads(ctypes.Structure):
+    """Mirror of `struct ghost_scan_grads`."""
+
+    _fields_ = [
+        (name, ctypes.c_void_p)
+        for name in ("du", "ddelta", "dA", "dB", "dC", "dD", "dz", "ddelta_bias", "dh0")
+    ]
+
+
+def _compiler() -> str:
+    return os.environ.get("GHOST_CC") or os.environ.get("CC") or "cc"
+
+
+def _march() -> str:
+    return os.environ.get("GHOST_SCAN_MARCH", "native")
+
+
+def _compiler_flags() -> list[str]:
+    # No -ffast-math: the exp's rounding trick and the NaN handling rely on IEEE semantics.
+    return ["-O3", f"-march={_march()}", "-fopenmp", "-shared", "-fPIC", "-Wno-psabi"]
+
+
+def _cpu_description() -> str:
+    """CPU model and feature flags, so a cache shared between machines never mixes builds."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        wanted = [ln for ln in lines if ln.split(":")[0].strip() in ("model name", "flags")]
+        return "\n".join(dict.fromkeys(wanted))  # the first CPU's lines, once each
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
+
+
+def _build(cc: str, flags: list[str]) -> Path:
+    """Compile the kernel into the cache unless an identical build is already there."""
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True, check=True).stdout
+    key = "\n".join([_SOURCE.read_text(), " ".join(flags), version, _cpu_description()])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ghost" / "kernels"
+    target = cache / f"selective_scan-{digest}.so"
+    if target.exists():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    # Build under a unique name, then rename: two processes may build at once, and each
+    # rename is atomic, so a reader only ever sees a complete library.
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
+    os.close(fd)
+    try:
+        command = [cc, *flags, str(_SOURCE), "-o", tmp, "-lm"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            last_line = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise RuntimeError(f"{cc} failed: {last_line}")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+_lock = threading.Lock()
+_kernel: ctypes.CDLL | None = None
+_kernel_error: str | None = None  # why the kernel is unavailable, once it has been tried
+
+
+def _load_kernel() -> ctypes.CDLL | None:
+    """The loaded kernel, building it on first use; None (warned once) if that fails."""
+    global _kernel, _kernel_error
+    with _lock:
+        if _kernel is None and _kernel_error is None:
+            try:
+                lib = ctypes.CDLL(str(_build(_compiler(), _compiler_flags())))
+            except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+                _kernel_error = f"{type(exc).__name__}: {exc}"
+                warnings.warn(
+                    f"ghost: fused selective-scan kernel unavailable ({_kernel_error}); "
+                    "using the slower PyTorch reference scan",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                return None
+            problem, grads = ctypes.POINTER(_Problem), ctypes.POINTER(_Grads)
+            ptr = ctypes.c_void_p
+            lib.ghost_scan_forward.argtypes = [problem, ptr, ptr, ptr]
+            lib.ghost_scan_backward.argtypes = [problem, ptr, ptr, ptr, grads]
+            lib.ghost_scan_isa.restype = ctypes.c_char_p
+            _kernel = lib
+        return _kernel
+
+
+def _f32(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.float().contiguous()
+
+
+def _ptr(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _pad_state(t: torch.Tensor, np_: int) -> torch.Tensor:
+    """fp32, contiguous, last dimension N zero-padded to NP (a zero A and B keep pads at 0)."""
+    return F.pad(t.float(), (0, np_ - t.shape[-1])).contiguous()
+
+
+def _problem(u, delta, A_, B_, C_, D, z, delta_bias, h0, delta_softplus) -> _Problem:
+    """The kernel's view of one call: the tensors must outlive its use."""
+    batch, length, channels = u.shape
+    tensors = dict(u=u, delta=delta, A=A_, B=B_, C=C_, D=D, z=z, delta_bias=delta_bias, h0=h0)
+    return _Problem(batch=batch, length=length, channels=channels, nstate=A_.shape[1],
+                    chunk=_CHUNK, softplus=int(delta_softplus), n_threads=torch.get_num_threads(),
+                    **{name: _ptr(t) for name, t in tensors.items()})
+
+
+class _SelectiveScanFn(torch.autograd.Function):
+    """y, last_state = scan(...) on fp32 tensors; the dispatcher handles dtypes."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus):
+        batch, length, channels = u.shape
+        n = A.shape[1]
+        np_ = -(-n // _LANES) * _LANES
+        A_, B_, C_ = (_pad_state(t, np_) for t in (A, B, C))
+        h0 = None if initial_state is None else _pad_state(initial_state, np_)
+        problem = _problem(u, delta, A_, B_, C_, D, z, delta_bias, h0, delta_softplus)
+        y = torch.empty_like(u)  # (B, L, ED)
+        last = u.new_empty(batch, channels, np_)  # (B, ED, NP)
+        # The state entering every chunk of _CHUNK steps, for the backward's recompute.
+        chunks = -(-length // _CHUNK)
+        ckpt = u.new_empty(batch, channels, chunks, np_) if any(ctx.needs_input_grad) else None
+        status = _load_kernel().ghost_scan_forward(
+            ctypes.byref(problem), _ptr(y), _ptr(last), _ptr(ckpt)
+        )
+        if status:
+            raise MemoryError("selective scan forward: out of memory for its scratch buffers")
+        ctx.save_for_backward(u, delta, A_, B_, C_, D, z, delta_bias, h0, ckpt)
+        ctx.n, ctx.delta_softplus = n, delta_softplus
+        ctx.set_materialize_grads(False)  # an unused last state then costs no zero tensor
+        return y, last[..., :n]
+
+    @staticmethod
+    def backward(ctx, dy, dlast):
+        u, delta, A_, B_, C_, D, z, delta_bias, h0, ckpt = ctx.saved_tensors
+        # Built again rather than kept from the forward: saved-tensor hooks may have moved
+        # the tensors, and the thread count may have changed.
+        problem = _problem(u, delta, A_, B_, C_, D, z, delta_bias, h0, ctx.delta_softplus)
+        n = ctx.n
+        dy = torch.zeros_like(u) if dy is None else dy.float().contiguous()
+        dlast = None if dlast is None else _pad_state(dlast, A_.shape[1])
+        grads = {
+            "du": torch.empty_like(u), "ddelta": torch.empty_like(delta),
+            "dA": torch.empty_like(A_), "dB": torch.empty_like(B_), "dC": torch.empty_like(C_),
+            "dD": None if D is None else torch.empty_like(D),
+            "dz": None if z is None else torch.empty_like(z),
+            "ddelta_bias": None if delta_bias is None else torch.empty_like(delta_bias),
+            "dh0": None if h0 is None else torch.empty_like(h0),
+        }
+        c_grads = _Grads(**{k: _ptr(v) for k, v in grads.items()})
+        status = _load_kernel().ghost_scan_backward(
+            ctypes.byref(problem), _ptr(ckpt), _ptr(dy), _ptr(dlast), ctypes.byref(c_grads)
+        )
+        if status:
+            raise MemoryError("selective scan backward: out of memory for its scratch buffers")
+        g = grads  # below, [..., :n] drops the padded states
+        dh0 = None if h0 is None else g["dh0"][..., :n]
+        return (g["du"], g["ddelta"], g["dA"][:, :n], g["dB"][..., :n], g["dC"][..., :n],
+                g["dD"], g["dz"], g["ddelta_bias"], dh0, None)
+
+
+def _check_shapes(u, delta, A, B, C, D, z, delta_bias, initial_state):
+    """The C kernel trusts its shapes, so a mismatch must stop here, not read past a buffer."""
+    batch, length, channels = u.shape
+    n = A.shape[-1]
+    expected = {"delta": (batch, length, channels), "A": (channels, n), "B": (batch, length, n),
+                "C": (batch, length, n), "D": (channels,), "z": (batch, length, channels),
+                "delta_bias": (channels,), "initial_state": (batch, channels, n)}
+    given = dict(delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias,
+                 initial_state=initial_state)
+    for name, t in given.items():
+        if t is not None and tuple(t.shape) != expected[name]:
+            raise ValueError(f"selective scan: {name} has shape {tuple(t.shape)}, "
+                             f"expected {expected[name]} for u of shape {tuple(u.shape)}")
+
+
+def selective_scan_fused(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = True,
+    return_last_state: bool = False,
+    initial_state: torch.Tensor | None = None,
+):
+    """The fused kernel; arguments and results as `selective_scan_ref`. Raises if unbuilt."""
+    if _load_kernel() is None:
+        raise RuntimeError(f"fused selective-scan kernel unavailable: {_kernel_error}")
+    if u.device.type != "cpu":
+        raise ValueError(f"the fused selective scan runs on CPU tensors, not {u.device}")
+    _check_shapes(u, delta, A, B, C, D, z, delta_bias, initial_state)
+    # The kernel computes in fp32 whatever autocast says; the casts are differentiable, so
+    # bf16 inputs get bf16 gradients back.
+    tensors = (u, delta, A, B, C, D, z, delta_bias, initial_state)
+    y, last = _SelectiveScanFn.apply(*(_f32(t) for t in tensors), delta_softplus)
+    y = y.to(u.dtype)
+    return (y, last) if return_last_state else y
+
+
+def _mode() -> str:
+    mode = os.environ.get("GHOST_SCAN", "auto").lower()
+    if mode not in ("auto", "fused", "ref"):
+        raise ValueError(f"GHOST_SCAN must be auto, fused or ref, not {mode!r}")
+    return mode
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=True,
+                   return_last_state=False, initial_state=None):
+    """The model's scan: the fused kernel on CPU when it builds, else the reference."""
+    args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state)
+    mode = _mode()
+    if mode == "fused" or (mode == "auto" and u.device.type == "cpu" and _load_kernel()):
+        return selective_scan_fused(*args)
+    return selective_scan_ref(*args)
+
+
+def kernel_status() -> str:
+    """One line naming the scan the model will use, e.g. for `ghost info`."""
+    mode = _mode()
+    if mode == "ref":
+        return "PyTorch reference (GHOST_SCAN=ref)"
+    lib = _load_kernel()
+    if lib is None:
+        return f"PyTorch reference (fused kernel unavailable: {_kernel_error})"
+    isa = lib.ghost_scan_isa().decode()
+    return f"fused C kernel ({isa}, -march={_march()}, {torch.get_num_threads()} threads)"

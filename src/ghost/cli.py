@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -68,7 +69,8 @@ def cmd_info(args) -> int:
 
 def cmd_train(args) -> int:
     from ghost.config import GhostConfig, TrainConfig, load_config_file
-    from ghost.train.loop import train
+    from ghost.train.distributed import is_main_process
+    from ghost.train.loop import TrainingDiverged, train
 
     file_settings = load_config_file(args.config) if args.config else {"model": {}, "train": {}}
     settings = dict(file_settings["train"])
@@ -76,25 +78,46 @@ def cmd_train(args) -> int:
              "batch_size": args.batch_size, "seq_len": args.seq_len, "seed": args.seed,
              "threads": args.threads, "out": args.out, "lr": args.lr, "precision": args.precision,
              "max_minutes": args.max_minutes, "eval_every": args.eval_every,
+             "save_every": args.save_every, "keep_checkpoints": args.keep_checkpoints,
              "recipes": args.recipe.split(",") if args.recipe else None}
     settings.update({k: v for k, v in flags.items() if v is not None})
     settings["resume"] = args.resume or settings.get("resume", False)
     settings["quiet"] = args.quiet
     if "data" not in settings:
         raise GhostInputError("ghost train: --data is required (a built-in name or a file path)")
-    cfg = TrainConfig(**settings)
+    try:
+        cfg = TrainConfig(**settings)
+    except (TypeError, ValueError) as e:  # a config file's value of the wrong type
+        if isinstance(e, GhostInputError):
+            raise
+        where = args.config or "ghost train"
+        raise GhostInputError(f"{where}: bad training setting ({e})") from None
     model_config = None
     if not cfg.resume:
         try:
             model_config = GhostConfig.from_preset(cfg.preset, **file_settings["model"])
-        except ValueError as e:
+        except (TypeError, ValueError) as e:
             if isinstance(e, GhostInputError):
                 raise
             raise GhostInputError(f"model config: {e}") from None
-    result = train(cfg, model_config=model_config)
+    try:
+        result = train(cfg, model_config=model_config)
+    except TrainingDiverged as e:  # not bad input, but not a bug either: one line, exit 1
+        print(f"ghost: error: {_one_line(str(e))}", file=sys.stderr)
+        return 1
+    if not is_main_process():  # under torchrun, rank 0 speaks for the run
+        return 130 if result.interrupted else 0
+    if result.interrupted:
+        command = ["ghost", *args.argv] + ([] if "--resume" in args.argv else ["--resume"])
+        print(f"ghost: interrupted at step {result.steps}; resume with: {shlex.join(command)}",
+              file=sys.stderr)
+        return 130
     print(f"stopped after {result.steps} steps ({result.seconds:.1f} s): {result.stop_reason}")
+    if result.nonfinite_steps:
+        print(f"skipped {result.nonfinite_steps} steps whose loss or gradients were NaN/inf")
     if "train_exact_match" in result.metrics:
-        print(f"training exact match (teacher-forced check): {result.metrics['train_exact_match']:.1%}")
+        print("training exact match (teacher-forced check): "
+              f"{result.metrics['train_exact_match']:.1%}")
     print(f"run saved to {result.run_dir}")
     return 0
 
@@ -206,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["fp32", "bf16"])
     p.add_argument("--max-minutes", type=_float, help="time budget for --steps auto")
     p.add_argument("--eval-every", type=_nonnegative_int, help="steps between progress checks")
+    p.add_argument("--save-every", type=_nonnegative_int,
+                   help="steps between checkpoints (default 0: at each progress check)")
+    p.add_argument("--keep-checkpoints", type=_positive_int,
+                   help="how many checkpoints to keep under RUN_DIR/checkpoints (default 3)")
     p.add_argument("--seed", type=_nonnegative_int)
     p.add_argument("--threads", type=_nonnegative_int, help="CPU threads (0: all cores)")
     p.add_argument("--out", help="run directory (default runs/ghost)")
@@ -253,20 +280,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(message: str) -> str:
+    """The message with line breaks and control characters escaped: errors are one line,
+    even when they quote a user's argument or file name."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
 def main(argv: list[str] | None = None) -> int:
     from ghost.launcher import ensure_fast_allocator
 
     if argv is None:
         ensure_fast_allocator()
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = parser.parse_args(argv)
+        args.argv = argv  # the command as typed, for the resume hint after Ctrl-C
         if not getattr(args, "func", None):
             parser.print_help()
             return 2
         return args.func(args)
     except GhostInputError as e:
-        print(f"ghost: error: {e}", file=sys.stderr)
+        print(f"ghost: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ghost: interrupted", file=sys.stderr)
@@ -274,8 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - the top level turns any failure into one line
         if os.environ.get("GHOST_DEBUG"):
             raise
-        print(f"ghost: internal error: {type(e).__name__}: {e} (GHOST_DEBUG=1 shows the traceback)",
-              file=sys.stderr)
+        print(f"ghost: internal error: {type(e).__name__}: {_one_line(str(e))} "
+              "(GHOST_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
 
 

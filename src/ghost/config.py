@@ -180,6 +180,9 @@ class TrainConfig:
     save_every: int = 0
     """Steps between checkpoints; 0 saves at each check."""
     keep_checkpoints: int = 3
+    max_nonfinite_steps: int = 10
+    """Stop when the loss or gradients are NaN/inf this many steps in a row (each such step
+    is skipped; the last good checkpoint is kept)."""
     seed: int = 0
     threads: int = 0
     """CPU threads; 0 means all cores."""
@@ -199,7 +202,8 @@ class TrainConfig:
                         f"--steps must be a positive integer or 'auto', got {self.steps!r}") from None
         if isinstance(self.steps, int) and self.steps <= 0:
             raise GhostInputError(f"--steps must be positive, got {self.steps}")
-        for name in ("batch_size", "seq_len", "max_steps", "keep_checkpoints", "patience"):
+        for name in ("batch_size", "seq_len", "max_steps", "keep_checkpoints", "patience",
+                     "max_nonfinite_steps"):
             if int(getattr(self, name)) <= 0:
                 raise GhostInputError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")
         for name in ("warmup_steps", "eval_every", "save_every", "threads", "seed"):

@@ -8,11 +8,23 @@ import random
 
 import torch
 
+from ghost.errors import GhostInputError
+
+MAX_SEED = 2**32 - 1
+
 
 def configure(threads: int = 0, seed: int | None = None) -> int:
     """Set the CPU thread count (0: all cores) and seed every generator; returns threads."""
+    # Absurd values are the user's mistake, not ours: OpenMP crashes on 100000 threads, and
+    # the batchers' per-epoch seeds (seed * 1000003 + epoch) must fit torch's 64 bits.
+    most = 4 * (os.cpu_count() or 1)
+    if not 0 <= threads <= most:
+        raise GhostInputError(f"threads must be 0 (all cores) to {most}, got {threads}")
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise GhostInputError(f"seed must be 0 to {MAX_SEED}, got {seed}")
     if not threads:
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        affinity = getattr(os, "sched_getaffinity", None)
+        threads = len(affinity(0)) if affinity else os.cpu_count() or 1
     torch.set_num_threads(threads)
     if seed is not None:
         random.seed(seed)

@@ -87,19 +87,27 @@ def _read_txt(path: Path) -> list[dict]:
     return [{"text": b} for b in blocks if b.strip()]
 
 
+def _exists(path: Path) -> bool:
+    """Path.exists, except that a name the OS refuses (too long, ...) is the user's error."""
+    try:
+        return path.exists()
+    except OSError as e:
+        raise GhostInputError(f"{path}: unusable path ({e.strerror})") from None
+
+
 def read_records(path: str | Path, kind: str | None = None) -> list[dict]:
     """Records of a .jsonl or .txt file, validated; `kind` ('qa'/'text') demands one kind."""
     path = Path(path)
-    if not path.exists():
+    if not _exists(path):
         raise GhostInputError(f"{path}: file not found")
     if path.is_dir():
         raise GhostInputError(f"{path}: is a directory, expected a .jsonl or .txt file")
-    if path.suffix == ".txt":
-        records = _read_txt(path)
-    elif path.suffix in (".jsonl", ".json"):
-        records = _read_jsonl(path)
-    else:
+    if path.suffix not in (".txt", ".jsonl", ".json"):
         raise GhostInputError(f"{path}: unknown data format (expected .jsonl or .txt)")
+    try:
+        records = _read_txt(path) if path.suffix == ".txt" else _read_jsonl(path)
+    except OSError as e:  # unreadable: permissions, a device error, a FIFO gone away
+        raise GhostInputError(f"{path}: cannot read ({e.strerror or e})") from None
     if not records:
         raise GhostInputError(f"{path}: no records (the file is empty)")
     kinds = {_check_record(r, str(path)) for r in records}
@@ -121,7 +129,7 @@ def load_data(spec: str, kind: str | None = None) -> Dataset:
     if not spec:
         raise GhostInputError("no data given (use a built-in name such as facts200, or a file path)")
     path = Path(spec)
-    if path.suffix in (".jsonl", ".json", ".txt") or path.exists():
+    if path.suffix in (".jsonl", ".json", ".txt") or _exists(path):
         records = read_records(path, kind)
         name = str(path)
     elif _builtin().is_builtin(spec):

@@ -71,7 +71,11 @@ def save_model(model, directory: Path, extra_config: dict[str, Any] | None = Non
 def read_run_config(directory: Path) -> dict[str, Any]:
     """The run's config.json as a dict, checked for format version and a model section."""
     directory = Path(directory)
-    if not directory.is_dir():
+    try:
+        found = directory.is_dir()
+    except OSError as e:  # a name the OS refuses (too long, ...)
+        raise GhostInputError(f"{directory}: unusable path ({e.strerror})") from None
+    if not found:
         raise GhostInputError(f"{directory}: run directory not found")
     path = directory / CONFIG_NAME
     if not path.is_file():

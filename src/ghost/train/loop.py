@@ -1,23 +1,36 @@
 """`train(...)`: the training loop, one readable function, and what it needs to start.
 
-    data -> batcher -> [recipes: on_batch] -> forward (autocast) -> [on_loss] -> backward
-         -> clip -> AdamW step at the scheduled LR -> [on_step_end: check, save, log]
+    data -> batcher -> [recipes: on_batch] -> this rank's rows -> forward (autocast)
+         -> loss -> [on_loss] -> backward -> clip -> AdamW step at the scheduled LR
+         -> [on_step_end: check, log, save]
 
 The schedule is linear warm-up, then cosine decay to `min_lr_ratio` for a fixed number of
 steps, or constant (lowered on plateaus by `ProgressCheck`) for `--steps auto`.
+
+What the loop guarantees (docs/guarantees.md):
+- a step whose loss or gradient is NaN/inf changes nothing (no optimiser step) and is
+  counted; `max_nonfinite_steps` of them in a row stop the run with `TrainingDiverged`,
+  and no checkpoint is written while the latest step was non-finite, so the last one
+  saved holds good weights;
+- Ctrl-C finishes the current step, saves a checkpoint and returns with
+  `interrupted=True`; a second Ctrl-C aborts at once;
+- under torchrun the ranks train one global batch together (`train/distributed.py`).
 """
 
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from ghost.config import GhostConfig, TrainConfig
-from ghost.data.batches import QABatcher, TextBatcher
+from ghost.data.batches import IGNORE, QABatcher, TextBatcher
 from ghost.data.records import Dataset, load_data
 from ghost.data.template import QATemplate
 from ghost.errors import GhostInputError
@@ -25,15 +38,24 @@ from ghost.model.ghost import GhostModel
 from ghost.model.io import CONFIG_NAME, load_model, read_run_config
 from ghost.runtime import autocast, configure
 from ghost.train.checkpoint import (
+    STATE_NAME,
     latest_checkpoint,
     load_trainer_state,
     rng_state,
     save_checkpoint,
     set_rng_state,
+    trim_metrics,
 )
+from ghost.train.distributed import DataParallel
 from ghost.train.hooks import Recipe, TrainState
 from ghost.train.recipes import build_recipes
 from ghost.train.services import Checkpointer, MetricsLogger, ProgressCheck
+
+INTERRUPTED = "interrupted"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or gradients stayed NaN/inf for `max_nonfinite_steps` steps in a row."""
 
 
 @dataclass
@@ -44,6 +66,8 @@ class TrainResult:
     stop_reason: str
     seconds: float
     metrics: dict[str, float]
+    interrupted: bool = False  # Ctrl-C: a checkpoint of step `steps` was saved
+    nonfinite_steps: int = 0  # steps skipped because the loss or gradients were NaN/inf
 
 
 def learning_rate(cfg: TrainConfig, step: int, total_steps: int | None) -> float:
@@ -52,7 +76,8 @@ def learning_rate(cfg: TrainConfig, step: int, total_steps: int | None) -> float
     if total_steps is None:
         return cfg.lr
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    cosine = 0.5 * (1 + math.cos(math.pi * progress))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -70,102 +95,196 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
 
 def make_batcher(dataset: Dataset, model_config: GhostConfig, cfg: TrainConfig):
     if dataset.kind == "qa":
-        return QABatcher(dataset, QATemplate.from_config(model_config), cfg.batch_size, cfg.seq_len,
-                         cfg.answer_only_loss, cfg.seed)
+        return QABatcher(dataset, QATemplate.from_config(model_config), cfg.batch_size,
+                         cfg.seq_len, cfg.answer_only_loss, cfg.seed)
     return TextBatcher(dataset, cfg.batch_size, cfg.seq_len, cfg.seed)
 
 
-def _prepare_model(cfg: TrainConfig, model_config: GhostConfig | None, run_dir: Path) -> GhostModel:
-    if cfg.resume:
-        read_run_config(run_dir)  # a clear error if the run directory is missing or broken
-        checkpoint = latest_checkpoint(run_dir)
-        if checkpoint is None:
-            raise GhostInputError(f"{run_dir}: nothing to resume (no complete checkpoint)")
-        return load_model(checkpoint)
-    if (run_dir / CONFIG_NAME).exists():
-        raise GhostInputError(f"{run_dir}: already holds a run; pass --resume to continue it, "
-                              "or choose another --out")
-    return GhostModel(model_config or GhostConfig.from_preset(cfg.preset))
+def loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Summed next-byte cross-entropy over the target bytes (labels shift: t predicts t+1)."""
+    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                           labels[:, 1:].reshape(-1), ignore_index=IGNORE, reduction="sum")
+
+
+class NonfiniteGuard:
+    """Counts steps whose loss or gradients were NaN/inf; too many in a row stop the run."""
+
+    def __init__(self, limit: int):
+        self.limit, self.streak, self.first_bad_step = limit, 0, 0
+
+    def record(self, state: TrainState, finite: bool) -> None:
+        """Called after step `state.step` (1-based) was taken or skipped."""
+        if finite:
+            self.streak = 0
+            return
+        state.nonfinite_steps += 1
+        self.streak += 1
+        if self.streak == 1:
+            self.first_bad_step = state.step
+        if self.streak >= self.limit:
+            state.stop_reason = (f"the loss was NaN or infinite for {self.streak} steps in a row "
+                                 f"(steps {self.first_bad_step}-{state.step})")
+
+    @property
+    def tripped(self) -> bool:
+        return self.streak >= self.limit
+
+
+class StopOnInterrupt:
+    """Ctrl-C during training asks the loop to stop after the current step; twice aborts.
+
+    Only the main thread can take signals, and a handler someone else installed (or an
+    ignored SIGINT) is left alone.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> StopOnInterrupt:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _resume_point(cfg: TrainConfig, run_dir: Path) -> Path | None:
+    """The checkpoint to resume from (None for a fresh run), checking the run directory."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise GhostInputError(f"{run_dir}: is a file, expected a run directory (--out)")
+    if not cfg.resume:
+        if (run_dir / CONFIG_NAME).exists():
+            raise GhostInputError(f"{run_dir}: already holds a run; pass --resume to continue "
+                                  "it, or choose another --out")
+        return None
+    read_run_config(run_dir)  # a clear error if the run directory is missing or broken
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise GhostInputError(f"{run_dir}: nothing to resume (no complete checkpoint)")
+    return checkpoint
 
 
 def train(config: TrainConfig | None = None, model_config: GhostConfig | None = None,
           recipes: list[Recipe] | None = None, dataset: Dataset | None = None,
           **overrides) -> TrainResult:
-    """Train a Ghost model; what `ghost train` calls. Keyword overrides set TrainConfig fields."""
+    """Train a Ghost model; what `ghost train` calls. Keyword overrides set TrainConfig fields.
+
+    Under torchrun, `batch_size` is per process: the global batch is batch_size x ranks.
+    """
     cfg = replace(config or TrainConfig(), **overrides)
-    threads = configure(cfg.threads, cfg.seed)
+    dp = DataParallel.from_environment()
+    threads = configure(cfg.threads or dp.threads_per_process(), cfg.seed)
     run_dir = Path(cfg.out)
     dataset = dataset or load_data(cfg.data)
-    model = _prepare_model(cfg, model_config, run_dir)
-    batcher = make_batcher(dataset, model.config, cfg)
+    checkpoint = _resume_point(cfg, run_dir)
+    if checkpoint is not None:
+        model = load_model(checkpoint)
+    else:
+        model = GhostModel(model_config or GhostConfig.from_preset(cfg.preset))
+    batcher = make_batcher(dataset, model.config,
+                           replace(cfg, batch_size=cfg.batch_size * dp.world_size))
     optimizer = make_optimizer(model, cfg)
     total = None if cfg.steps == "auto" else int(cfg.steps)
     state = TrainState(cfg, model, optimizer, batcher, run_dir, total_steps=total)
     every = cfg.eval_every or max(20, batcher.steps_per_epoch)
-    run_config = {"train": {**cfg.to_dict(), "threads": threads, "data_name": dataset.name}}
-    hooks = [*(recipes or []), *build_recipes(cfg.recipes),
-             ProgressCheck(every, cfg.patience),
-             Checkpointer(cfg.save_every or every, lambda s: _save(s, hooks, run_config)),
-             MetricsLogger(cfg.quiet)]
+    run_config = {"train": {**cfg.to_dict(), "threads": threads, "data_name": dataset.name,
+                            "world_size": dp.world_size}}
+    guard = NonfiniteGuard(cfg.max_nonfinite_steps)
+    hooks = [*(recipes or []), *build_recipes(cfg.recipes), ProgressCheck(every, cfg.patience)]
+    if dp.is_main:  # one writer: rank 0 alone logs and saves; the logger runs first, so a
+        # checkpoint of step N never exists without metrics.csv's row N on disk
+        hooks += [MetricsLogger(cfg.quiet),
+                  Checkpointer(cfg.save_every or every,
+                               lambda s: _save(s, hooks, run_config, guard))]
 
-    if cfg.resume:
-        saved = load_trainer_state(latest_checkpoint(run_dir) / "trainer_state.pt")
-        _restore(state, hooks, saved)
+    if checkpoint is not None:
+        _restore(state, hooks, load_trainer_state(checkpoint / STATE_NAME))
+        if dp.is_main:
+            trim_metrics(run_dir, state.step)  # rows a killed run wrote after its checkpoint
     run_dir.mkdir(parents=True, exist_ok=True)
+    net = dp.wrap(model)
     model.train()
     for hook in hooks:
         hook.on_train_begin(state)
 
-    while state.stop_reason is None:
-        started = time.perf_counter()
-        batch = batcher.next_batch(state.seq_len)
-        for hook in hooks:
-            batch = hook.on_batch(state, batch) if batch is not None else None
-        if batch is None or batch.n_target_bytes == 0:
-            state.skipped_steps += 1
-            state.step += 1
-            _end_step(state, hooks, {"loss": math.nan})
-            continue
-        lr = learning_rate(cfg, state.step, total) * state.lr_scale
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        with autocast(cfg.precision):
-            output = model(batch.input_ids, labels=batch.labels)
-        loss = output.loss
-        for hook in hooks:
-            loss = hook.on_loss(state, loss, output, batch)
-        if not torch.isfinite(loss):
-            state.nonfinite_steps += 1
-            optimizer.zero_grad(set_to_none=True)
-            if state.nonfinite_steps >= 20:
-                raise FloatingPointError("the loss was NaN or infinite 20 times; "
-                                         f"the last good checkpoint is in {run_dir / 'checkpoints'}")
-        else:
+    with StopOnInterrupt() as interrupt:
+        while state.stop_reason is None:
+            started = time.perf_counter()
+            batch = batcher.next_batch(state.seq_len)
+            for hook in hooks:
+                batch = hook.on_batch(state, batch) if batch is not None else None
+            local = dp.shard(batch) if batch is not None else None
+            (n_targets,) = dp.sum(local.n_target_bytes if local is not None else 0)
+            if n_targets == 0:  # every rank agrees: nothing to learn from this batch
+                state.skipped_steps += 1
+                state.step += 1
+                _, interrupts = dp.sum(0, interrupt.requested)
+                _end_step(state, hooks, dp, interrupts > 0, {"loss": math.nan})
+                continue
+            lr = learning_rate(cfg, state.step, total) * state.lr_scale
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with autocast(cfg.precision):
+                output = net(local.input_ids)
+            # This rank's share of the global mean; DDP's averaging of W ranks gives the mean.
+            loss = loss_sum(output.logits, local.labels) * dp.world_size / n_targets
+            for hook in hooks:
+                loss = hook.on_loss(state, loss, output, local)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            loss_total, interrupts = dp.sum(loss.detach(), interrupt.requested)
+            mean_loss = loss_total / dp.world_size
+            finite = math.isfinite(mean_loss) and math.isfinite(grad_norm)
+            if finite:  # a NaN/inf step must not reach the weights or the optimiser state
+                optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        state.step += 1
-        _end_step(state, hooks, {
-            "loss": float(loss.detach()), "lr": lr, "seq_len": batch.input_ids.shape[1],
-            "batch_rows": batch.input_ids.shape[0], "target_bytes": batch.n_target_bytes,
-            "step_seconds": time.perf_counter() - started})
+            state.step += 1
+            guard.record(state, finite)
+            _end_step(state, hooks, dp, interrupts > 0, {
+                "loss": mean_loss, "lr": lr, "seq_len": batch.input_ids.shape[1],
+                "batch_rows": batch.input_ids.shape[0], "target_bytes": int(n_targets),
+                "step_seconds": time.perf_counter() - started})
 
-    for hook in hooks:
-        hook.on_train_end(state)
+        for hook in hooks:
+            hook.on_train_end(state)
+    dp.close()
+    if guard.tripped:
+        last = latest_checkpoint(run_dir)
+        where = f"the last good checkpoint is {last}" if last else "no checkpoint was saved"
+        raise TrainingDiverged(f"training stopped: {state.stop_reason}; {where} "
+                               "(lower --lr, then continue it with --resume)")
     model.eval()
     model.memory.refresh()
-    return TrainResult(model, run_dir, state.step, state.stop_reason, state.elapsed, dict(state.history))
+    return TrainResult(model, run_dir, state.step, state.stop_reason, state.elapsed,
+                       dict(state.history), interrupted=state.stop_reason == INTERRUPTED,
+                       nonfinite_steps=state.nonfinite_steps)
 
 
-def _end_step(state: TrainState, hooks: list[Recipe], metrics: dict[str, float]) -> None:
+def _end_step(state: TrainState, hooks: list[Recipe], dp: DataParallel, interrupted: bool,
+              metrics: dict[str, float]) -> None:
     metrics["elapsed_seconds"] = state.elapsed
+    metrics["nonfinite_steps"] = state.nonfinite_steps
+    if interrupted and state.stop_reason is None:
+        state.stop_reason = INTERRUPTED  # the hooks save a checkpoint at this step
     for hook in hooks:
         hook.on_step_end(state, metrics)
     state.history.update({k: v for k, v in metrics.items() if isinstance(v, int | float)})
+    dp.follow_main(state)
 
 
-def _save(state: TrainState, hooks: list[Recipe], run_config: dict) -> None:
+def _save(state: TrainState, hooks: list[Recipe], run_config: dict,
+          guard: NonfiniteGuard) -> None:
+    if guard.streak:  # keep the last checkpoint taken after a good step
+        return
     trainer_state = {
         "step": state.step,
         "optimizer": state.optimizer.state_dict(),
@@ -177,18 +296,23 @@ def _save(state: TrainState, hooks: list[Recipe], run_config: dict) -> None:
         "nonfinite_steps": state.nonfinite_steps,
         "hooks": {hook.name: hook.state_dict() for hook in hooks},
     }
-    save_checkpoint(state.run_dir, state.model, trainer_state, run_config, state.config.keep_checkpoints)
+    save_checkpoint(state.run_dir, state.model, trainer_state, run_config,
+                    state.config.keep_checkpoints)
 
 
 def _restore(state: TrainState, hooks: list[Recipe], saved: dict) -> None:
-    state.step = int(saved["step"])
-    state.optimizer.load_state_dict(saved["optimizer"])
-    state.batcher.load_state_dict(saved["batcher"])
-    set_rng_state(saved["rng"])
-    state.lr_scale = float(saved["lr_scale"])
-    state.elapsed_before = float(saved["elapsed"])
-    state.skipped_steps = int(saved["skipped_steps"])
-    state.nonfinite_steps = int(saved["nonfinite_steps"])
-    for hook in hooks:
-        if hook.name in saved["hooks"]:
-            hook.load_state_dict(saved["hooks"][hook.name])
+    try:
+        state.step = int(saved["step"])
+        state.optimizer.load_state_dict(saved["optimizer"])
+        state.batcher.load_state_dict(saved["batcher"])
+        set_rng_state(saved["rng"])
+        state.lr_scale = float(saved["lr_scale"])
+        state.elapsed_before = float(saved["elapsed"])
+        state.skipped_steps = int(saved["skipped_steps"])
+        state.nonfinite_steps = int(saved["nonfinite_steps"])
+        for hook in hooks:
+            if hook.name in saved["hooks"]:
+                hook.load_state_dict(saved["hooks"][hook.name])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise GhostInputError(f"{state.run_dir}: the checkpoint's trainer state does not fit "
+                              f"this run ({type(e).__name__}: {e})") from None

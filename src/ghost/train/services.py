@@ -128,7 +128,8 @@ class MetricsLogger(Recipe):
         new = not path.exists() or state.step == 0
         if new:
             path.unlink(missing_ok=True)
-        self.csv_file = open(path, "a", newline="", encoding="utf-8")
+        # Line-buffered: a row is on disk once written, so a kill loses no logged step.
+        self.csv_file = open(path, "a", newline="", encoding="utf-8", buffering=1)
         self.csv = csv.DictWriter(self.csv_file, fieldnames=self.COLUMNS, extrasaction="ignore")
         if new:
             self.csv.writeheader()

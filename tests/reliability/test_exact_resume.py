@@ -1,0 +1,105 @@
+"""Exact resume: a run killed at any step (SIGKILL) or stopped with Ctrl-C (SIGINT) and
+resumed with --resume ends with the same weights, bit for bit, as a run never stopped
+(one thread, fp32), and its metrics.csv has each step once."""
+
+import csv
+import re
+import shlex
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from ghost_process import run_ghost, start_ghost
+from safetensors.torch import load_file
+
+from ghost.config import TrainConfig
+from ghost.train.loop import train
+
+STEPS, SAVE_EVERY = 60, 25
+
+
+def flags(data: Path, run: Path) -> list[str]:
+    return ["train", "--data", str(data), "--preset", "tiny", "--threads", "1",
+            "--batch-size", "8", "--lr", "0.01", "--steps", str(STEPS),
+            "--save-every", str(SAVE_EVERY), "--eval-every", "20", "--quiet", "--out", str(run)]
+
+
+@pytest.fixture(scope="module")
+def reference(qa_path, tmp_path_factory) -> dict[str, torch.Tensor]:
+    """The weights of the same run, never stopped (in this process: the same arithmetic)."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    train(TrainConfig(data=str(qa_path), preset="tiny", threads=1, batch_size=8, lr=0.01,
+                      steps=STEPS, save_every=SAVE_EVERY, eval_every=20, quiet=True, out=str(out)))
+    return load_file(out / "model.safetensors")
+
+
+def logged_steps(run: Path) -> list[int]:
+    with open(run / "metrics.csv", newline="", encoding="utf-8") as f:
+        return [int(row["step"]) for row in csv.DictReader(f) if row["step"].isdigit()]
+
+
+def wait_until(condition, proc, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended too early (exit {proc.returncode}): {proc.stderr.read()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("timed out waiting for the run")
+        time.sleep(0.005)
+
+
+def checkpoint_steps(run: Path) -> list[int]:
+    root = run / "checkpoints"
+    return sorted(int(p.name[5:]) for p in root.glob("step-*")) if root.is_dir() else []
+
+
+def assert_same_weights(run: Path, reference: dict[str, torch.Tensor]) -> None:
+    weights = load_file(run / "model.safetensors")
+    assert weights.keys() == reference.keys()
+    for name, tensor in reference.items():
+        assert torch.equal(weights[name], tensor), f"{name} differs after the resume"
+
+
+def test_sigkill_at_any_step_then_resume_gives_the_uninterrupted_weights(tmp_path, qa_path,
+                                                                         reference):
+    run = tmp_path / "run"
+    proc = start_ghost(*flags(qa_path, run))
+    wait_until(lambda: checkpoint_steps(run), proc)
+    saved = checkpoint_steps(run)[-1]
+    # Kill only once the run has logged steps past its checkpoint: those rows must go.
+    wait_until(lambda: (run / "metrics.csv").is_file() and logged_steps(run)[-1] > saved + 2, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    assert saved < STEPS and max(logged_steps(run)) > saved
+
+    done = run_ghost(*flags(qa_path, run), "--resume")
+    assert done.returncode == 0, done.stderr
+    assert f"stopped after {STEPS} steps" in done.stdout
+    assert_same_weights(run, reference)
+    assert logged_steps(run) == list(range(1, STEPS + 1))  # none lost, none twice
+
+
+def test_ctrl_c_saves_the_current_step_and_prints_how_to_resume(tmp_path, qa_path, reference):
+    run = tmp_path / "run"
+    proc = start_ghost(*flags(qa_path, run))
+    wait_until(lambda: (run / "metrics.csv").is_file() and len(logged_steps(run)) >= 3, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    found = re.search(r"^ghost: interrupted at step (\d+); resume with: (.+)$", err, re.M)
+    assert found, err
+    step, command = int(found[1]), shlex.split(found[2])
+    assert 3 <= step < SAVE_EVERY  # so the checkpoint below is the interrupt's own
+    assert checkpoint_steps(run) == [step]
+    assert command[:2] == ["ghost", "train"] and command[-1] == "--resume"
+    assert command[2:-1] == flags(qa_path, run)[1:]  # the user's own flags, verbatim
+
+    done = run_ghost(*command[1:])
+    assert done.returncode == 0, done.stderr
+    assert_same_weights(run, reference)
+    assert logged_steps(run) == list(range(1, STEPS + 1))

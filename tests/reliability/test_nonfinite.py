@@ -103,7 +103,7 @@ def test_a_run_that_keeps_failing_stops_and_keeps_its_last_good_checkpoint(
     assert code == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    assert "NaN or infinite for 4 steps in a row (steps 6-9)" in err
+    assert "loss or gradients were NaN or infinite for 4 steps in a row (steps 6-9)" in err
     assert "the last good checkpoint is " + str(run / "checkpoints" / "step-0000004") in err
 
     # No save happened during the failing streak, so pruning to 1 kept step 4's.

@@ -122,8 +122,8 @@ class NonfiniteGuard:
         if self.streak == 1:
             self.first_bad_step = state.step
         if self.streak >= self.limit:
-            state.stop_reason = (f"the loss was NaN or infinite for {self.streak} steps in a row "
-                                 f"(steps {self.first_bad_step}-{state.step})")
+            state.stop_reason = (f"the loss or gradients were NaN or infinite for {self.streak} "
+                                 f"steps in a row (steps {self.first_bad_step}-{state.step})")
 
     @property
     def tripped(self) -> bool:

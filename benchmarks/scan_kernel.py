@@ -89,9 +89,13 @@ def machine_info(threads):
                                 text=True, cwd=Path(__file__).parent).stdout.strip()
     except OSError:
         commit = "unknown"
+    # Fresh output buffers page-fault on every call under glibc malloc, not under tcmalloc
+    # (which `ghost` preloads when the machine has it): say which one this run had.
+    maps = Path("/proc/self/maps").read_text() if Path("/proc/self/maps").exists() else ""
     return {"platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(),
             "torch": torch.__version__, "threads": threads, "commit": commit or "unknown",
-            "kernel": kernel_status(), "load_average_1min": os.getloadavg()[0]}
+            "kernel": kernel_status(), "allocator": "tcmalloc" if "tcmalloc" in maps else "libc",
+            "load_average_1min": os.getloadavg()[0]}
 
 
 def main():

@@ -152,7 +152,9 @@ def _ptr(t: torch.Tensor | None) -> int | None:
 
 def _pad_state(t: torch.Tensor, np_: int) -> torch.Tensor:
     """fp32, contiguous, last dimension N zero-padded to NP (a zero A and B keep pads at 0)."""
-    return F.pad(t.float(), (0, np_ - t.shape[-1])).contiguous()
+    if t.shape[-1] == np_:  # N = 16: nothing to pad, and no copy
+        return t.float().contiguous()
+    return F.pad(t.float(), (0, np_ - t.shape[-1]))
 
 
 def _problem(u, delta, A_, B_, C_, D, z, delta_bias, h0, delta_softplus) -> _Problem:
@@ -168,7 +170,8 @@ class _SelectiveScanFn(torch.autograd.Function):
     """y, last_state = scan(...) on fp32 tensors; the dispatcher handles dtypes."""
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus):
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus,
+                return_last_state):
         batch, length, channels = u.shape
         n = A.shape[1]
         np_ = -(-n // _LANES) * _LANES
@@ -176,9 +179,10 @@ class _SelectiveScanFn(torch.autograd.Function):
         h0 = None if initial_state is None else _pad_state(initial_state, np_)
         problem = _problem(u, delta, A_, B_, C_, D, z, delta_bias, h0, delta_softplus)
         y = torch.empty_like(u)  # (B, L, ED)
-        last = u.new_empty(batch, channels, np_)  # (B, ED, NP)
-        # The state entering every chunk of _CHUNK steps, for the backward's recompute.
-        chunks = -(-length // _CHUNK)
+        last = u.new_empty(batch, channels, np_) if return_last_state else None  # (B, ED, NP)
+        # The state entering each chunk of _CHUNK steps after the first, for the backward's
+        # recompute (none at all up to _CHUNK steps).
+        chunks = max(-(-length // _CHUNK) - 1, 0)
         ckpt = u.new_empty(batch, channels, chunks, np_) if any(ctx.needs_input_grad) else None
         status = _load_kernel().ghost_scan_forward(
             ctypes.byref(problem), _ptr(y), _ptr(last), _ptr(ckpt)
@@ -188,7 +192,7 @@ class _SelectiveScanFn(torch.autograd.Function):
         ctx.save_for_backward(u, delta, A_, B_, C_, D, z, delta_bias, h0, ckpt)
         ctx.n, ctx.delta_softplus = n, delta_softplus
         ctx.set_materialize_grads(False)  # an unused last state then costs no zero tensor
-        return y, last[..., :n]
+        return y, None if last is None else last[..., :n]
 
     @staticmethod
     def backward(ctx, dy, dlast):
@@ -216,7 +220,7 @@ class _SelectiveScanFn(torch.autograd.Function):
         g = grads  # below, [..., :n] drops the padded states
         dh0 = None if h0 is None else g["dh0"][..., :n]
         return (g["du"], g["ddelta"], g["dA"][:, :n], g["dB"][..., :n], g["dC"][..., :n],
-                g["dD"], g["dz"], g["ddelta_bias"], dh0, None)
+                g["dD"], g["dz"], g["ddelta_bias"], dh0, None, None)
 
 
 def _check_shapes(u, delta, A, B, C, D, z, delta_bias, initial_state):
@@ -256,7 +260,8 @@ def selective_scan_fused(
     # The kernel computes in fp32 whatever autocast says; the casts are differentiable, so
     # bf16 inputs get bf16 gradients back.
     tensors = (u, delta, A, B, C, D, z, delta_bias, initial_state)
-    y, last = _SelectiveScanFn.apply(*(_f32(t) for t in tensors), delta_softplus)
+    y, last = _SelectiveScanFn.apply(*(_f32(t) for t in tensors), delta_softplus,
+                                     return_last_state)
     y = y.to(u.dtype)
     return (y, last) if return_last_state else y
 

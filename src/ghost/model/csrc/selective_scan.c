@@ -23,7 +23,7 @@
  *      step through t together (tile_step), so B_t and C_t are loaded once per step and the
  *      tile's dot products <h_t, C_t> come out of one sum_lanes, already in its layout.
  *   3. forward_tile: prologue (dt), the scan, epilogue (y). It saves the state entering
- *      each chunk of `chunk` steps: N floats per channel per chunk.
+ *      each chunk of `chunk` steps after the first: N floats per channel per chunk.
  *   4. backward_tile: prologue, then per state slice a reverse sweep over the chunks, last
  *      first, each chunk's states recomputed from its saved start state; then the epilogue.
  *      No (B, L, ED, N) tensor ever exists.
@@ -287,11 +287,23 @@ static inline int64_t state_at(const struct ghost_scan_problem *p, const struct 
     return (tl->b * p->channels + tl->d0 + j) * p->nstate + k;
 }
 
-/* Offset of channel d0 + j's slice k of the state entering chunk c, (B, ED, chunks, NP). */
+/* Offset of channel d0 + j's slice k of the state entering chunk c >= 1 in ckpt,
+ * (B, ED, chunks - 1, NP): the first chunk starts from h0, which the caller keeps. */
 static inline int64_t ckpt_at(const struct ghost_scan_problem *p, const struct tile *tl, int j,
                               int64_t c, int64_t k)
 {
-    return ((tl->b * p->channels + tl->d0 + j) * n_chunks(p) + c) * p->nstate + k;
+    return ((tl->b * p->channels + tl->d0 + j) * (n_chunks(p) - 1) + c - 1) * p->nstate + k;
+}
+
+/* The state entering chunk c for channel d0 + j, slice k (zero past the tile's width). */
+static inline vec chunk_start(const struct ghost_scan_problem *p, const struct tile *tl,
+                              const float *ckpt, int j, int64_t c, int64_t k)
+{
+    if (j >= tl->width)
+        return splat(0.0f);
+    if (c > 0)
+        return load(ckpt + ckpt_at(p, tl, j, c, k));
+    return p->h0 ? load(p->h0 + state_at(p, tl, j, k)) : splat(0.0f);
 }
 
 /* One step of the tile's recurrences for one state slice: h = decay * h_prev + ...,
@@ -315,8 +327,8 @@ static inline void tile_step(const struct tile *tl, const vec a[LANES], int64_t 
 
 /* The channels of a tile run in lock step: at each t, B_t and C_t are loaded once for all
  * of them and their outputs come out of one sum_lanes, already in the tile's layout.
- * ckpt gets the state entering each chunk (for the backward) and last the final state,
- * when non-NULL. */
+ * ckpt gets the state entering each chunk after the first (for the backward) and last the
+ * final state, when non-NULL. */
 static void forward_tile(const struct ghost_scan_problem *p, struct tile *tl, float *y,
                          float *last, float *ckpt)
 {
@@ -327,9 +339,9 @@ static void forward_tile(const struct ghost_scan_problem *p, struct tile *tl, fl
         vec a[LANES], h[LANES], decay[LANES]; /* the forward has no use for decay */
         tile_load_A(p, tl, k, a);
         for (int j = 0; j < LANES; j++)
-            h[j] = p->h0 && j < w ? load(p->h0 + state_at(p, tl, j, k)) : splat(0.0f);
+            h[j] = chunk_start(p, tl, NULL, j, 0, k);
         for (int64_t c = 0; c < n_chunks(p); c++) {
-            for (int j = 0; ckpt && j < w; j++)
+            for (int j = 0; ckpt && c > 0 && j < w; j++)
                 store(ckpt + ckpt_at(p, tl, j, c, k), h[j]);
             for (int64_t t = c * p->chunk; t < min64(L, (c + 1) * p->chunk); t++)
                 tile_step(tl, a, t, load(Bt + t * NP), load(Ct + t * NP), h, h, decay, tl->y0);
@@ -406,7 +418,7 @@ static void backward_slice(const struct ghost_scan_problem *p, struct tile *tl, 
     for (int64_t c = n_chunks(p) - 1; c >= 0; c--) {
         int64_t t0 = c * K, t1 = min64(L, t0 + K);
         for (int j = 0; j < LANES; j++)
-            tl->H[j] = j < w ? load(ckpt + ckpt_at(p, tl, j, c, k)) : splat(0.0f);
+            tl->H[j] = chunk_start(p, tl, ckpt, j, c, k);
         for (int64_t t = t0; t < t1; t++) { /* the gate's gradient needs y0 = <h, C> */
             vec *H = tl->H + (t - t0) * LANES;
             tile_step(tl, a, t, load(p->B + bt0 + t * NP), load(p->C + bt0 + t * NP), H + LANES,
@@ -487,8 +499,8 @@ static float *thread_scratch(int64_t n)
     return buffer;
 }
 
-/* y: (B, L, ED); last: (B, ED, NP) or NULL; ckpt: (B, ED, chunks, NP) or NULL, filled with
- * the state entering each chunk for the backward. Returns 0, or -1 if out of memory. */
+/* y: (B, L, ED); last: (B, ED, NP) or NULL; ckpt: (B, ED, chunks - 1, NP) or NULL, filled
+ * with the state entering each chunk after the first, for the backward. Returns 0, or -1 if out of memory. */
 int ghost_scan_forward(const struct ghost_scan_problem *p, float *y, float *last, float *ckpt)
 {
     const int64_t per_thread = scratch_floats(p);

@@ -85,17 +85,28 @@ def machine_info(threads):
     except (OSError, StopIteration):
         pass
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, cwd=Path(__file__).parent).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
     except OSError:
         commit = "unknown"
     # Fresh output buffers page-fault on every call under glibc malloc, not under tcmalloc
     # (which `ghost` preloads when the machine has it): say which one this run had.
     maps = Path("/proc/self/maps").read_text() if Path("/proc/self/maps").exists() else ""
-    return {"platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(),
-            "torch": torch.__version__, "threads": threads, "commit": commit or "unknown",
-            "kernel": kernel_status(), "allocator": "tcmalloc" if "tcmalloc" in maps else "libc",
-            "load_average_1min": os.getloadavg()[0]}
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": threads,
+        "commit": commit or "unknown",
+        "kernel": kernel_status(),
+        "allocator": "tcmalloc" if "tcmalloc" in maps else "libc",
+        "load_average_1min": os.getloadavg()[0],
+    }
 
 
 def main():
@@ -106,8 +117,9 @@ def main():
     parser.add_argument("--state", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--out", type=Path,
-                        default=Path(__file__).parent / "results" / "scan_kernel.json")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "scan_kernel.json"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -129,19 +141,32 @@ def main():
         forward = statistics.median(t[0] for t in times[name]) * 1e3
         backward = statistics.median(t[1] for t in times[name]) * 1e3
         total = statistics.median(sum(t) for t in times[name]) * 1e3
-        results[name] = {"forward_ms": round(forward, 2), "backward_ms": round(backward, 2),
-                         "forward_backward_ms": round(total, 2),
-                         "max_relative_error": error, "worst_tensor": where}
-        print(f"{name:9s}  fwd {forward:8.2f} ms  bwd {backward:8.2f} ms  fwd+bwd {total:8.2f} ms  "
-              f"max rel err {error:.2e} ({where})")
+        results[name] = {
+            "forward_ms": round(forward, 2),
+            "backward_ms": round(backward, 2),
+            "forward_backward_ms": round(total, 2),
+            "max_relative_error": error,
+            "worst_tensor": where,
+        }
+        print(
+            f"{name:9s}  fwd {forward:8.2f} ms  bwd {backward:8.2f} ms  fwd+bwd {total:8.2f} ms  "
+            f"max rel err {error:.2e} ({where})"
+        )
     speedup = results["reference"]["forward_backward_ms"] / results["fused"]["forward_backward_ms"]
     print(f"speed-up {speedup:.1f}x  [{kernel_status()}]")
 
-    record = {"config": {**{k: getattr(args, k) for k in ("batch", "length", "channels", "state")},
-                         "dtype": "float32", "repeats": args.repeats, "statistic": "median",
-                         "inputs": "z, D, delta_bias given; delta_softplus"},
-              "machine": machine_info(args.threads), "results": results,
-              "speedup": round(speedup, 1)}
+    record = {
+        "config": {
+            **{k: getattr(args, k) for k in ("batch", "length", "channels", "state")},
+            "dtype": "float32",
+            "repeats": args.repeats,
+            "statistic": "median",
+            "inputs": "z, D, delta_bias given; delta_softplus",
+        },
+        "machine": machine_info(args.threads),
+        "results": results,
+        "speedup": round(speedup, 1),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.out}")

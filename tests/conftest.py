@@ -16,11 +16,27 @@ def qa_file(tmp_path):
     """A small memorisable Q&A set."""
     import json
 
-    capitals = {"France": "Paris", "Peru": "Lima", "Japan": "Tokyo", "Kenya": "Nairobi",
-                "Chile": "Santiago", "Egypt": "Cairo", "Spain": "Madrid", "Italy": "Rome"}
+    capitals = {
+        "France": "Paris",
+        "Peru": "Lima",
+        "Japan": "Tokyo",
+        "Kenya": "Nairobi",
+        "Chile": "Santiago",
+        "Egypt": "Cairo",
+        "Spain": "Madrid",
+        "Italy": "Rome",
+    }
     path = tmp_path / "capitals.jsonl"
     with open(path, "w", encoding="utf-8") as f:
         for country, city in capitals.items():
-            f.write(json.dumps({"question": f"What is the capital of {country}?", "answer": city,
-                                "kind": "fact"}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "question": f"What is the capital of {country}?",
+                        "answer": city,
+                        "kind": "fact",
+                    }
+                )
+                + "\n"
+            )
     return path

@@ -10,8 +10,9 @@ SUBCOMMANDS = ["info", "train", "eval", "generate", "ask", "data"]
 
 
 def run(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "ghost", *args], capture_output=True, text=True,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ghost", *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def test_help_lists_every_subcommand_and_each_has_help(capsys):
@@ -29,13 +30,16 @@ def test_info_prints_the_parameter_count(capsys):
     assert "6,608,384" in out and "layer 3: mamba + sparse attention" in out
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["train", "--data", "nowhere.jsonl"], "nowhere.jsonl: file not found"),
-    (["train", "--data", "x.jsonl", "--batch-size", "0"], "--batch-size"),
-    (["train", "--data", "x.jsonl", "--steps", "many"], "--steps"),
-    (["eval", "no_such_run", "--data", "x.jsonl"], "no_such_run: run directory not found"),
-    (["frobnicate"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["train", "--data", "nowhere.jsonl"], "nowhere.jsonl: file not found"),
+        (["train", "--data", "x.jsonl", "--batch-size", "0"], "--batch-size"),
+        (["train", "--data", "x.jsonl", "--steps", "many"], "--steps"),
+        (["eval", "no_such_run", "--data", "x.jsonl"], "no_such_run: run directory not found"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(capsys, args, needle):
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
@@ -44,20 +48,53 @@ def test_bad_input_is_one_line_and_exit_2(capsys, args, needle):
 
 def test_train_eval_ask_generate_end_to_end(tmp_path, qa_file):
     run_dir = tmp_path / "run"
-    done = run("train", "--data", str(qa_file), "--preset", "tiny", "--out", str(run_dir),
-               "--lr", "0.01", "--batch-size", "8", "--threads", "1", "--quiet")
+    done = run(
+        "train",
+        "--data",
+        str(qa_file),
+        "--preset",
+        "tiny",
+        "--out",
+        str(run_dir),
+        "--lr",
+        "0.01",
+        "--batch-size",
+        "8",
+        "--threads",
+        "1",
+        "--quiet",
+    )
     assert done.returncode == 0, done.stderr
     assert "training exact match reached 100%" in done.stdout
     out_json, preds = tmp_path / "eval.json", tmp_path / "preds.jsonl"
-    done = run("eval", str(run_dir), "--data", str(qa_file), "--json", str(out_json),
-               "--predictions", str(preds))
+    done = run(
+        "eval",
+        str(run_dir),
+        "--data",
+        str(qa_file),
+        "--json",
+        str(out_json),
+        "--predictions",
+        str(preds),
+    )
     assert done.returncode == 0, done.stderr
     summary = json.loads(out_json.read_text())
-    assert summary["exact_match"] == 1.0 and summary["n"] == 8 and summary["by_kind"]["fact"]["n"] == 8
+    assert (
+        summary["exact_match"] == 1.0 and summary["n"] == 8 and summary["by_kind"]["fact"]["n"] == 8
+    )
     lines = [json.loads(line) for line in preds.read_text().splitlines()]
     assert set(lines[0]) == {"question", "reference", "prediction", "correct"}
     done = run("ask", str(run_dir), "What is the capital of Peru?")
     assert done.stdout.strip() == "Lima", done.stderr
-    done = run("generate", str(run_dir), "Q: What", "--max-bytes", "5", "--temperature", "0.8",
-               "--seed", "1")
+    done = run(
+        "generate",
+        str(run_dir),
+        "Q: What",
+        "--max-bytes",
+        "5",
+        "--temperature",
+        "0.8",
+        "--seed",
+        "1",
+    )
     assert done.returncode == 0 and len(done.stdout) > 0

@@ -55,6 +55,7 @@ def _float(text: str) -> float:
 
 # Subcommands -----------------------------------------------------------------------------
 
+
 def cmd_info(args) -> int:
     from ghost.model.ghost import GhostModel
     from ghost.model.mamba import selective_scan
@@ -74,12 +75,23 @@ def cmd_train(args) -> int:
 
     file_settings = load_config_file(args.config) if args.config else {"model": {}, "train": {}}
     settings = dict(file_settings["train"])
-    flags = {"data": args.data, "preset": args.preset, "steps": args.steps,
-             "batch_size": args.batch_size, "seq_len": args.seq_len, "seed": args.seed,
-             "threads": args.threads, "out": args.out, "lr": args.lr, "precision": args.precision,
-             "max_minutes": args.max_minutes, "eval_every": args.eval_every,
-             "save_every": args.save_every, "keep_checkpoints": args.keep_checkpoints,
-             "recipes": args.recipe.split(",") if args.recipe else None}
+    flags = {
+        "data": args.data,
+        "preset": args.preset,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "seq_len": args.seq_len,
+        "seed": args.seed,
+        "threads": args.threads,
+        "out": args.out,
+        "lr": args.lr,
+        "precision": args.precision,
+        "max_minutes": args.max_minutes,
+        "eval_every": args.eval_every,
+        "save_every": args.save_every,
+        "keep_checkpoints": args.keep_checkpoints,
+        "recipes": args.recipe.split(",") if args.recipe else None,
+    }
     settings.update({k: v for k, v in flags.items() if v is not None})
     settings["resume"] = args.resume or settings.get("resume", False)
     settings["quiet"] = args.quiet
@@ -109,15 +121,19 @@ def cmd_train(args) -> int:
         return 130 if result.interrupted else 0
     if result.interrupted:
         command = ["ghost", *args.argv] + ([] if "--resume" in args.argv else ["--resume"])
-        print(f"ghost: interrupted at step {result.steps}; resume with: {shlex.join(command)}",
-              file=sys.stderr)
+        print(
+            f"ghost: interrupted at step {result.steps}; resume with: {shlex.join(command)}",
+            file=sys.stderr,
+        )
         return 130
     print(f"stopped after {result.steps} steps ({result.seconds:.1f} s): {result.stop_reason}")
     if result.nonfinite_steps:
         print(f"skipped {result.nonfinite_steps} steps whose loss or gradients were NaN/inf")
     if "train_exact_match" in result.metrics:
-        print("training exact match (teacher-forced check): "
-              f"{result.metrics['train_exact_match']:.1%}")
+        print(
+            "training exact match (teacher-forced check): "
+            f"{result.metrics['train_exact_match']:.1%}"
+        )
     print(f"run saved to {result.run_dir}")
     return 0
 
@@ -133,18 +149,28 @@ def cmd_eval(args) -> int:
     dataset = load_data(args.data)
     summary, predictions = evaluate(model, dataset)
     if "exact_match" in summary:
-        print(f"{summary['data']}: exact match {summary['exact_match']:.1%} "
-              f"({round(summary['exact_match'] * summary['n'])}/{summary['n']})")
+        print(
+            f"{summary['data']}: exact match {summary['exact_match']:.1%} "
+            f"({round(summary['exact_match'] * summary['n'])}/{summary['n']})"
+        )
         for kind, row in summary["by_kind"].items():
             print(f"  {kind:<12} {row['exact_match']:7.1%}  n={row['n']}")
     else:
-        print(f"{summary['data']}: {summary['bits_per_byte']:.4f} bits per byte "
-              f"over {summary['bytes']} bytes")
+        print(
+            f"{summary['data']}: {summary['bits_per_byte']:.4f} bits per byte "
+            f"over {summary['bytes']} bytes"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     if args.predictions:
-        lines = "".join(json.dumps({k: p[k] for k in ("question", "reference", "prediction", "correct")},
-                                   ensure_ascii=False) + "\n" for p in predictions)
+        lines = "".join(
+            json.dumps(
+                {k: p[k] for k in ("question", "reference", "prediction", "correct")},
+                ensure_ascii=False,
+            )
+            + "\n"
+            for p in predictions
+        )
         Path(args.predictions).write_text(lines, encoding="utf-8")
     return 0
 
@@ -155,9 +181,15 @@ def cmd_generate(args) -> int:
 
     configure(args.threads, seed=args.seed)
     model = GhostModel.from_pretrained(args.run_dir)
-    out = model.generate(args.prompt.encode("utf-8"), max_bytes=args.max_bytes,
-                         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                         seed=args.seed, stop=args.stop or None)
+    out = model.generate(
+        args.prompt.encode("utf-8"),
+        max_bytes=args.max_bytes,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        stop=args.stop or None,
+    )
     sys.stdout.write(out.decode("utf-8", errors="replace") + "\n")
     return 0
 
@@ -172,8 +204,11 @@ def cmd_ask(args) -> int:
     template = QATemplate.from_config(model.config)
     if template.end_of_answer in args.question:
         raise GhostInputError("ghost ask: the question contains the end-of-answer marker byte")
-    out = model.generate(template.prompt(args.question), max_bytes=args.max_bytes,
-                         stop_bytes=bytes([template.marker]))
+    out = model.generate(
+        template.prompt(args.question),
+        max_bytes=args.max_bytes,
+        stop_bytes=bytes([template.marker]),
+    )
     print(template.clean_answer(out))
     return 0
 
@@ -202,11 +237,15 @@ def cmd_data_show(args) -> int:
 
 # Parser ----------------------------------------------------------------------------------
 
+
 def build_parser() -> argparse.ArgumentParser:
     from ghost.config import PRESETS
 
-    parser = _Parser(prog="ghost", description="Train, evaluate and use small byte-level "
-                     "hybrid Mamba language models on a CPU.")
+    parser = _Parser(
+        prog="ghost",
+        description="Train, evaluate and use small byte-level "
+        "hybrid Mamba language models on a CPU.",
+    )
     from ghost import __version__
 
     parser.add_argument("--version", action="version", version=f"ghost {__version__}")
@@ -220,8 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model on a built-in dataset or a .jsonl/.txt file")
     p.add_argument("--data", help="built-in NAME[:SPLIT] (see `ghost data list`) or a file path")
     p.add_argument("--preset", choices=list(PRESETS), help="model preset (default v5-fast)")
-    p.add_argument("--steps", help="optimiser steps, or 'auto' (default): until training exact "
-                   "match is 100%%, the loss stops improving, or the budget ends")
+    p.add_argument(
+        "--steps",
+        help="optimiser steps, or 'auto' (default): until training exact "
+        "match is 100%%, the loss stops improving, or the budget ends",
+    )
     p.add_argument("--batch-size", type=_positive_int)
     p.add_argument("--seq-len", type=_positive_int, help="longest sample in bytes")
     p.add_argument("--lr", type=_float, help="peak learning rate")
@@ -229,10 +271,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["fp32", "bf16"])
     p.add_argument("--max-minutes", type=_float, help="time budget for --steps auto")
     p.add_argument("--eval-every", type=_nonnegative_int, help="steps between progress checks")
-    p.add_argument("--save-every", type=_nonnegative_int,
-                   help="steps between checkpoints (default 0: at each progress check)")
-    p.add_argument("--keep-checkpoints", type=_positive_int,
-                   help="how many checkpoints to keep under RUN_DIR/checkpoints (default 3)")
+    p.add_argument(
+        "--save-every",
+        type=_nonnegative_int,
+        help="steps between checkpoints (default 0: at each progress check)",
+    )
+    p.add_argument(
+        "--keep-checkpoints",
+        type=_positive_int,
+        help="how many checkpoints to keep under RUN_DIR/checkpoints (default 3)",
+    )
     p.add_argument("--seed", type=_nonnegative_int)
     p.add_argument("--threads", type=_nonnegative_int, help="CPU threads (0: all cores)")
     p.add_argument("--out", help="run directory (default runs/ghost)")
@@ -309,8 +357,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - the top level turns any failure into one line
         if os.environ.get("GHOST_DEBUG"):
             raise
-        print(f"ghost: internal error: {type(e).__name__}: {_one_line(str(e))} "
-              "(GHOST_DEBUG=1 shows the traceback)", file=sys.stderr)
+        print(
+            f"ghost: internal error: {type(e).__name__}: {_one_line(str(e))} "
+            "(GHOST_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -70,9 +70,21 @@ class GhostConfig:
         self.attention_layers = tuple(int(i) for i in self.attention_layers)
         if self.dt_rank == 0:
             self.dt_rank = math.ceil(self.dim / 16)
-        positive = ["dim", "n_layers", "d_state", "d_conv", "expand", "ffn_hidden", "n_heads",
-                    "attention_window", "attention_stride", "memory_top_k", "memory_slots",
-                    "memory_max_bytes", "dt_rank"]
+        positive = [
+            "dim",
+            "n_layers",
+            "d_state",
+            "d_conv",
+            "expand",
+            "ffn_hidden",
+            "n_heads",
+            "attention_window",
+            "attention_stride",
+            "memory_top_k",
+            "memory_slots",
+            "memory_max_bytes",
+            "dt_rank",
+        ]
         for name in positive:
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"GhostConfig.{name} must be positive, got {getattr(self, name)}")
@@ -83,17 +95,23 @@ class GhostConfig:
         for name in ("memory_layers", "attention_layers"):
             bad = [i for i in getattr(self, name) if not 0 <= i < self.n_layers]
             if bad:
-                raise ValueError(f"GhostConfig.{name} has layers {bad} outside 0..{self.n_layers - 1}")
+                raise ValueError(
+                    f"GhostConfig.{name} has layers {bad} outside 0..{self.n_layers - 1}"
+                )
         both = set(self.memory_layers) & set(self.attention_layers)
         if both:
-            raise ValueError(f"GhostConfig.memory_layers and attention_layers overlap at {sorted(both)}"
-                             ": a block carries at most one extra sub-block")
+            raise ValueError(
+                f"GhostConfig.memory_layers and attention_layers overlap at {sorted(both)}"
+                ": a block carries at most one extra sub-block"
+            )
         if len(self.end_of_answer) != 1 or not (0 < ord(self.end_of_answer) < 32):
             raise ValueError("GhostConfig.end_of_answer must be one ASCII control character")
         if self.end_of_answer in "\n\t\r":
             raise ValueError("GhostConfig.end_of_answer must not be a whitespace character")
         if "{question}" not in self.qa_template or not self.qa_template.endswith("{answer}"):
-            raise ValueError("GhostConfig.qa_template must contain {question} and end with {answer}")
+            raise ValueError(
+                "GhostConfig.qa_template must contain {question} and end with {answer}"
+            )
 
     @property
     def d_inner(self) -> int:
@@ -137,12 +155,28 @@ PRESETS: dict[str, dict[str, Any]] = {
     # (stride 64).
     "v5": {"ffn_hidden": 640, "attention_stride": 64},
     # The scale-up: 8 layers at dim 320.
-    "12m": {"dim": 320, "n_layers": 8, "memory_layers": (2, 5), "attention_layers": (3, 7),
-            "ffn_hidden": 640, "n_heads": 5},
+    "12m": {
+        "dim": 320,
+        "n_layers": 8,
+        "memory_layers": (2, 5),
+        "attention_layers": (3, 7),
+        "ffn_hidden": 640,
+        "n_heads": 5,
+    },
     # Every block kind, small enough for tests: learns a few dozen Q&A pairs in seconds.
-    "tiny": {"dim": 32, "n_layers": 3, "memory_layers": (1,), "attention_layers": (2,),
-             "d_state": 16, "ffn_hidden": 64, "n_heads": 2, "attention_window": 8,
-             "attention_stride": 4, "memory_slots": 2, "memory_max_bytes": 64},
+    "tiny": {
+        "dim": 32,
+        "n_layers": 3,
+        "memory_layers": (1,),
+        "attention_layers": (2,),
+        "d_state": 16,
+        "ffn_hidden": 64,
+        "n_heads": 2,
+        "attention_window": 8,
+        "attention_stride": 4,
+        "memory_slots": 2,
+        "memory_max_bytes": 64,
+    },
 }
 
 
@@ -199,22 +233,35 @@ class TrainConfig:
                     self.steps = int(self.steps)
                 except ValueError:
                     raise GhostInputError(
-                        f"--steps must be a positive integer or 'auto', got {self.steps!r}") from None
+                        f"--steps must be a positive integer or 'auto', got {self.steps!r}"
+                    ) from None
         if isinstance(self.steps, int) and self.steps <= 0:
             raise GhostInputError(f"--steps must be positive, got {self.steps}")
-        for name in ("batch_size", "seq_len", "max_steps", "keep_checkpoints", "patience",
-                     "max_nonfinite_steps"):
+        for name in (
+            "batch_size",
+            "seq_len",
+            "max_steps",
+            "keep_checkpoints",
+            "patience",
+            "max_nonfinite_steps",
+        ):
             if int(getattr(self, name)) <= 0:
-                raise GhostInputError(f"TrainConfig.{name} must be positive, got {getattr(self, name)}")
+                raise GhostInputError(
+                    f"TrainConfig.{name} must be positive, got {getattr(self, name)}"
+                )
         for name in ("warmup_steps", "eval_every", "save_every", "threads", "seed"):
             if int(getattr(self, name)) < 0:
                 raise GhostInputError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
         if not self.lr > 0:
             raise GhostInputError(f"TrainConfig.lr must be positive, got {self.lr}")
         if not self.max_minutes > 0:
-            raise GhostInputError(f"TrainConfig.max_minutes must be positive, got {self.max_minutes}")
+            raise GhostInputError(
+                f"TrainConfig.max_minutes must be positive, got {self.max_minutes}"
+            )
         if self.precision not in ("fp32", "bf16"):
-            raise GhostInputError(f"TrainConfig.precision must be 'fp32' or 'bf16', got {self.precision!r}")
+            raise GhostInputError(
+                f"TrainConfig.precision must be 'fp32' or 'bf16', got {self.precision!r}"
+            )
         if isinstance(self.recipes, str):
             self.recipes = [r for r in self.recipes.split(",") if r]
 

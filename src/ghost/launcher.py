@@ -30,8 +30,11 @@ def allocator_in_use() -> str:
 
 def ensure_fast_allocator() -> None:
     """Re-exec this process with tcmalloc preloaded, once, if it exists and is not loaded."""
-    if os.environ.get("GHOST_ALLOCATOR", "tcmalloc") == "system" or "tcmalloc" in os.environ.get(
-            "LD_PRELOAD", "") or os.environ.get("_GHOST_REEXEC"):
+    if (
+        os.environ.get("GHOST_ALLOCATOR", "tcmalloc") == "system"
+        or "tcmalloc" in os.environ.get("LD_PRELOAD", "")
+        or os.environ.get("_GHOST_REEXEC")
+    ):
         return
     library = find_tcmalloc()
     if library is None or not sys.platform.startswith("linux"):

@@ -15,14 +15,17 @@ def test_qa_and_text_files_load(qa_file, tmp_path):
     assert [r["text"] for r in read_records(txt)] == ["first block\nline two", "second block"]
 
 
-@pytest.mark.parametrize("content,message", [
-    ('{"question": "a", "answer": "b"}\n{"question": "c", "answer": \n', ":2: malformed JSON"),
-    ('{"question": "a", "answer": 3}\n', ":1: field 'answer' must be a string"),
-    ('[1, 2]\n', ":1: expected a JSON object"),
-    ('{"foo": "bar"}\n', ":1: record has neither"),
-    ('', "no records"),
-    ('{"question": "a", "answer": "b"}\n{"text": "t"}\n', "mixes Q&A and text"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ('{"question": "a", "answer": "b"}\n{"question": "c", "answer": \n', ":2: malformed JSON"),
+        ('{"question": "a", "answer": 3}\n', ":1: field 'answer' must be a string"),
+        ("[1, 2]\n", ":1: expected a JSON object"),
+        ('{"foo": "bar"}\n', ":1: record has neither"),
+        ("", "no records"),
+        ('{"question": "a", "answer": "b"}\n{"text": "t"}\n', "mixes Q&A and text"),
+    ],
+)
 def test_bad_jsonl_names_the_file_and_line(tmp_path, content, message):
     path = tmp_path / "bad.jsonl"
     path.write_text(content, encoding="utf-8")
@@ -33,7 +36,9 @@ def test_bad_jsonl_names_the_file_and_line(tmp_path, content, message):
 
 def test_non_utf8_is_refused_with_the_line(tmp_path):
     path = tmp_path / "latin.jsonl"
-    path.write_bytes(b'{"question": "ok", "answer": "ok"}\n{"question": "caf\xe9", "answer": "x"}\n')
+    path.write_bytes(
+        b'{"question": "ok", "answer": "ok"}\n{"question": "caf\xe9", "answer": "x"}\n'
+    )
     with pytest.raises(GhostInputError, match=":2: not valid UTF-8"):
         read_records(path)
 
@@ -50,7 +55,9 @@ def test_missing_file_and_unknown_format(tmp_path):
 def test_template_renders_prompt_answer_and_marker_and_refuses_the_marker():
     template = QATemplate()
     data, start = template.render({"question": "Capital of Peru?", "answer": "Lima"})
-    assert data == b"Q: Capital of Peru?\nA: Lima\x03" and data[:start] == template.prompt("Capital of Peru?")
+    assert data == b"Q: Capital of Peru?\nA: Lima\x03" and data[:start] == template.prompt(
+        "Capital of Peru?"
+    )
     assert template.clean_answer(b" Lima \x03junk") == "Lima"
     with pytest.raises(GhostInputError, match="marker"):
         template.check({"question": "a\x03", "answer": "b"})

@@ -15,8 +15,14 @@ def test_exact_match_strips_surrounding_whitespace_only():
 
 def test_untrained_model_scores_zero_and_reports_by_kind():
     model = GhostModel.from_preset("tiny")
-    data = Dataset("d", "qa", [{"question": "a?", "answer": "b", "kind": "fact"},
-                               {"question": "c?", "answer": "d", "kind": "2hop"}])
+    data = Dataset(
+        "d",
+        "qa",
+        [
+            {"question": "a?", "answer": "b", "kind": "fact"},
+            {"question": "c?", "answer": "d", "kind": "2hop"},
+        ],
+    )
     summary, predictions = evaluate_qa(model, data, max_answer_bytes=4)
     assert summary["n"] == 2 and summary["exact_match"] == 0.0
     assert set(summary["by_kind"]) == {"fact", "2hop"} and len(predictions) == 2

@@ -18,7 +18,9 @@ def test_mask_is_causal_local_and_strided():
     assert mask.sum(1)[11] == 3 + 2  # window 9..11 plus summaries 3, 7
 
 
-@pytest.mark.parametrize("length,window,stride", [(50, 8, 4), (97, 16, 32), (64, 8, 128), (33, 5, 3)])
+@pytest.mark.parametrize(
+    "length,window,stride", [(50, 8, 4), (97, 16, 32), (64, 8, 128), (33, 5, 3)]
+)
 def test_blocked_path_equals_the_dense_reference(length, window, stride):
     q, k, v = torch.randn(3, 2, 3, length, 8, dtype=torch.float64).unbind(0)
     for t in (q, k, v):
@@ -29,7 +31,7 @@ def test_blocked_path_equals_the_dense_reference(length, window, stride):
     g = torch.randn_like(fast)
     grads_fast = torch.autograd.grad(fast, (q, k, v), g)
     grads_ref = torch.autograd.grad(ref, (q, k, v), g)
-    for a, b in zip(grads_fast, grads_ref):
+    for a, b in zip(grads_fast, grads_ref, strict=True):
         torch.testing.assert_close(a, b)
 
 

@@ -36,7 +36,9 @@ def test_labels_shift_inside_and_ignore_minus_100(model):
     labels[:, :4] = -100
     out = model(x, labels=labels)
     logits = out.logits[:, :-1].reshape(-1, 256)
-    expected = torch.nn.functional.cross_entropy(logits, labels[:, 1:].reshape(-1), ignore_index=-100)
+    expected = torch.nn.functional.cross_entropy(
+        logits, labels[:, 1:].reshape(-1), ignore_index=-100
+    )
     torch.testing.assert_close(out.loss, expected)
 
 
@@ -63,7 +65,9 @@ def test_an_empty_memory_bank_changes_nothing(model):
         empty.vectors, empty.mask = empty.vectors[:, :0], empty.mask[:, :0]
         assert torch.equal(model(x, memory=empty).logits, before)
         model.memory.write(["The capital of Peru is Lima."])
-        assert not torch.equal(model(x).logits, before)  # a written fact is read, no training needed
+        assert not torch.equal(
+            model(x).logits, before
+        )  # a written fact is read, no training needed
 
 
 def test_memory_reads_only_top_k_entries_when_the_bank_is_large():

@@ -13,16 +13,24 @@ def _reference_mixer(dim=32, d_state=16, d_conv=4, expand=2, dt_rank=2):
     from transformers import MambaConfig
     from transformers.models.mamba.modeling_mamba import MambaMixer as HFMixer
 
-    config = MambaConfig(hidden_size=dim, state_size=d_state, conv_kernel=d_conv, expand=expand,
-                         time_step_rank=dt_rank, use_bias=False, use_conv_bias=True)
+    config = MambaConfig(
+        hidden_size=dim,
+        state_size=d_state,
+        conv_kernel=d_conv,
+        expand=expand,
+        time_step_rank=dt_rank,
+        use_bias=False,
+        use_conv_bias=True,
+    )
     return HFMixer(config, layer_idx=0).eval()
 
 
 def test_parameter_names_and_shapes_match_the_reference():
     ours = MambaMixer(32, d_state=16, d_conv=4, expand=2, dt_rank=2)
     theirs = _reference_mixer()
-    assert {k: v.shape for k, v in ours.state_dict().items()} == \
-        {k: v.shape for k, v in theirs.state_dict().items()}
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {
+        k: v.shape for k, v in theirs.state_dict().items()
+    }
 
 
 @pytest.mark.parametrize("length", [1, 5, 17])

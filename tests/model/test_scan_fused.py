@@ -69,8 +69,13 @@ def assert_close(actual, expected, tol=1e-5, what=""):
     cancels to ~0 is judged on the scale of its terms) plus a relative tol."""
     expected = expected.double()
     scale = expected.abs().max().item() if expected.numel() else 0.0
-    torch.testing.assert_close(actual.double(), expected, rtol=tol, atol=tol * max(scale, 1e-6),
-                               msg=lambda m: f"{what}: {m}")
+    torch.testing.assert_close(
+        actual.double(),
+        expected,
+        rtol=tol,
+        atol=tol * max(scale, 1e-6),
+        msg=lambda m: f"{what}: {m}",
+    )
 
 
 def check_against_reference(inputs, **options):
@@ -86,8 +91,15 @@ def check_against_reference(inputs, **options):
 
 @pytest.mark.parametrize(
     "batch, length, channels, n",
-    [(1, 1, 5, 16), (2, 7, 20, 16), (1, 33, 17, 8), (2, 64, 32, 16), (1, 100, 19, 4),
-     (2, 130, 16, 16), (1, 65, 3, 20)],
+    [
+        (1, 1, 5, 16),
+        (2, 7, 20, 16),
+        (1, 33, 17, 8),
+        (2, 64, 32, 16),
+        (1, 100, 19, 4),
+        (2, 130, 16, 16),
+        (1, 65, 3, 20),
+    ],
 )
 def test_outputs_and_all_gradients_match_the_reference(batch, length, channels, n):
     check_against_reference(make_inputs(batch, length, channels, n))

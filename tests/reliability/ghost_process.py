@@ -13,8 +13,16 @@ from pathlib import Path
 import ghost
 
 SRC = str(Path(ghost.__file__).resolve().parents[1])
-CAPITALS = {"France": "Paris", "Peru": "Lima", "Japan": "Tokyo", "Kenya": "Nairobi",
-            "Chile": "Santiago", "Egypt": "Cairo", "Spain": "Madrid", "Italy": "Rome"}
+CAPITALS = {
+    "France": "Paris",
+    "Peru": "Lima",
+    "Japan": "Tokyo",
+    "Kenya": "Nairobi",
+    "Chile": "Santiago",
+    "Egypt": "Cairo",
+    "Spain": "Madrid",
+    "Italy": "Rome",
+}
 
 
 def child_env() -> dict:
@@ -28,24 +36,41 @@ def ghost_command(*args) -> list[str]:
 
 
 def run_ghost(*args, timeout=240) -> subprocess.CompletedProcess:
-    return subprocess.run(ghost_command(*args), capture_output=True, text=True,
-                          env=child_env(), timeout=timeout)
+    return subprocess.run(
+        ghost_command(*args), capture_output=True, text=True, env=child_env(), timeout=timeout
+    )
 
 
 def start_ghost(*args) -> subprocess.Popen:
-    return subprocess.Popen(ghost_command(*args), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=child_env())
+    return subprocess.Popen(
+        ghost_command(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
 
 
 def write_qa(path: Path) -> Path:
     with open(path, "w", encoding="utf-8") as f:
         for country, city in CAPITALS.items():
-            f.write(json.dumps({"question": f"What is the capital of {country}?",
-                                "answer": city, "kind": "fact"}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "question": f"What is the capital of {country}?",
+                        "answer": city,
+                        "kind": "fact",
+                    }
+                )
+                + "\n"
+            )
     return path
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:
     """Every file under `directory`, by relative path: compare before and after a command."""
-    return {str(p.relative_to(directory)): p.read_bytes()
-            for p in sorted(Path(directory).rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(Path(directory).rglob("*"))
+        if p.is_file()
+    }

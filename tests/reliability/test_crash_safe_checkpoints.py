@@ -14,8 +14,17 @@ from ghost.train.loop import train
 
 
 def tiny(data, out, **kw) -> TrainConfig:
-    settings = dict(data=str(data), preset="tiny", out=str(out), batch_size=8, lr=1e-2,
-                    threads=1, quiet=True, steps=6, save_every=2)
+    settings = dict(
+        data=str(data),
+        preset="tiny",
+        out=str(out),
+        batch_size=8,
+        lr=1e-2,
+        threads=1,
+        quiet=True,
+        steps=6,
+        save_every=2,
+    )
     return TrainConfig(**{**settings, **kw})
 
 
@@ -39,18 +48,23 @@ def fail_on_call(real, failing_call: int):
 
 # save_file runs twice per checkpoint (step-N, then the top level), torch.save once.
 # Checkpoints are taken at steps 2, 4 and 6; each case dies during the one at step 4.
-@pytest.mark.parametrize("target,failing_call,latest_step", [
-    ("safetensors", 3, 2),  # model.safetensors of step-4: step-4 never appears
-    ("torch.save", 2, 2),  # trainer_state.pt of step-4: step-4 never appears
-    ("safetensors", 4, 4),  # the top-level weights, after step-4 was renamed into place
-])
+@pytest.mark.parametrize(
+    "target,failing_call,latest_step",
+    [
+        ("safetensors", 3, 2),  # model.safetensors of step-4: step-4 never appears
+        ("torch.save", 2, 2),  # trainer_state.pt of step-4: step-4 never appears
+        ("safetensors", 4, 4),  # the top-level weights, after step-4 was renamed into place
+    ],
+)
 def test_a_save_that_dies_half_way_leaves_the_last_checkpoint_whole(
-        tmp_path, qa_file, monkeypatch, target, failing_call, latest_step):
+    tmp_path, qa_file, monkeypatch, target, failing_call, latest_step
+):
     straight = train(tiny(qa_file, tmp_path / "straight"))
     run = tmp_path / "run"
     if target == "safetensors":
-        monkeypatch.setattr(ghost.model.io, "save_file",
-                            fail_on_call(ghost.model.io.save_file, failing_call))
+        monkeypatch.setattr(
+            ghost.model.io, "save_file", fail_on_call(ghost.model.io.save_file, failing_call)
+        )
     else:
         monkeypatch.setattr(torch, "save", fail_on_call(torch.save, failing_call))
     with pytest.raises(OSError, match="No space left"):
@@ -87,6 +101,8 @@ def test_leftovers_of_a_killed_save_are_removed_by_the_next_save(tmp_path, qa_fi
     (run / "checkpoints" / ".step-0000003.tmp" / "model.safetensors").write_bytes(b"half")
     (run / ".model.safetensors.x1y2.tmp").write_bytes(b"half")
     train(tiny(qa_file, run, steps=4, resume=True))
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-0000002",
-                                                                        "step-0000004"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "step-0000002",
+        "step-0000004",
+    ]
     assert [p.name for p in run.glob(".*")] == []

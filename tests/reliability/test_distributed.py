@@ -28,15 +28,42 @@ STEPS = 8
 
 
 def torchrun(*args, processes=2) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={processes}", "-m", "ghost", *map(str, args)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={processes}",
+        "-m",
+        "ghost",
+        *map(str, args),
+    ]
     return subprocess.run(command, capture_output=True, text=True, env=child_env(), timeout=300)
 
 
 def flags(data, run, batch_size):
-    return ["train", "--data", data, "--preset", "tiny", "--threads", "1", "--lr", "0.01",
-            "--batch-size", batch_size, "--steps", STEPS, "--save-every", "4",
-            "--eval-every", "4", "--quiet", "--out", run]
+    return [
+        "train",
+        "--data",
+        data,
+        "--preset",
+        "tiny",
+        "--threads",
+        "1",
+        "--lr",
+        "0.01",
+        "--batch-size",
+        batch_size,
+        "--steps",
+        STEPS,
+        "--save-every",
+        "4",
+        "--eval-every",
+        "4",
+        "--quiet",
+        "--out",
+        run,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +76,25 @@ def two_ranks(qa_path, tmp_path_factory):
 
 def test_two_processes_match_one_process_with_the_doubled_batch(two_ranks, qa_path, tmp_path):
     run, _ = two_ranks
-    single = train(TrainConfig(data=str(qa_path), preset="tiny", threads=1, lr=0.01,
-                               batch_size=8, steps=STEPS, save_every=4, eval_every=4,
-                               quiet=True, out=str(tmp_path / "single")))
+    single = train(
+        TrainConfig(
+            data=str(qa_path),
+            preset="tiny",
+            threads=1,
+            lr=0.01,
+            batch_size=8,
+            steps=STEPS,
+            save_every=4,
+            eval_every=4,
+            quiet=True,
+            out=str(tmp_path / "single"),
+        )
+    )
     weights = load_file(run / "model.safetensors")
-    worst = max(float((weights[name] - tensor).abs().max())
-                for name, tensor in load_file(tmp_path / "single" / "model.safetensors").items())
+    worst = max(
+        float((weights[name] - tensor).abs().max())
+        for name, tensor in load_file(tmp_path / "single" / "model.safetensors").items()
+    )
     print(f"2 ranks vs 1 process: max weight difference {worst:.2e}")
     assert worst <= TOLERANCE, f"max weight difference {worst:.2e}"
     assert single.steps == STEPS
@@ -68,8 +108,10 @@ def test_rank_0_alone_logs_and_saves(two_ranks):
     assert [int(r["step"]) for r in rows] == list(range(1, STEPS + 1))
     assert {r["batch_rows"] for r in rows} == {"8"}  # the global batch: 2 ranks x 4 rows
     assert read_run_config(run)["train"]["world_size"] == 2
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-0000004",
-                                                                        "step-0000008"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "step-0000004",
+        "step-0000008",
+    ]
 
 
 def test_a_two_process_run_resumes_exactly(two_ranks, qa_path, tmp_path):

@@ -21,17 +21,48 @@ STEPS, SAVE_EVERY = 60, 25
 
 
 def flags(data: Path, run: Path) -> list[str]:
-    return ["train", "--data", str(data), "--preset", "tiny", "--threads", "1",
-            "--batch-size", "8", "--lr", "0.01", "--steps", str(STEPS),
-            "--save-every", str(SAVE_EVERY), "--eval-every", "20", "--quiet", "--out", str(run)]
+    return [
+        "train",
+        "--data",
+        str(data),
+        "--preset",
+        "tiny",
+        "--threads",
+        "1",
+        "--batch-size",
+        "8",
+        "--lr",
+        "0.01",
+        "--steps",
+        str(STEPS),
+        "--save-every",
+        str(SAVE_EVERY),
+        "--eval-every",
+        "20",
+        "--quiet",
+        "--out",
+        str(run),
+    ]
 
 
 @pytest.fixture(scope="module")
 def reference(qa_path, tmp_path_factory) -> dict[str, torch.Tensor]:
     """The weights of the same run, never stopped (in this process: the same arithmetic)."""
     out = tmp_path_factory.mktemp("reference") / "run"
-    train(TrainConfig(data=str(qa_path), preset="tiny", threads=1, batch_size=8, lr=0.01,
-                      steps=STEPS, save_every=SAVE_EVERY, eval_every=20, quiet=True, out=str(out)))
+    train(
+        TrainConfig(
+            data=str(qa_path),
+            preset="tiny",
+            threads=1,
+            batch_size=8,
+            lr=0.01,
+            steps=STEPS,
+            save_every=SAVE_EVERY,
+            eval_every=20,
+            quiet=True,
+            out=str(out),
+        )
+    )
     return load_file(out / "model.safetensors")
 
 
@@ -63,8 +94,9 @@ def assert_same_weights(run: Path, reference: dict[str, torch.Tensor]) -> None:
         assert torch.equal(weights[name], tensor), f"{name} differs after the resume"
 
 
-def test_sigkill_at_any_step_then_resume_gives_the_uninterrupted_weights(tmp_path, qa_path,
-                                                                         reference):
+def test_sigkill_at_any_step_then_resume_gives_the_uninterrupted_weights(
+    tmp_path, qa_path, reference
+):
     run = tmp_path / "run"
     proc = start_ghost(*flags(qa_path, run))
     wait_until(lambda: checkpoint_steps(run), proc)

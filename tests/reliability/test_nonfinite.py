@@ -56,16 +56,28 @@ class Sabotage(Recipe):
     def on_step_end(self, state, metrics):
         if self.before is not None:
             (w0, m0), (w1, m1) = self.before, self._snapshot(state)
-            self.unchanged.append(all(torch.equal(w0[k], w1[k]) for k in w0)
-                                  and all(torch.equal(a, b) for a, b in zip(m0, m1, strict=True)))
+            self.unchanged.append(
+                all(torch.equal(w0[k], w1[k]) for k in w0)
+                and all(torch.equal(a, b) for a, b in zip(m0, m1, strict=True))
+            )
             self.before = None
 
 
 def test_nan_and_inf_steps_are_skipped_counted_and_never_reach_the_weights(tmp_path, qa_file):
     sabotage = Sabotage(nan_steps=[3, 4], inf_grad_steps=[6])
-    result = train(TrainConfig(data=str(qa_file), preset="tiny", out=str(tmp_path / "run"),
-                               batch_size=8, lr=1e-2, threads=1, quiet=True, steps=10),
-                   recipes=[sabotage])
+    result = train(
+        TrainConfig(
+            data=str(qa_file),
+            preset="tiny",
+            out=str(tmp_path / "run"),
+            batch_size=8,
+            lr=1e-2,
+            threads=1,
+            quiet=True,
+            steps=10,
+        ),
+        recipes=[sabotage],
+    )
     assert result.steps == 10 and result.nonfinite_steps == 3
     assert sabotage.unchanged == [True, True, True]
     assert all(torch.isfinite(p).all() for p in result.model.parameters())
@@ -92,14 +104,34 @@ def loss_turns_nan_after(monkeypatch):
 
 
 def test_a_run_that_keeps_failing_stops_and_keeps_its_last_good_checkpoint(
-        tmp_path, qa_file, capsys, loss_turns_nan_after):
+    tmp_path, qa_file, capsys, loss_turns_nan_after
+):
     loss_turns_nan_after(5)
     run = tmp_path / "run"
     config = tmp_path / "ghost.toml"
     config.write_text("max_nonfinite_steps = 4\n")
-    code = main(["train", "--data", str(qa_file), "--preset", "tiny", "--out", str(run),
-                 "--steps", "40", "--save-every", "2", "--keep-checkpoints", "1",
-                 "--threads", "1", "--quiet", "--config", str(config)])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(qa_file),
+            "--preset",
+            "tiny",
+            "--out",
+            str(run),
+            "--steps",
+            "40",
+            "--save-every",
+            "2",
+            "--keep-checkpoints",
+            "1",
+            "--threads",
+            "1",
+            "--quiet",
+            "--config",
+            str(config),
+        ]
+    )
     assert code == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err

@@ -29,8 +29,17 @@ class RunsCode:
 @pytest.fixture
 def run(tmp_path, qa_file):
     out = tmp_path / "run"
-    train(TrainConfig(data=str(qa_file), preset="tiny", out=str(out), batch_size=8,
-                      threads=1, quiet=True, steps=2))
+    train(
+        TrainConfig(
+            data=str(qa_file),
+            preset="tiny",
+            out=str(out),
+            batch_size=8,
+            threads=1,
+            quiet=True,
+            steps=2,
+        )
+    )
     return out
 
 
@@ -49,8 +58,21 @@ def test_a_trainer_state_that_would_run_code_is_refused(run, qa_file, tmp_path, 
     torch.save(state, state_path)
     before = snapshot(run)
 
-    code = main(["train", "--data", str(qa_file), "--out", str(run), "--resume", "--steps", "4",
-                 "--threads", "1", "--quiet"])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(qa_file),
+            "--out",
+            str(run),
+            "--resume",
+            "--steps",
+            "4",
+            "--threads",
+            "1",
+            "--quiet",
+        ]
+    )
     assert code == 2
     err = one_error_line(capsys)
     assert str(state_path) in err and "refused" in err and "posix.system" in err

@@ -4,17 +4,25 @@ import pytest
 import torch
 
 from ghost.config import GhostConfig, TrainConfig
+from ghost.data.records import load_data
 from ghost.errors import GhostInputError
 from ghost.eval.metrics import evaluate
-from ghost.data.records import load_data
 from ghost.model import GhostModel
 from ghost.train.hooks import Recipe
 from ghost.train.loop import learning_rate, train
 
 
 def _tiny(tmp_path, qa_file, **kw):
-    settings = dict(data=str(qa_file), preset="tiny", out=str(tmp_path / "run"), batch_size=8,
-                    lr=1e-2, eval_every=20, threads=1, quiet=True)
+    settings = dict(
+        data=str(qa_file),
+        preset="tiny",
+        out=str(tmp_path / "run"),
+        batch_size=8,
+        lr=1e-2,
+        eval_every=20,
+        threads=1,
+        quiet=True,
+    )
     settings.update(kw)
     return TrainConfig(**settings)
 
@@ -63,7 +71,9 @@ def test_resume_continues_exactly(tmp_path, qa_file):
     train(_tiny(tmp_path / "b", qa_file, steps=6, save_every=6))
     resumed = train(_tiny(tmp_path / "b", qa_file, steps=12, save_every=6, resume=True))
     assert resumed.steps == 12
-    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+    for (name, a), b in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b), name
 
 

@@ -43,8 +43,15 @@ def _permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
 class QABatcher:
     """Each row is one rendered Q&A record; loss on the answer (and marker) or everywhere."""
 
-    def __init__(self, dataset: Dataset, template: QATemplate, batch_size: int, seq_len: int,
-                 answer_only: bool = True, seed: int = 0):
+    def __init__(
+        self,
+        dataset: Dataset,
+        template: QATemplate,
+        batch_size: int,
+        seq_len: int,
+        answer_only: bool = True,
+        seed: int = 0,
+    ):
         self.batch_size, self.seq_len, self.seed = batch_size, seq_len, seed
         self.samples = []
         for i, record in enumerate(dataset.records):

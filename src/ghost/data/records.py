@@ -1,7 +1,8 @@
 """Reading records: Q&A and text, from JSONL files, .txt files or built-in dataset names.
 
 Schemas (DESIGN.md section 3):
-    Q&A   {"question": str, "answer": str, "kind"?: str, "chain"?: [str], "facts"?: [str], "split"?: str}
+    Q&A   {"question": str, "answer": str,
+           "kind"?: str, "chain"?: [str], "facts"?: [str], "split"?: str}
     text  {"text": str}
 A .txt file is text data: one record per blank-line-separated block.
 
@@ -43,7 +44,9 @@ def _check_record(record, where: str) -> str:
             raise GhostInputError(f"{where}: empty question")
         for name in ("chain", "facts"):
             value = record.get(name)
-            if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            if value is not None and not (
+                isinstance(value, list) and all(isinstance(v, str) for v in value)
+            ):
                 raise GhostInputError(f"{where}: field '{name}' must be a list of strings")
         for name in ("kind", "split"):
             if record.get(name) is not None and not isinstance(record[name], str):
@@ -72,7 +75,9 @@ def _read_jsonl(path: Path) -> list[dict]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
-                raise GhostInputError(f"{where}: malformed JSON ({e.msg} at column {e.colno})") from None
+                raise GhostInputError(
+                    f"{where}: malformed JSON ({e.msg} at column {e.colno})"
+                ) from None
             _check_record(record, where)
             records.append(record)
     return records
@@ -127,7 +132,9 @@ def _builtin():
 def load_data(spec: str, kind: str | None = None) -> Dataset:
     """A built-in NAME[:SPLIT] or a path to a .jsonl/.txt file, as a Dataset."""
     if not spec:
-        raise GhostInputError("no data given (use a built-in name such as facts200, or a file path)")
+        raise GhostInputError(
+            "no data given (use a built-in name such as facts200, or a file path)"
+        )
     path = Path(spec)
     if path.suffix in (".jsonl", ".json", ".txt") or _exists(path):
         records = read_records(path, kind)

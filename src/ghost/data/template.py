@@ -30,8 +30,10 @@ class QATemplate:
     def check(self, record: dict, where: str = "") -> None:
         for name in ("question", "answer"):
             if self.end_of_answer in record[name]:
-                raise GhostInputError(f"{where or 'record'}: field '{name}' contains the end-of-answer "
-                                      f"marker byte {self.marker:#04x}")
+                raise GhostInputError(
+                    f"{where or 'record'}: field '{name}' contains the end-of-answer "
+                    f"marker byte {self.marker:#04x}"
+                )
 
     def prompt(self, question: str) -> bytes:
         head = self.template[: self.template.index("{answer}")]

@@ -28,8 +28,9 @@ def exact_match(prediction: str, reference: str) -> bool:
 
 
 @torch.no_grad()
-def answers_all_correct(model, batcher: QABatcher, indices: list[int] | None = None,
-                        batch_size: int = 128) -> torch.Tensor:
+def answers_all_correct(
+    model, batcher: QABatcher, indices: list[int] | None = None, batch_size: int = 128
+) -> torch.Tensor:
     """(n,) bool: whether greedy decoding reproduces each record's answer and marker."""
     was_training = model.training
     model.eval()
@@ -45,8 +46,9 @@ def answers_all_correct(model, batcher: QABatcher, indices: list[int] | None = N
     return torch.cat(verdicts) if verdicts else torch.zeros(0, dtype=torch.bool)
 
 
-def evaluate_qa(model, dataset: Dataset, max_answer_bytes: int | None = None,
-                batch_size: int = 64) -> tuple[dict, list[dict]]:
+def evaluate_qa(
+    model, dataset: Dataset, max_answer_bytes: int | None = None, batch_size: int = 64
+) -> tuple[dict, list[dict]]:
     """Greedy exact match over Q&A records: (summary, per-question predictions)."""
     template = QATemplate.from_config(model.config)
     longest = max(len(r["answer"].encode("utf-8")) for r in dataset.records)
@@ -54,13 +56,23 @@ def evaluate_qa(model, dataset: Dataset, max_answer_bytes: int | None = None,
     predictions = []
     for start in range(0, len(dataset.records), batch_size):
         chunk = dataset.records[start : start + batch_size]
-        outputs = generate(model, [template.prompt(r["question"]) for r in chunk],
-                           max_bytes=max_bytes, stop_bytes=bytes([template.marker]))
-        for record, out in zip(chunk, outputs):
+        outputs = generate(
+            model,
+            [template.prompt(r["question"]) for r in chunk],
+            max_bytes=max_bytes,
+            stop_bytes=bytes([template.marker]),
+        )
+        for record, out in zip(chunk, outputs, strict=True):
             prediction = template.clean_answer(out)
-            predictions.append({"question": record["question"], "reference": record["answer"],
-                                "prediction": prediction, "kind": record.get("kind", "qa"),
-                                "correct": exact_match(prediction, record["answer"])})
+            predictions.append(
+                {
+                    "question": record["question"],
+                    "reference": record["answer"],
+                    "prediction": prediction,
+                    "kind": record.get("kind", "qa"),
+                    "correct": exact_match(prediction, record["answer"]),
+                }
+            )
     by_kind: dict[str, list[bool]] = defaultdict(list)
     for p in predictions:
         by_kind[p["kind"]].append(p["correct"])
@@ -68,7 +80,9 @@ def evaluate_qa(model, dataset: Dataset, max_answer_bytes: int | None = None,
         "data": dataset.name,
         "n": len(predictions),
         "exact_match": sum(p["correct"] for p in predictions) / max(1, len(predictions)),
-        "by_kind": {k: {"exact_match": sum(v) / len(v), "n": len(v)} for k, v in sorted(by_kind.items())},
+        "by_kind": {
+            k: {"exact_match": sum(v) / len(v), "n": len(v)} for k, v in sorted(by_kind.items())
+        },
     }
     return summary, predictions
 
@@ -97,13 +111,18 @@ def bits_per_byte(model, dataset: Dataset, seq_len: int = 512, batch_size: int =
             labels[i, : len(w)] = w
         logits = model(ids).logits[:, :-1].float()
         targets = labels[:, 1:]
-        nats = F.cross_entropy(logits.reshape(-1, 256), targets.reshape(-1),
-                               ignore_index=IGNORE, reduction="sum")
+        nats = F.cross_entropy(
+            logits.reshape(-1, 256), targets.reshape(-1), ignore_index=IGNORE, reduction="sum"
+        )
         total_nats += float(nats)
         total_bytes += int((targets != IGNORE).sum())
     model.train(was_training)
-    return {"data": dataset.name, "n": len(dataset.records), "bytes": total_bytes,
-            "bits_per_byte": total_nats / max(1, total_bytes) / math.log(2)}
+    return {
+        "data": dataset.name,
+        "n": len(dataset.records),
+        "bytes": total_bytes,
+        "bits_per_byte": total_nats / max(1, total_bytes) / math.log(2),
+    }
 
 
 def evaluate(model, dataset: Dataset, **kwargs) -> tuple[dict, list[dict]]:

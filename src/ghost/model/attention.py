@@ -51,8 +51,11 @@ def sparse_attention(q, k, v, window: int, stride: int) -> torch.Tensor:
     local = (qp @ kp.transpose(-1, -2)) * scale  # (B, H, nb, W, 2W)
 
     qpos = torch.arange(n_blocks * w, device=q.device).view(n_blocks, w, 1)
-    kpos = (torch.arange(n_blocks, device=q.device).view(n_blocks, 1, 1) * w - w
-            + torch.arange(2 * w, device=q.device).view(1, 1, 2 * w))  # (nb, 1, 2W)
+    kpos = (
+        torch.arange(n_blocks, device=q.device).view(n_blocks, 1, 1) * w
+        - w
+        + torch.arange(2 * w, device=q.device).view(1, 1, 2 * w)
+    )  # (nb, 1, 2W)
     local_ok = (kpos <= qpos) & (qpos - kpos < w) & (kpos >= 0)  # (nb, W, 2W)
     local = local.masked_fill(~local_ok, float("-inf"))
 
@@ -64,7 +67,9 @@ def sparse_attention(q, k, v, window: int, stride: int) -> torch.Tensor:
     far = far.masked_fill(~far_ok, float("-inf"))  # (B, H, nb*W, G)
 
     scores = torch.cat([local.reshape(batch, heads, n_blocks * w, 2 * w), far], dim=-1)
-    probs = torch.softmax(scores.to(torch.promote_types(scores.dtype, torch.float32)), dim=-1).to(q.dtype)
+    probs = torch.softmax(scores.to(torch.promote_types(scores.dtype, torch.float32)), dim=-1).to(
+        q.dtype
+    )
     p_local, p_far = probs.split([2 * w, summary_pos.numel()], dim=-1)
     out = (p_local.view(batch, heads, n_blocks, w, 2 * w) @ vp).reshape(batch, heads, -1, dim)
     out = out + p_far @ vs
@@ -99,7 +104,11 @@ class SparseSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, want_cache: bool = False, reference: bool = False):
         """x (B, L, D) -> (B, L, D); with want_cache, also the cache after the last byte."""
-        q, k, v = self._heads(self.q_proj(x)), self._heads(self.k_proj(x)), self._heads(self.v_proj(x))
+        q, k, v = (
+            self._heads(self.q_proj(x)),
+            self._heads(self.k_proj(x)),
+            self._heads(self.v_proj(x)),
+        )
         attend = sparse_attention_dense if reference else sparse_attention
         y = attend(q, k, v, self.window, self.stride)  # (B, H, L, E)
         out = self.o_proj(y.transpose(1, 2).reshape(x.shape))
@@ -117,7 +126,11 @@ class SparseSelfAttention(nn.Module):
     def step(self, x: torch.Tensor, cache: AttentionCache) -> torch.Tensor:
         """One byte: x (B, D) -> (B, D), updating `cache`. O(window + position/stride)."""
         x3 = x.unsqueeze(1)
-        q, k, v = self._heads(self.q_proj(x3)), self._heads(self.k_proj(x3)), self._heads(self.v_proj(x3))
+        q, k, v = (
+            self._heads(self.q_proj(x3)),
+            self._heads(self.k_proj(x3)),
+            self._heads(self.v_proj(x3)),
+        )
         p = cache.position
         keys = [cache.local_k, k] if cache.local_k is not None else [k]
         values = [cache.local_v, v] if cache.local_v is not None else [v]
@@ -127,8 +140,8 @@ class SparseSelfAttention(nn.Module):
         values = cache.summary_v[:n_far] + values
         y = F.scaled_dot_product_attention(q, torch.cat(keys, 2), torch.cat(values, 2))
         if self.window > 1:
-            cache.local_k = torch.cat(keys[n_far:], 2)[:, :, -(self.window - 1):]
-            cache.local_v = torch.cat(values[n_far:], 2)[:, :, -(self.window - 1):]
+            cache.local_k = torch.cat(keys[n_far:], 2)[:, :, -(self.window - 1) :]
+            cache.local_v = torch.cat(values[n_far:], 2)[:, :, -(self.window - 1) :]
         if p % self.stride == self.stride - 1:
             cache.summary_k.append(k)
             cache.summary_v.append(v)

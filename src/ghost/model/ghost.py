@@ -2,7 +2,7 @@
 
     h_0 = embed(bytes)                                             (B, L, D)
     for each layer:  h = h + mamba(norm(h))
-                     h = h + extra(norm(h))      extra: memory cross-attention | sparse attention | none
+                     h = h + extra(norm(h))      extra: memory | sparse attention | none
                      h = h + ffn(norm(h))
     logits = head(norm(h))                                         (B, L, 256)
 
@@ -62,7 +62,9 @@ class Block(nn.Module):
         if kind == "memory":
             self.extra = MemoryCrossAttention(c.dim, c.n_heads, c.memory_top_k)
         elif kind == "attention":
-            self.extra = SparseSelfAttention(c.dim, c.n_heads, c.attention_window, c.attention_stride)
+            self.extra = SparseSelfAttention(
+                c.dim, c.n_heads, c.attention_window, c.attention_stride
+            )
         else:
             self.extra = None
         self.ffn_norm = RMSNorm(c.dim, c.norm_eps)
@@ -104,8 +106,11 @@ class GhostModel(nn.Module):
         self.layers = nn.ModuleList(Block(config, kind) for kind in config.layer_kinds())
         self.norm = RMSNorm(config.dim, config.norm_eps)
         self.head = nn.Linear(config.dim, config.vocab_size, bias=False)
-        self.memory = FactMemory(ByteMemoryEncoder(config.dim, config.memory_slots,
-                                                   config.memory_max_bytes, config.d_state))
+        self.memory = FactMemory(
+            ByteMemoryEncoder(
+                config.dim, config.memory_slots, config.memory_max_bytes, config.d_state
+            )
+        )
         self.gradient_checkpointing = False
         self._init_weights()
         if config.tie_embeddings:
@@ -128,8 +133,13 @@ class GhostModel(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None,
-                memory: MemoryBatch | None = None, use_cache: bool = False) -> ModelOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        memory: MemoryBatch | None = None,
+        use_cache: bool = False,
+    ) -> ModelOutput:
         """input_ids (B, L) int -> ModelOutput; `memory` defaults to the written bank."""
         if memory is None:
             memory = self.memory.batch()
@@ -146,21 +156,28 @@ class GhostModel(nn.Module):
         logits = self.head(self.norm(h))  # (B, L, 256)
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
-                                   labels[:, 1:].reshape(-1), ignore_index=-100)
+            loss = F.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                labels[:, 1:].reshape(-1),
+                ignore_index=-100,
+            )
         return ModelOutput(loss, logits, Cache(caches, memory) if use_cache else None)
 
     def empty_cache(self, batch: int, memory: MemoryBatch | None = None) -> Cache:
         device = self.embed.weight.device
-        layers = [LayerCache(layer.mixer.empty_state(batch, device),
-                             AttentionCache() if layer.kind == "attention" else None)
-                  for layer in self.layers]
+        layers = [
+            LayerCache(
+                layer.mixer.empty_state(batch, device),
+                AttentionCache() if layer.kind == "attention" else None,
+            )
+            for layer in self.layers
+        ]
         return Cache(layers, memory if memory is not None else self.memory.batch())
 
     def step(self, byte_ids: torch.Tensor, cache: Cache) -> torch.Tensor:
         """byte_ids (B,) -> next-byte logits (B, 256), advancing `cache` by one byte."""
         h = self.embed(byte_ids)  # (B, D)
-        for layer, layer_cache in zip(self.layers, cache.layers):
+        for layer, layer_cache in zip(self.layers, cache.layers, strict=True):
             h = layer.step(h, layer_cache, cache.memory)
         return self.head(self.norm(h))
 

@@ -46,8 +46,11 @@ def atomic_write_text(path: Path, text: str) -> None:
 def save_model(model, directory: Path, extra_config: dict[str, Any] | None = None) -> None:
     """Write config.json, model.safetensors and (if the bank is not empty) memory.jsonl."""
     directory = Path(directory)
-    config = {"format_version": CONFIG_FORMAT_VERSION, "model": model.config.to_dict(),
-              **(extra_config or {})}
+    config = {
+        "format_version": CONFIG_FORMAT_VERSION,
+        "model": model.config.to_dict(),
+        **(extra_config or {}),
+    }
     atomic_write_text(directory / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     if model.config.tie_embeddings:
@@ -64,7 +67,9 @@ def save_model(model, directory: Path, extra_config: dict[str, Any] | None = Non
         raise
     memory_path = directory / MEMORY_NAME
     if len(model.memory):
-        lines = "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in model.memory.texts)
+        lines = "".join(
+            json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in model.memory.texts
+        )
         atomic_write_text(memory_path, lines)
 
 
@@ -88,8 +93,10 @@ def read_run_config(directory: Path) -> dict[str, Any]:
         raise GhostInputError(f"{path}: no 'model' section")
     version = config.get("format_version")
     if version != CONFIG_FORMAT_VERSION:
-        raise GhostInputError(f"{path}: format_version {version!r} is not supported "
-                              f"(this Ghost reads {CONFIG_FORMAT_VERSION})")
+        raise GhostInputError(
+            f"{path}: format_version {version!r} is not supported "
+            f"(this Ghost reads {CONFIG_FORMAT_VERSION})"
+        )
     return config
 
 
@@ -116,12 +123,16 @@ def load_model(directory: Path):
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise GhostInputError(f"{weights}: does not match config.json "
-                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise GhostInputError(
+            f"{weights}: does not match config.json "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     for name, tensor in state.items():
         if tensor.shape != expected[name].shape:
-            raise GhostInputError(f"{weights}: {name} has shape {tuple(tensor.shape)}, "
-                                  f"config.json implies {tuple(expected[name].shape)}")
+            raise GhostInputError(
+                f"{weights}: {name} has shape {tuple(tensor.shape)}, "
+                f"config.json implies {tuple(expected[name].shape)}"
+            )
     with torch.no_grad():
         model.load_state_dict(state)
     memory_path = directory / MEMORY_NAME

@@ -38,8 +38,16 @@ class MambaState:
 
 
 class MambaMixer(nn.Module):
-    def __init__(self, dim: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
-                 dt_rank: int | None = None, dt_min: float = 1e-3, dt_max: float = 0.1):
+    def __init__(
+        self,
+        dim: int,
+        d_state: int = 16,
+        d_conv: int = 4,
+        expand: int = 2,
+        dt_rank: int | None = None,
+        dt_min: float = 1e-3,
+        dt_max: float = 0.1,
+    ):
         super().__init__()
         self.d_inner = expand * dim
         self.d_state = d_state
@@ -48,15 +56,19 @@ class MambaMixer(nn.Module):
         ed, n, r = self.d_inner, d_state, self.dt_rank
 
         self.in_proj = nn.Linear(dim, 2 * ed, bias=False)
-        self.conv1d = nn.Conv1d(ed, ed, kernel_size=d_conv, groups=ed, padding=d_conv - 1, bias=True)
+        self.conv1d = nn.Conv1d(
+            ed, ed, kernel_size=d_conv, groups=ed, padding=d_conv - 1, bias=True
+        )
         self.x_proj = nn.Linear(ed, r + 2 * n, bias=False)
         self.dt_proj = nn.Linear(r, ed, bias=True)
-        self.A_log = nn.Parameter(torch.log(torch.arange(1, n + 1, dtype=torch.float32)).repeat(ed, 1))
+        self.A_log = nn.Parameter(
+            torch.log(torch.arange(1, n + 1, dtype=torch.float32)).repeat(ed, 1)
+        )
         self.D = nn.Parameter(torch.ones(ed))
         self.out_proj = nn.Linear(ed, dim, bias=False)
 
         # The reference initialisation: dt_proj maps to a step size in [dt_min, dt_max] at start.
-        nn.init.uniform_(self.dt_proj.weight, -r**-0.5, r**-0.5)
+        nn.init.uniform_(self.dt_proj.weight, -(r**-0.5), r**-0.5)
         dt = torch.exp(torch.rand(ed) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
         dt = dt.clamp(min=1e-4)
         with torch.no_grad():
@@ -86,22 +98,30 @@ class MambaMixer(nn.Module):
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = dt @ self.dt_proj.weight.t()  # (B, L, ED); the bias is added inside the scan
         A = -torch.exp(self.A_log.float())  # (ED, N)
-        scan_args = dict(D=self.D.float(), z=z, delta_bias=self.dt_proj.bias.float(),
-                         delta_softplus=True)
+        scan_args = dict(
+            D=self.D.float(), z=z, delta_bias=self.dt_proj.bias.float(), delta_softplus=True
+        )
         if state is not None or want_state:
             h0 = state.ssm if state is not None else None
-            scan = selective_scan_ref if h0 is not None and torch.is_grad_enabled() else selective_scan
+            scan = (
+                selective_scan_ref if h0 is not None and torch.is_grad_enabled() else selective_scan
+            )
             y, h = scan(u, delta, A, B, C, return_last_state=True, initial_state=h0, **scan_args)
             out = self.out_proj(y.to(x.dtype))
-            window = torch.cat([state.conv, x_t.to(state.conv.dtype)], dim=2) if state is not None \
+            window = (
+                torch.cat([state.conv, x_t.to(state.conv.dtype)], dim=2)
+                if state is not None
                 else F.pad(x_t, (self.d_conv, 0))
-            return out, MambaState(conv=window[:, :, -self.d_conv:].float(), ssm=h)
+            )
+            return out, MambaState(conv=window[:, :, -self.d_conv :].float(), ssm=h)
         y = selective_scan(u, delta, A, B, C, **scan_args)  # (B, L, ED)
         return self.out_proj(y.to(x.dtype))
 
     def empty_state(self, batch: int, device=None) -> MambaState:
-        return MambaState(conv=torch.zeros(batch, self.d_inner, self.d_conv, device=device),
-                          ssm=torch.zeros(batch, self.d_inner, self.d_state, device=device))
+        return MambaState(
+            conv=torch.zeros(batch, self.d_inner, self.d_conv, device=device),
+            ssm=torch.zeros(batch, self.d_inner, self.d_state, device=device),
+        )
 
     def step(self, x: torch.Tensor, state: MambaState):
         """One byte: x (B, D) -> (B, D), updating `state` in place. O(1) in the length."""

@@ -97,15 +97,19 @@ class FactMemory(nn.Module):
     def encode(self, texts: list[str]) -> MemoryBatch:
         """Encode texts with gradient (per-batch facts in training), shared by all rows."""
         vectors = self.encoder(texts).unsqueeze(0)
-        return MemoryBatch(vectors, torch.ones(1, len(texts), dtype=torch.bool, device=vectors.device))
+        return MemoryBatch(
+            vectors, torch.ones(1, len(texts), dtype=torch.bool, device=vectors.device)
+        )
 
     def batch(self) -> MemoryBatch | None:
         """The written bank as a MemoryBatch, or None when it is empty."""
         if self._vectors is None:
             return None
         m = self._vectors.shape[0]
-        return MemoryBatch(self._vectors.unsqueeze(0),
-                           torch.ones(1, m, dtype=torch.bool, device=self._vectors.device))
+        return MemoryBatch(
+            self._vectors.unsqueeze(0),
+            torch.ones(1, m, dtype=torch.bool, device=self._vectors.device),
+        )
 
 
 class MemoryCrossAttention(nn.Module):

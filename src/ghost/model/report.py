@@ -32,28 +32,46 @@ def describe_model(model, seq_len: int = 256) -> str:
     c = model.config
     total = model.num_parameters()
     parts = {
-        "embedding (tied head)" if c.tie_embeddings else "embedding + head":
-            model.embed.weight.numel() + (0 if c.tie_embeddings else model.head.weight.numel()),
+        "embedding (tied head)"
+        if c.tie_embeddings
+        else "embedding + head": model.embed.weight.numel()
+        + (0 if c.tie_embeddings else model.head.weight.numel()),
         "mamba mixers": sum(p.numel() for layer in model.layers for p in layer.mixer.parameters()),
         "ffn": sum(p.numel() for layer in model.layers for p in layer.ffn.parameters()),
-        "sparse attention": sum(p.numel() for layer in model.layers if layer.kind == "attention"
-                                for p in layer.extra.parameters()),
-        "memory cross-attention": sum(p.numel() for layer in model.layers if layer.kind == "memory"
-                                      for p in layer.extra.parameters()),
+        "sparse attention": sum(
+            p.numel()
+            for layer in model.layers
+            if layer.kind == "attention"
+            for p in layer.extra.parameters()
+        ),
+        "memory cross-attention": sum(
+            p.numel()
+            for layer in model.layers
+            if layer.kind == "memory"
+            for p in layer.extra.parameters()
+        ),
         "memory encoder": sum(p.numel() for p in model.memory.parameters()),
     }
     parts["norms"] = total - sum(parts.values())
     lines = [f"parameters: {total:,} ({total / 1e6:.2f}M)"]
     lines += [f"  {name:<24} {count:>10,}" for name, count in parts.items()]
-    lines.append(f"layout: dim {c.dim}, {c.n_layers} layers, d_state {c.d_state}, expand {c.expand}, "
-                 f"dt_rank {c.dt_rank}, ffn {c.ffn_hidden} (SwiGLU), heads {c.n_heads}")
+    lines.append(
+        f"layout: dim {c.dim}, {c.n_layers} layers, d_state {c.d_state}, expand {c.expand}, "
+        f"dt_rank {c.dt_rank}, ffn {c.ffn_hidden} (SwiGLU), heads {c.n_heads}"
+    )
     for i, kind in enumerate(c.layer_kinds()):
-        extra = {"memory": " + memory cross-attention",
-                 "attention": f" + sparse attention (window {c.attention_window}, stride {c.attention_stride})",
-                 "": ""}[kind]
+        extra = {
+            "memory": " + memory cross-attention",
+            "attention": (
+                f" + sparse attention (window {c.attention_window}, stride {c.attention_stride})"
+            ),
+            "": "",
+        }[kind]
         lines.append(f"  layer {i}: mamba{extra} + ffn")
     flops = flops_per_byte(model, seq_len)
-    lines.append(f"FLOPs per byte (forward, context {seq_len}): {flops['total'] / 1e6:.2f}M "
-                 f"(matmuls {flops['matmul'] / 1e6:.2f}M, attention {flops['attention'] / 1e6:.3f}M); "
-                 "training is about 3x that")
+    lines.append(
+        f"FLOPs per byte (forward, context {seq_len}): {flops['total'] / 1e6:.2f}M "
+        f"(matmuls {flops['matmul'] / 1e6:.2f}M, attention {flops['attention'] / 1e6:.3f}M); "
+        "training is about 3x that"
+    )
     return "\n".join(lines)

@@ -57,7 +57,7 @@ def selective_scan_ref(
     ys = []
     # unbind, not dA[:, t]: the backward of unbind is one stack, while each indexing op's
     # backward would write a zero-filled (B, L, ED, N) tensor.
-    for dA_t, dBu_t, C_t in zip(dA.unbind(1), dBu.unbind(1), C.unbind(1)):
+    for dA_t, dBu_t, C_t in zip(dA.unbind(1), dBu.unbind(1), C.unbind(1), strict=True):
         h = dA_t * h + dBu_t  # (B, ED, N)
         ys.append(torch.einsum("bdn,bn->bd", h, C_t))
     y = torch.stack(ys, dim=1) if ys else u.new_zeros(batch, 0, channels)  # (B, L, ED)

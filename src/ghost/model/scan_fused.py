@@ -161,17 +161,25 @@ def _problem(u, delta, A_, B_, C_, D, z, delta_bias, h0, delta_softplus) -> _Pro
     """The kernel's view of one call: the tensors must outlive its use."""
     batch, length, channels = u.shape
     tensors = dict(u=u, delta=delta, A=A_, B=B_, C=C_, D=D, z=z, delta_bias=delta_bias, h0=h0)
-    return _Problem(batch=batch, length=length, channels=channels, nstate=A_.shape[1],
-                    chunk=_CHUNK, softplus=int(delta_softplus), n_threads=torch.get_num_threads(),
-                    **{name: _ptr(t) for name, t in tensors.items()})
+    return _Problem(
+        batch=batch,
+        length=length,
+        channels=channels,
+        nstate=A_.shape[1],
+        chunk=_CHUNK,
+        softplus=int(delta_softplus),
+        n_threads=torch.get_num_threads(),
+        **{name: _ptr(t) for name, t in tensors.items()},
+    )
 
 
 class _SelectiveScanFn(torch.autograd.Function):
     """y, last_state = scan(...) on fp32 tensors; the dispatcher handles dtypes."""
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus,
-                return_last_state):
+    def forward(
+        ctx, u, delta, A, B, C, D, z, delta_bias, initial_state, delta_softplus, return_last_state
+    ):
         batch, length, channels = u.shape
         n = A.shape[1]
         np_ = -(-n // _LANES) * _LANES
@@ -204,8 +212,11 @@ class _SelectiveScanFn(torch.autograd.Function):
         dy = torch.zeros_like(u) if dy is None else dy.float().contiguous()
         dlast = None if dlast is None else _pad_state(dlast, A_.shape[1])
         grads = {
-            "du": torch.empty_like(u), "ddelta": torch.empty_like(delta),
-            "dA": torch.empty_like(A_), "dB": torch.empty_like(B_), "dC": torch.empty_like(C_),
+            "du": torch.empty_like(u),
+            "ddelta": torch.empty_like(delta),
+            "dA": torch.empty_like(A_),
+            "dB": torch.empty_like(B_),
+            "dC": torch.empty_like(C_),
             "dD": None if D is None else torch.empty_like(D),
             "dz": None if z is None else torch.empty_like(z),
             "ddelta_bias": None if delta_bias is None else torch.empty_like(delta_bias),
@@ -219,23 +230,44 @@ class _SelectiveScanFn(torch.autograd.Function):
             raise MemoryError("selective scan backward: out of memory for its scratch buffers")
         g = grads  # below, [..., :n] drops the padded states
         dh0 = None if h0 is None else g["dh0"][..., :n]
-        return (g["du"], g["ddelta"], g["dA"][:, :n], g["dB"][..., :n], g["dC"][..., :n],
-                g["dD"], g["dz"], g["ddelta_bias"], dh0, None, None)
+        return (
+            g["du"],
+            g["ddelta"],
+            g["dA"][:, :n],
+            g["dB"][..., :n],
+            g["dC"][..., :n],
+            g["dD"],
+            g["dz"],
+            g["ddelta_bias"],
+            dh0,
+            None,
+            None,
+        )
 
 
 def _check_shapes(u, delta, A, B, C, D, z, delta_bias, initial_state):
     """The C kernel trusts its shapes, so a mismatch must stop here, not read past a buffer."""
     batch, length, channels = u.shape
     n = A.shape[-1]
-    expected = {"delta": (batch, length, channels), "A": (channels, n), "B": (batch, length, n),
-                "C": (batch, length, n), "D": (channels,), "z": (batch, length, channels),
-                "delta_bias": (channels,), "initial_state": (batch, channels, n)}
-    given = dict(delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias,
-                 initial_state=initial_state)
+    expected = {
+        "delta": (batch, length, channels),
+        "A": (channels, n),
+        "B": (batch, length, n),
+        "C": (batch, length, n),
+        "D": (channels,),
+        "z": (batch, length, channels),
+        "delta_bias": (channels,),
+        "initial_state": (batch, channels, n),
+    }
+    given = dict(
+        delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias, initial_state=initial_state
+    )
     for name, t in given.items():
         if t is not None and tuple(t.shape) != expected[name]:
-            raise ValueError(f"selective scan: {name} has shape {tuple(t.shape)}, "
-                             f"expected {expected[name]} for u of shape {tuple(u.shape)}")
+            raise ValueError(
+                f"selective scan: {name} has shape {tuple(t.shape)}, "
+                f"expected {expected[name]} for u of shape {tuple(u.shape)}"
+            )
 
 
 def selective_scan_fused(
@@ -260,8 +292,7 @@ def selective_scan_fused(
     # The kernel computes in fp32 whatever autocast says; the casts are differentiable, so
     # bf16 inputs get bf16 gradients back.
     tensors = (u, delta, A, B, C, D, z, delta_bias, initial_state)
-    y, last = _SelectiveScanFn.apply(*(_f32(t) for t in tensors), delta_softplus,
-                                     return_last_state)
+    y, last = _SelectiveScanFn.apply(*(_f32(t) for t in tensors), delta_softplus, return_last_state)
     y = y.to(u.dtype)
     return (y, last) if return_last_state else y
 
@@ -273,8 +304,19 @@ def _mode() -> str:
     return mode
 
 
-def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=True,
-                   return_last_state=False, initial_state=None):
+def selective_scan(
+    u,
+    delta,
+    A,
+    B,
+    C,
+    D=None,
+    z=None,
+    delta_bias=None,
+    delta_softplus=True,
+    return_last_state=False,
+    initial_state=None,
+):
     """The model's scan: the fused kernel on CPU when it builds, else the reference."""
     args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state)
     mode = _mode()

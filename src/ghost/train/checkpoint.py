@@ -33,8 +33,12 @@ METRICS_NAME = "metrics.csv"
 
 
 def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
-            "python_version": random.getstate()[0], "python_gauss": random.getstate()[2]}
+    return {
+        "torch": torch.get_rng_state(),
+        "python": list(random.getstate()[1]),
+        "python_version": random.getstate()[0],
+        "python_gauss": random.getstate()[2],
+    }
 
 
 def set_rng_state(state: dict) -> None:
@@ -42,8 +46,7 @@ def set_rng_state(state: dict) -> None:
     random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
 
 
-def save_checkpoint(run_dir: Path, model, trainer_state: dict, run_config: dict,
-                    keep: int) -> Path:
+def save_checkpoint(run_dir: Path, model, trainer_state: dict, run_config: dict, keep: int) -> Path:
     """Write step-N (model + trainer state), refresh the run's top-level weights, prune."""
     step = int(trainer_state["step"])
     root = run_dir / CHECKPOINTS
@@ -77,8 +80,15 @@ def _remove_leftovers(run_dir: Path) -> None:
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
     root = run_dir / CHECKPOINTS
-    complete = [p for p in sorted(root.glob("step-*")) if (p / STATE_NAME).is_file()
-                and (p / WEIGHTS_NAME).is_file()] if root.is_dir() else []
+    complete = (
+        [
+            p
+            for p in sorted(root.glob("step-*"))
+            if (p / STATE_NAME).is_file() and (p / WEIGHTS_NAME).is_file()
+        ]
+        if root.is_dir()
+        else []
+    )
     return complete[-1] if complete else None
 
 
@@ -89,13 +99,16 @@ def load_trainer_state(path: Path) -> dict:
     except pickle.UnpicklingError as e:
         found = re.search(r"GLOBAL ([\w.]+)", str(e))
         what = f" ({found.group(1)})" if found else ""
-        raise GhostInputError(f"{path}: refused: it holds a Python object{what} that could run "
-                              "code when loaded; a trainer state holds only tensors and plain "
-                              "values") from None
+        raise GhostInputError(
+            f"{path}: refused: it holds a Python object{what} that could run "
+            "code when loaded; a trainer state holds only tensors and plain "
+            "values"
+        ) from None
     except Exception as e:  # noqa: BLE001 - any other failure: the file is damaged
         first = str(e).strip().split(". ")[0].splitlines()[0] if str(e).strip() else ""
-        raise GhostInputError(f"{path}: corrupt or unreadable ({first or type(e).__name__})") \
-            from None
+        raise GhostInputError(
+            f"{path}: corrupt or unreadable ({first or type(e).__name__})"
+        ) from None
     if not isinstance(state, dict):
         raise GhostInputError(f"{path}: not a trainer state (a {type(state).__name__})")
     return state

@@ -88,22 +88,34 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Adam
             continue
         skip = p.dim() < 2 or getattr(p, "_no_weight_decay", False) or "embed" in name
         (no_decay if skip else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
 
 
 def make_batcher(dataset: Dataset, model_config: GhostConfig, cfg: TrainConfig):
     if dataset.kind == "qa":
-        return QABatcher(dataset, QATemplate.from_config(model_config), cfg.batch_size,
-                         cfg.seq_len, cfg.answer_only_loss, cfg.seed)
+        return QABatcher(
+            dataset,
+            QATemplate.from_config(model_config),
+            cfg.batch_size,
+            cfg.seq_len,
+            cfg.answer_only_loss,
+            cfg.seed,
+        )
     return TextBatcher(dataset, cfg.batch_size, cfg.seq_len, cfg.seed)
 
 
 def loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Summed next-byte cross-entropy over the target bytes (labels shift: t predicts t+1)."""
-    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
-                           labels[:, 1:].reshape(-1), ignore_index=IGNORE, reduction="sum")
+    return F.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+        labels[:, 1:].reshape(-1),
+        ignore_index=IGNORE,
+        reduction="sum",
+    )
 
 
 class NonfiniteGuard:
@@ -122,8 +134,10 @@ class NonfiniteGuard:
         if self.streak == 1:
             self.first_bad_step = state.step
         if self.streak >= self.limit:
-            state.stop_reason = (f"the loss or gradients were NaN or infinite for {self.streak} "
-                                 f"steps in a row (steps {self.first_bad_step}-{state.step})")
+            state.stop_reason = (
+                f"the loss or gradients were NaN or infinite for {self.streak} "
+                f"steps in a row (steps {self.first_bad_step}-{state.step})"
+            )
 
     @property
     def tripped(self) -> bool:
@@ -142,8 +156,10 @@ class StopOnInterrupt:
         self._previous = None
 
     def __enter__(self) -> StopOnInterrupt:
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
 
@@ -163,8 +179,10 @@ def _resume_point(cfg: TrainConfig, run_dir: Path) -> Path | None:
         raise GhostInputError(f"{run_dir}: is a file, expected a run directory (--out)")
     if not cfg.resume:
         if (run_dir / CONFIG_NAME).exists():
-            raise GhostInputError(f"{run_dir}: already holds a run; pass --resume to continue "
-                                  "it, or choose another --out")
+            raise GhostInputError(
+                f"{run_dir}: already holds a run; pass --resume to continue "
+                "it, or choose another --out"
+            )
         return None
     read_run_config(run_dir)  # a clear error if the run directory is missing or broken
     checkpoint = latest_checkpoint(run_dir)
@@ -173,9 +191,13 @@ def _resume_point(cfg: TrainConfig, run_dir: Path) -> Path | None:
     return checkpoint
 
 
-def train(config: TrainConfig | None = None, model_config: GhostConfig | None = None,
-          recipes: list[Recipe] | None = None, dataset: Dataset | None = None,
-          **overrides) -> TrainResult:
+def train(
+    config: TrainConfig | None = None,
+    model_config: GhostConfig | None = None,
+    recipes: list[Recipe] | None = None,
+    dataset: Dataset | None = None,
+    **overrides,
+) -> TrainResult:
     """Train a Ghost model; what `ghost train` calls. Keyword overrides set TrainConfig fields.
 
     Under torchrun, `batch_size` is per process: the global batch is batch_size x ranks.
@@ -190,21 +212,29 @@ def train(config: TrainConfig | None = None, model_config: GhostConfig | None = 
         model = load_model(checkpoint)
     else:
         model = GhostModel(model_config or GhostConfig.from_preset(cfg.preset))
-    batcher = make_batcher(dataset, model.config,
-                           replace(cfg, batch_size=cfg.batch_size * dp.world_size))
+    batcher = make_batcher(
+        dataset, model.config, replace(cfg, batch_size=cfg.batch_size * dp.world_size)
+    )
     optimizer = make_optimizer(model, cfg)
     total = None if cfg.steps == "auto" else int(cfg.steps)
     state = TrainState(cfg, model, optimizer, batcher, run_dir, total_steps=total)
     every = cfg.eval_every or max(20, batcher.steps_per_epoch)
-    run_config = {"train": {**cfg.to_dict(), "threads": threads, "data_name": dataset.name,
-                            "world_size": dp.world_size}}
+    run_config = {
+        "train": {
+            **cfg.to_dict(),
+            "threads": threads,
+            "data_name": dataset.name,
+            "world_size": dp.world_size,
+        }
+    }
     guard = NonfiniteGuard(cfg.max_nonfinite_steps)
     hooks = [*(recipes or []), *build_recipes(cfg.recipes), ProgressCheck(every, cfg.patience)]
     if dp.is_main:  # one writer: rank 0 alone logs and saves; the logger runs first, so a
         # checkpoint of step N never exists without metrics.csv's row N on disk
-        hooks += [MetricsLogger(cfg.quiet),
-                  Checkpointer(cfg.save_every or every,
-                               lambda s: _save(s, hooks, run_config, guard))]
+        hooks += [
+            MetricsLogger(cfg.quiet),
+            Checkpointer(cfg.save_every or every, lambda s: _save(s, hooks, run_config, guard)),
+        ]
 
     if checkpoint is not None:
         _restore(state, hooks, load_trainer_state(checkpoint / STATE_NAME))
@@ -249,10 +279,20 @@ def train(config: TrainConfig | None = None, model_config: GhostConfig | None = 
             optimizer.zero_grad(set_to_none=True)
             state.step += 1
             guard.record(state, finite)
-            _end_step(state, hooks, dp, interrupts > 0, {
-                "loss": mean_loss, "lr": lr, "seq_len": batch.input_ids.shape[1],
-                "batch_rows": batch.input_ids.shape[0], "target_bytes": int(n_targets),
-                "step_seconds": time.perf_counter() - started})
+            _end_step(
+                state,
+                hooks,
+                dp,
+                interrupts > 0,
+                {
+                    "loss": mean_loss,
+                    "lr": lr,
+                    "seq_len": batch.input_ids.shape[1],
+                    "batch_rows": batch.input_ids.shape[0],
+                    "target_bytes": int(n_targets),
+                    "step_seconds": time.perf_counter() - started,
+                },
+            )
 
         for hook in hooks:
             hook.on_train_end(state)
@@ -260,17 +300,31 @@ def train(config: TrainConfig | None = None, model_config: GhostConfig | None = 
     if guard.tripped:
         last = latest_checkpoint(run_dir)
         where = f"the last good checkpoint is {last}" if last else "no checkpoint was saved"
-        raise TrainingDiverged(f"training stopped: {state.stop_reason}; {where} "
-                               "(lower --lr, then continue it with --resume)")
+        raise TrainingDiverged(
+            f"training stopped: {state.stop_reason}; {where} "
+            "(lower --lr, then continue it with --resume)"
+        )
     model.eval()
     model.memory.refresh()
-    return TrainResult(model, run_dir, state.step, state.stop_reason, state.elapsed,
-                       dict(state.history), interrupted=state.stop_reason == INTERRUPTED,
-                       nonfinite_steps=state.nonfinite_steps)
+    return TrainResult(
+        model,
+        run_dir,
+        state.step,
+        state.stop_reason,
+        state.elapsed,
+        dict(state.history),
+        interrupted=state.stop_reason == INTERRUPTED,
+        nonfinite_steps=state.nonfinite_steps,
+    )
 
 
-def _end_step(state: TrainState, hooks: list[Recipe], dp: DataParallel, interrupted: bool,
-              metrics: dict[str, float]) -> None:
+def _end_step(
+    state: TrainState,
+    hooks: list[Recipe],
+    dp: DataParallel,
+    interrupted: bool,
+    metrics: dict[str, float],
+) -> None:
     metrics["elapsed_seconds"] = state.elapsed
     metrics["nonfinite_steps"] = state.nonfinite_steps
     if interrupted and state.stop_reason is None:
@@ -281,8 +335,7 @@ def _end_step(state: TrainState, hooks: list[Recipe], dp: DataParallel, interrup
     dp.follow_main(state)
 
 
-def _save(state: TrainState, hooks: list[Recipe], run_config: dict,
-          guard: NonfiniteGuard) -> None:
+def _save(state: TrainState, hooks: list[Recipe], run_config: dict, guard: NonfiniteGuard) -> None:
     if guard.streak:  # keep the last checkpoint taken after a good step
         return
     trainer_state = {
@@ -296,8 +349,9 @@ def _save(state: TrainState, hooks: list[Recipe], run_config: dict,
         "nonfinite_steps": state.nonfinite_steps,
         "hooks": {hook.name: hook.state_dict() for hook in hooks},
     }
-    save_checkpoint(state.run_dir, state.model, trainer_state, run_config,
-                    state.config.keep_checkpoints)
+    save_checkpoint(
+        state.run_dir, state.model, trainer_state, run_config, state.config.keep_checkpoints
+    )
 
 
 def _restore(state: TrainState, hooks: list[Recipe], saved: dict) -> None:
@@ -314,5 +368,7 @@ def _restore(state: TrainState, hooks: list[Recipe], saved: dict) -> None:
             if hook.name in saved["hooks"]:
                 hook.load_state_dict(saved["hooks"][hook.name])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise GhostInputError(f"{state.run_dir}: the checkpoint's trainer state does not fit "
-                              f"this run ({type(e).__name__}: {e})") from None
+        raise GhostInputError(
+            f"{state.run_dir}: the checkpoint's trainer state does not fit "
+            f"this run ({type(e).__name__}: {e})"
+        ) from None

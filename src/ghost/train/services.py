@@ -80,9 +80,13 @@ class ProgressCheck(Recipe):
             state.stop_reason = f"time budget ended ({cfg.max_minutes:g} minutes)"
 
     def state_dict(self) -> dict:
-        return {"best_loss": self.best_loss, "bad_checks": self.bad_checks,
-                "lr_decays_left": self.lr_decays_left, "loss_sum": self.loss_sum,
-                "loss_count": self.loss_count}
+        return {
+            "best_loss": self.best_loss,
+            "bad_checks": self.bad_checks,
+            "lr_decays_left": self.lr_decays_left,
+            "loss_sum": self.loss_sum,
+            "loss_count": self.loss_count,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.best_loss, self.bad_checks = float(state["best_loss"]), int(state["bad_checks"])
@@ -114,8 +118,18 @@ class MetricsLogger(Recipe):
     """metrics.csv (one row per step), TensorBoard events and a progress bar."""
 
     name = "log"
-    COLUMNS = ["step", "loss", "lr", "seq_len", "batch_rows", "target_bytes", "step_seconds",
-               "elapsed_seconds", "train_exact_match", "check_loss"]
+    COLUMNS = [
+        "step",
+        "loss",
+        "lr",
+        "seq_len",
+        "batch_rows",
+        "target_bytes",
+        "step_seconds",
+        "elapsed_seconds",
+        "train_exact_match",
+        "check_loss",
+    ]
 
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
@@ -139,8 +153,13 @@ class MetricsLogger(Recipe):
             self.writer = SummaryWriter(str(state.run_dir / "tensorboard"))
         except ImportError:  # tensorboard is a dependency; a broken install only loses the events
             self.writer = None
-        self.bar = tqdm(total=state.total_steps, initial=state.step, unit="step", dynamic_ncols=True,
-                        disable=self.quiet or not sys.stderr.isatty())
+        self.bar = tqdm(
+            total=state.total_steps,
+            initial=state.step,
+            unit="step",
+            dynamic_ncols=True,
+            disable=self.quiet or not sys.stderr.isatty(),
+        )
 
     def on_step_end(self, state: TrainState, metrics: dict[str, float]) -> None:
         row = {"step": state.step, **metrics}
@@ -157,8 +176,12 @@ class MetricsLogger(Recipe):
         if "check_loss" in metrics and not self.quiet and not sys.stderr.isatty():
             em = metrics.get("train_exact_match")
             em_text = f"  train exact match {em:.1%}" if em is not None else ""
-            print(f"step {state.step}: loss {metrics['check_loss']:.4f}{em_text}"
-                  f"  ({state.elapsed:.0f}s)", file=sys.stderr, flush=True)
+            print(
+                f"step {state.step}: loss {metrics['check_loss']:.4f}{em_text}"
+                f"  ({state.elapsed:.0f}s)",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def on_train_end(self, state: TrainState) -> None:
         if self.bar is not None:

@@ -86,6 +86,7 @@ def cmd_train(args) -> int:
         "out": args.out,
         "lr": args.lr,
         "precision": args.precision,
+        "grad_checkpoint": True if args.grad_checkpoint else None,
         "max_minutes": args.max_minutes,
         "eval_every": args.eval_every,
         "save_every": args.save_every,
@@ -269,6 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=_float, help="peak learning rate")
     p.add_argument("--recipe", help="training recipes, comma-separated")
     p.add_argument("--precision", choices=["fp32", "bf16"])
+    p.add_argument(
+        "--grad-checkpoint",
+        action="store_true",
+        help="recompute each layer's activations in the backward pass (less memory, slower)",
+    )
     p.add_argument("--max-minutes", type=_float, help="time budget for --steps auto")
     p.add_argument("--eval-every", type=_nonnegative_int, help="steps between progress checks")
     p.add_argument(

@@ -222,6 +222,8 @@ class TrainConfig:
     """CPU threads; 0 means all cores."""
     precision: str = "fp32"
     """'fp32' or 'bf16' (CPU autocast)."""
+    grad_checkpoint: bool = False
+    """Recompute each layer's activations in the backward pass: less memory, more time."""
     recipes: list[str] = field(default_factory=list)
     resume: bool = False
     quiet: bool = False

@@ -114,3 +114,25 @@ def test_batched_generation_equals_one_prompt_at_a_time(model):
     together = generate(model, prompts, max_bytes=6)
     alone = [generate(model, [p], max_bytes=6)[0] for p in prompts]
     assert together == alone
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
+    torch.manual_seed(0)
+    model = GhostModel.from_preset("tiny").train()
+    model.memory.write(["The capital of Peru is Lima."])
+    x = torch.randint(0, 256, (2, 24))
+
+    def loss_and_grads():
+        model.zero_grad()
+        loss = model(x, labels=x).loss
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        return loss.detach(), grads
+
+    loss_plain, grads_plain = loss_and_grads()
+    model.gradient_checkpointing = True
+    loss_ckpt, grads_ckpt = loss_and_grads()
+    torch.testing.assert_close(loss_ckpt, loss_plain, rtol=0, atol=0)
+    assert grads_ckpt.keys() == grads_plain.keys() and len(grads_plain) > 10
+    for name, g in grads_plain.items():
+        torch.testing.assert_close(grads_ckpt[name], g, rtol=1e-5, atol=1e-7, msg=name)

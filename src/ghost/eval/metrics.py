@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ghost.data.batches import IGNORE, QABatcher
-from ghost.data.records import Dataset
+from ghost.data.records import Dataset, load_data
 from ghost.data.template import QATemplate
 from ghost.model.generate import generate
 
@@ -125,8 +125,13 @@ def bits_per_byte(model, dataset: Dataset, seq_len: int = 512, batch_size: int =
     }
 
 
-def evaluate(model, dataset: Dataset, **kwargs) -> tuple[dict, list[dict]]:
-    """Exact match for Q&A data, bits per byte for text; (summary, predictions)."""
+def evaluate(model, dataset: Dataset | str, **kwargs) -> tuple[dict, list[dict]]:
+    """Exact match for Q&A data, bits per byte for text; (summary, predictions).
+
+    `dataset` is a loaded `Dataset`, a built-in NAME[:SPLIT] or a path.
+    """
+    if isinstance(dataset, str):
+        dataset = load_data(dataset)
     if dataset.kind == "qa":
         return evaluate_qa(model, dataset, **kwargs)
     return bits_per_byte(model, dataset, **kwargs), []

@@ -241,6 +241,7 @@ def train(
         if dp.is_main:
             trim_metrics(run_dir, state.step)  # rows a killed run wrote after its checkpoint
     run_dir.mkdir(parents=True, exist_ok=True)
+    model.gradient_checkpointing = cfg.grad_checkpoint
     net = dp.wrap(model)
     model.train()
     for hook in hooks:

@@ -207,7 +207,7 @@ class TrainConfig:
     """For Q&A data, train only on the answer bytes (and the end-of-answer marker)."""
     eval_every: int = 0
     """Steps between checks (training exact match / loss); 0 picks about one epoch."""
-    patience: int = 6
+    patience: int = 3
     """'auto': stop after this many checks without a 1% loss improvement (after LR decays)."""
     max_steps: int = 20000
     max_minutes: float = 30.0

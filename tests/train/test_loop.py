@@ -91,3 +91,25 @@ def test_schedule_warms_up_then_decays_by_cosine():
     assert learning_rate(cfg, 10, 100) == pytest.approx(1.0)
     assert learning_rate(cfg, 100, 100) == pytest.approx(0.1)
     assert learning_rate(cfg, 500, None) == 1.0  # auto: constant, lowered on plateaus
+
+
+def test_bf16_autocast_training_follows_the_fp32_loss_curve(tmp_path, qa_file):
+    """bf16 autocast changes rounding, not learning: its loss curve stays within seed noise.
+
+    Seed noise is measured, not assumed: two fp32 runs that differ only in the seed. The bf16 run
+    (same seed as the first) may differ from it by at most twice that, plus 0.05 nats.
+    """
+
+    def losses(tag, **kw):
+        cfg = _tiny(tmp_path / tag, qa_file, steps=40, eval_every=0, **kw)
+        train(cfg, model_config=GhostConfig.from_preset("tiny"))
+        rows = list(csv.DictReader(open(tmp_path / tag / "run" / "metrics.csv")))
+        return [float(r["loss"]) for r in rows if r["loss"]]
+
+    fp32, fp32_other_seed = losses("fp32", seed=0), losses("fp32-seed1", seed=1)
+    bf16 = losses("bf16", seed=0, precision="bf16")
+    assert bf16[-1] < bf16[0] / 3  # it learns
+    tail = slice(-10, None)  # the last logged losses, averaged, to smooth per-batch noise
+    mean = lambda xs: sum(xs[tail]) / len(xs[tail])  # noqa: E731
+    seed_noise = abs(mean(fp32) - mean(fp32_other_seed))
+    assert abs(mean(bf16) - mean(fp32)) <= 2 * seed_noise + 0.05

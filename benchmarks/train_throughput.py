@@ -29,8 +29,8 @@ with the backward. The scan's FLOPs are not counted.
 The script re-executes itself under tcmalloc when the machine has it (as `ghost` does;
 `--allocator system` turns that off). Writes benchmarks/results/train_throughput.json and
 .md (a `--quick` or `--only` run writes train_throughput-quick / -only-SECTIONS instead), plus
-a timestamped copy under results/history/ for full runs. mambapy: `pip install --no-deps
-mambapy`; without it that peer is recorded as skipped.
+a timestamped copy under results/history/ for full runs. mambapy comes with the bench extra
+(scripts/setup.sh installs it); without it that peer is recorded as skipped.
 """
 
 from __future__ import annotations

@@ -98,3 +98,23 @@ def test_train_eval_ask_generate_end_to_end(tmp_path, qa_file):
         "1",
     )
     assert done.returncode == 0 and len(done.stdout) > 0
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`ghost info | head -1` when the reader has gone: no traceback, no error line."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before ghost writes a byte
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "ghost", "info", "--preset", "v5"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "GHOST_ALLOCATOR": "system"},
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode == 141

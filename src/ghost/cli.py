@@ -360,6 +360,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ghost: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`ghost info | head`): stop quietly, as Unix tools do. Point
+        # stdout at devnull so the interpreter's final flush does not complain again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by a closed pipe
     except Exception as e:  # noqa: BLE001 - the top level turns any failure into one line
         if os.environ.get("GHOST_DEBUG"):
             raise

@@ -98,6 +98,11 @@ def test_train_eval_ask_generate_end_to_end(tmp_path, qa_file):
         "1",
     )
     assert done.returncode == 0 and len(done.stdout) > 0
+    # Greedy generation after a trained question gives the answer and stops at its end marker.
+    done = run(
+        "generate", str(run_dir), "Q: What is the capital of Peru?\nA: ", "--max-bytes", "20"
+    )
+    assert done.returncode == 0 and done.stdout == "Lima\n", (done.stdout, done.stderr)
 
 
 def test_a_closed_pipe_ends_quietly():

@@ -177,11 +177,15 @@ def cmd_eval(args) -> int:
 
 
 def cmd_generate(args) -> int:
+    from ghost.data.template import QATemplate
     from ghost.model.ghost import GhostModel
     from ghost.runtime import configure
 
     configure(args.threads, seed=args.seed)
     model = GhostModel.from_pretrained(args.run_dir)
+    # The end-of-answer marker ends a generation, as an end-of-sequence token does: valid
+    # data never contains it, so only a Q&A-trained model ever produces it on purpose.
+    marker = QATemplate.from_config(model.config).marker
     out = model.generate(
         args.prompt.encode("utf-8"),
         max_bytes=args.max_bytes,
@@ -190,6 +194,7 @@ def cmd_generate(args) -> int:
         top_p=args.top_p,
         seed=args.seed,
         stop=args.stop or None,
+        stop_bytes=bytes([marker]),
     )
     sys.stdout.write(out.decode("utf-8", errors="replace") + "\n")
     return 0
@@ -303,7 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_nonnegative_int, default=0)
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("generate", help="continue a prompt, byte by byte")
+    p = sub.add_parser(
+        "generate",
+        help="continue a prompt byte by byte, up to --max-bytes, --stop or the end marker",
+    )
     p.add_argument("run_dir")
     p.add_argument("prompt")
     p.add_argument("--max-bytes", type=_positive_int, default=128)

@@ -177,15 +177,11 @@ def cmd_eval(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from ghost.data.template import QATemplate
     from ghost.model.ghost import GhostModel
     from ghost.runtime import configure
 
     configure(args.threads, seed=args.seed)
     model = GhostModel.from_pretrained(args.run_dir)
-    # The end-of-answer marker ends a generation, as an end-of-sequence token does: valid
-    # data never contains it, so only a Q&A-trained model ever produces it on purpose.
-    marker = QATemplate.from_config(model.config).marker
     out = model.generate(
         args.prompt.encode("utf-8"),
         max_bytes=args.max_bytes,
@@ -194,7 +190,6 @@ def cmd_generate(args) -> int:
         top_p=args.top_p,
         seed=args.seed,
         stop=args.stop or None,
-        stop_bytes=bytes([marker]),
     )
     sys.stdout.write(out.decode("utf-8", errors="replace") + "\n")
     return 0

@@ -182,9 +182,16 @@ class GhostModel(nn.Module):
         return self.head(self.norm(h))
 
     def generate(self, prompt: bytes | str, max_bytes: int = 128, **sampling) -> bytes:
-        """Continue `prompt`; returns the new bytes. See `ghost.model.generate.generate`."""
+        """Continue `prompt`; returns the new bytes. See `ghost.model.generate.generate`.
+
+        Generation ends at the end-of-answer marker, as at an end-of-sequence token (valid data
+        never contains it, so only a Q&A-trained model produces it); pass `stop_bytes=b""`
+        to go on to `max_bytes`.
+        """
+        from ghost.data.template import QATemplate
         from ghost.model.generate import generate
 
+        sampling.setdefault("stop_bytes", bytes([QATemplate.from_config(self.config).marker]))
         return generate(self, [prompt], max_bytes=max_bytes, **sampling)[0]
 
     # Persistence: config.json + model.safetensors (+ memory.jsonl). Nothing is unpickled.

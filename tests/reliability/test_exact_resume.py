@@ -115,11 +115,14 @@ def test_sigkill_at_any_step_then_resume_gives_the_uninterrupted_weights(
     assert logged_steps(run) == list(range(1, STEPS + 1))  # none lost, none twice
 
 
-def test_ctrl_c_saves_the_current_step_and_prints_how_to_resume(tmp_path, qa_path, reference):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_saves_the_current_step_and_prints_how_to_resume(
+    tmp_path, qa_path, reference, signum
+):
     run = tmp_path / "run"
     proc = start_ghost(*flags(qa_path, run))
     wait_until(lambda: (run / "metrics.csv").is_file() and len(logged_steps(run)) >= 3, proc)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Traceback" not in err

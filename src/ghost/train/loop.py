@@ -12,8 +12,8 @@ What the loop guarantees (docs/guarantees.md):
   counted; `max_nonfinite_steps` of them in a row stop the run with `TrainingDiverged`,
   and no checkpoint is written while the latest step was non-finite, so the last one
   saved holds good weights;
-- Ctrl-C finishes the current step, saves a checkpoint and returns with
-  `interrupted=True`; a second Ctrl-C aborts at once;
+- Ctrl-C or SIGTERM finishes the current step, saves a checkpoint and returns with
+  `interrupted=True`; a second signal aborts at once;
 - under torchrun the ranks train one global batch together (`train/distributed.py`).
 """
 
@@ -145,22 +145,25 @@ class NonfiniteGuard:
 
 
 class StopOnInterrupt:
-    """Ctrl-C during training asks the loop to stop after the current step; twice aborts.
+    """Ctrl-C (SIGINT) or SIGTERM during training asks the loop to stop after the current
+    step and save; a second signal aborts at once.
 
-    Only the main thread can take signals, and a handler someone else installed (or an
-    ignored SIGINT) is left alone.
+    SIGTERM is what `kill`, `docker stop`, Slurm and torchrun send before they kill, so a
+    stopped job keeps its last step. Only the main thread can take signals, and a handler
+    someone else installed (or an ignored signal) is left alone.
     """
+
+    SIGNALS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
 
     def __init__(self):
         self.requested = False
-        self._previous = None
+        self._previous: dict[int, object] = {}
 
     def __enter__(self) -> StopOnInterrupt:
-        if (
-            threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        ):
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+        if threading.current_thread() is threading.main_thread():
+            for signum, default in self.SIGNALS.items():
+                if signal.getsignal(signum) is default:
+                    self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum, frame) -> None:
@@ -169,8 +172,8 @@ class StopOnInterrupt:
         self.requested = True
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
 
 def _resume_point(cfg: TrainConfig, run_dir: Path) -> Path | None:

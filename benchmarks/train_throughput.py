@@ -138,7 +138,9 @@ class Trainer:
 
     def __init__(self, model: nn.Module):
         self.model = model.train()
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1)
+        self.optimizer = torch.optim.AdamW(
+            model.parameters(), lr=3e-4, weight_decay=0.1, fused=True
+        )
 
     def step(self, precision: str, input_ids: torch.Tensor) -> None:
         with autocast(precision):
@@ -487,7 +489,7 @@ def main(argv=None) -> None:
         "machine": machine_record(args.threads),  # also builds the scan kernel if needed
         "plan": {**dataclasses.asdict(plan), "seed": args.seed, "sections": sections},
         "bf16_probe": probe,
-        "optimizer": "AdamW(lr=3e-4, weight_decay=0.1), clip_grad_norm 1.0, zero_grad(None)",
+        "optimizer": "AdamW(lr=3e-4, weight_decay=0.1, fused), clip_grad_norm 1.0, zero_grad(None)",
         "models": {},
         "wall_seconds": {},
     }

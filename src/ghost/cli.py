@@ -20,7 +20,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit code 2."""
 
     def error(self, message):
-        raise GhostInputError(f"{self.prog}: {message} (see --help)")
+        where = f"{self.prog}: " if self.prog != "ghost" else ""  # "ghost: error:" is ours
+        raise GhostInputError(f"{where}{message} (see --help)")
 
 
 def _positive_int(text: str) -> int:
@@ -91,7 +92,7 @@ def cmd_train(args) -> int:
         "eval_every": args.eval_every,
         "save_every": args.save_every,
         "keep_checkpoints": args.keep_checkpoints,
-        "recipes": args.recipe.split(",") if args.recipe else None,
+        "recipes": args.recipe.split(",") if getattr(args, "recipe", None) else None,
     }
     settings.update({k: v for k, v in flags.items() if v is not None})
     settings["resume"] = args.resume or settings.get("resume", False)
@@ -268,7 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int)
     p.add_argument("--seq-len", type=_positive_int, help="longest sample in bytes")
     p.add_argument("--lr", type=_float, help="peak learning rate")
-    p.add_argument("--recipe", help="training recipes, comma-separated")
+    from ghost.train.recipes import REGISTRY
+
+    if REGISTRY:  # the flag appears with the first registered recipe: no empty choices
+        p.add_argument("--recipe", help="training recipes, comma-separated: " + ", ".join(REGISTRY))
     p.add_argument("--precision", choices=["fp32", "bf16"])
     p.add_argument(
         "--grad-checkpoint",

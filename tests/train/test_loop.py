@@ -113,3 +113,38 @@ def test_bf16_autocast_training_follows_the_fp32_loss_curve(tmp_path, qa_file):
     mean = lambda xs: sum(xs[tail]) / len(xs[tail])  # noqa: E731
     seed_noise = abs(mean(fp32) - mean(fp32_other_seed))
     assert abs(mean(bf16) - mean(fp32)) <= 2 * seed_noise + 0.05
+
+
+def _check_sequence(losses, matches, patience=3):
+    """Feed ProgressCheck one check per (loss, training exact match); return the LR scales."""
+    from types import SimpleNamespace
+
+    from ghost.train.services import ProgressCheck
+
+    check = ProgressCheck(every=1, patience=patience)
+    cfg = SimpleNamespace(max_steps=10**6, max_minutes=10**6)
+    state = SimpleNamespace(
+        config=cfg, step=0, elapsed=0.0, total_steps=None, stop_reason=None, lr_scale=1.0
+    )
+    scales = []
+    for loss, match in zip(losses, matches, strict=True):
+        state.step += 1
+        check.on_step_end(state, {"loss": loss, "train_exact_match": match})
+        scales.append(round(state.lr_scale, 6))
+    return scales, state.stop_reason
+
+
+def test_auto_lowers_the_lr_when_answers_oscillate_even_if_the_loss_creeps_down():
+    losses = [1.0, 0.5, 0.3, 0.2, 0.15, 0.12, 0.10, 0.09, 0.08]
+    matches = [0.1, 0.4, 0.7, 0.85, 0.89, 0.85, 0.92, 0.88, 0.95]  # 0.85 < 0.89 - 0.03
+    scales, reason = _check_sequence(losses, matches)
+    assert scales == [1, 1, 1, 1, 1, 0.3, 0.3, 0.09, 0.09] and reason is None
+
+
+def test_auto_lowers_the_lr_on_a_flat_loss_then_stops():
+    losses = [1.0, 0.5] + [0.5] * 9
+    matches = [0.1, 0.5] + [0.5] * 9
+    scales, reason = _check_sequence(losses, matches)
+    assert scales[:5] == [1, 1, 1, 1, 0.3] and scales[7] == 0.09
+    assert reason == "the loss stopped improving"
+    assert _check_sequence([1.0, 0.2], [0.5, 1.0])[1] == "training exact match reached 100%"

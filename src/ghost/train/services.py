@@ -1,9 +1,10 @@
 """The trainer's own services, written as recipes so the hook interface is used from day one.
 
 - `ProgressCheck`: every `eval_every` steps, measures training exact match (Q&A data) and
-  the mean loss since the last check; decides when to stop (`--steps auto`): 100% training
-  exact match, or the loss stopped improving after the learning rate was lowered twice,
-  or the step / time budget ran out.
+  the mean loss since the last check; for `--steps auto` lowers the learning rate (x0.3, at
+  most twice) when the loss stalls for `patience` checks or the training exact match falls
+  3 points below its best (the steps overshoot), and stops at 100% training exact match,
+  when the loss stalls with no decay left, or when the step / time budget runs out.
 - `Checkpointer`: saves at each check (or every `save_every` steps) and at the end.
 - `MetricsLogger`: metrics.csv, TensorBoard events and a progress bar (quiet off a terminal).
 """
@@ -26,10 +27,14 @@ MAX_CHECK_RECORDS = 1024  # larger training sets are checked on a fixed sample o
 class ProgressCheck(Recipe):
     name = "progress"
 
+    # A training exact match this far below its best means the LR is too high to settle.
+    FALLBACK = 0.03
+
     def __init__(self, every: int, patience: int, lr_decays: int = 2, decay: float = 0.3):
         self.every, self.patience = every, patience
         self.lr_decays_left, self.decay = lr_decays, decay
         self.best_loss = math.inf
+        self.best_match = 0.0
         self.bad_checks = 0
         self.loss_sum, self.loss_count = 0.0, 0
         self.sample: list[int] | None = None
@@ -59,29 +64,40 @@ class ProgressCheck(Recipe):
             state.stop_reason = f"reached the requested {state.total_steps} steps"
             return
         if state.total_steps is None:  # --steps auto
-            if metrics.get("train_exact_match") == 1.0:
+            match = metrics.get("train_exact_match")
+            if match == 1.0:
                 state.stop_reason = "training exact match reached 100%"
                 return
             if mean_loss < self.best_loss * 0.99:
                 self.best_loss, self.bad_checks = mean_loss, 0
             else:
                 self.bad_checks += 1
-            if self.bad_checks >= self.patience:
-                if self.lr_decays_left:
-                    self.lr_decays_left -= 1
-                    self.bad_checks = 0
-                    state.lr_scale *= self.decay
-                else:
+            # Answers learnt and then lost again: the steps overshoot, so lower the LR now
+            # (the loss can keep creeping down for a long time while the answers oscillate).
+            oscillating = match is not None and match < self.best_match - self.FALLBACK
+            self.best_match = max(self.best_match, match or 0.0)
+            if oscillating and self.lr_decays_left:
+                self._lower_lr(state)
+                self.best_match = match  # judge the next fall from here
+            elif self.bad_checks >= self.patience:
+                if not self.lr_decays_left:
                     state.stop_reason = "the loss stopped improving"
                     return
+                self._lower_lr(state)
         if state.step >= cfg.max_steps:
             state.stop_reason = f"step budget ended ({cfg.max_steps} steps)"
         elif state.elapsed >= cfg.max_minutes * 60:
             state.stop_reason = f"time budget ended ({cfg.max_minutes:g} minutes)"
 
+    def _lower_lr(self, state: TrainState) -> None:
+        self.lr_decays_left -= 1
+        self.bad_checks = 0
+        state.lr_scale *= self.decay
+
     def state_dict(self) -> dict:
         return {
             "best_loss": self.best_loss,
+            "best_match": self.best_match,
             "bad_checks": self.bad_checks,
             "lr_decays_left": self.lr_decays_left,
             "loss_sum": self.loss_sum,
@@ -90,6 +106,7 @@ class ProgressCheck(Recipe):
 
     def load_state_dict(self, state: dict) -> None:
         self.best_loss, self.bad_checks = float(state["best_loss"]), int(state["bad_checks"])
+        self.best_match = float(state.get("best_match", 0.0))  # absent before 2026-11-23
         self.lr_decays_left = int(state["lr_decays_left"])
         self.loss_sum, self.loss_count = float(state["loss_sum"]), int(state["loss_count"])
 

@@ -85,14 +85,9 @@ class MambaMixer(nn.Module):
         batch, length, _ = x.shape
         xz = self.in_proj(x)  # (B, L, 2*ED)
         x_in, z = xz.chunk(2, dim=-1)  # (B, L, ED) each
-        x_t = x_in.transpose(1, 2)  # (B, ED, L)
-        if state is not None:
-            # Prepend the conv window so the convolution continues across the boundary.
-            conv_in = torch.cat([state.conv[:, :, 1:].to(x_t.dtype), x_t], dim=2)  # (B, ED, K-1+L)
-            u = F.conv1d(conv_in, self.conv1d.weight, self.conv1d.bias, groups=self.d_inner)
-            u = F.silu(u).transpose(1, 2)  # (B, L, ED)
-        else:
-            u = F.silu(self._causal_conv(x_in))  # (B, L, ED)
+        # With a state, the convolution continues across the boundary from its window.
+        history = state.conv[:, :, 1:].transpose(1, 2).to(x_in.dtype) if state is not None else None
+        u = F.silu(self._causal_conv(x_in, history))  # (B, L, ED)
 
         x_dbl = self.x_proj(u)  # (B, L, R + 2N)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
@@ -108,6 +103,7 @@ class MambaMixer(nn.Module):
             )
             y, h = scan(u, delta, A, B, C, return_last_state=True, initial_state=h0, **scan_args)
             out = self.out_proj(y.to(x.dtype))
+            x_t = x_in.transpose(1, 2)  # (B, ED, L)
             window = (
                 torch.cat([state.conv, x_t.to(state.conv.dtype)], dim=2)
                 if state is not None
@@ -117,15 +113,19 @@ class MambaMixer(nn.Module):
         y = selective_scan(u, delta, A, B, C, **scan_args)  # (B, L, ED)
         return self.out_proj(y.to(x.dtype))
 
-    def _causal_conv(self, x: torch.Tensor) -> torch.Tensor:
+    def _causal_conv(self, x: torch.Tensor, history: torch.Tensor | None = None) -> torch.Tensor:
         """The depthwise causal convolution in (B, L, ED) layout, as K shifted multiply-adds.
 
-        Equal to `self.conv1d` on the transposed input (to float rounding) but with no
-        transposes, and its backward is a third faster than PyTorch's depthwise conv1d on CPU.
+        `history` (B, K-1, ED) holds the inputs just before x (zeros when None). Equal to
+        `self.conv1d` on the transposed input (to float rounding) but with no transposes,
+        and its backward is a third faster than PyTorch's depthwise conv1d on CPU.
         """
         k, length = self.d_conv, x.shape[1]
         w = self.conv1d.weight[:, 0, :].to(x.dtype)  # (ED, K)
-        padded = F.pad(x, (0, 0, k - 1, 0))  # (B, K-1+L, ED)
+        if history is None:
+            padded = F.pad(x, (0, 0, k - 1, 0))  # (B, K-1+L, ED)
+        else:
+            padded = torch.cat([history, x], dim=1)
         out = torch.addcmul(self.conv1d.bias.to(x.dtype), padded[:, k - 1 :], w[:, k - 1])
         for i in range(k - 1):
             out = torch.addcmul(out, padded[:, i : i + length], w[:, i])

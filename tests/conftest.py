@@ -1,5 +1,6 @@
 import pytest
 import torch
+from tiny_runs import write_qa
 
 
 @pytest.fixture(autouse=True)
@@ -14,29 +15,4 @@ def _deterministic():
 @pytest.fixture
 def qa_file(tmp_path):
     """A small memorisable Q&A set."""
-    import json
-
-    capitals = {
-        "France": "Paris",
-        "Peru": "Lima",
-        "Japan": "Tokyo",
-        "Kenya": "Nairobi",
-        "Chile": "Santiago",
-        "Egypt": "Cairo",
-        "Spain": "Madrid",
-        "Italy": "Rome",
-    }
-    path = tmp_path / "capitals.jsonl"
-    with open(path, "w", encoding="utf-8") as f:
-        for country, city in capitals.items():
-            f.write(
-                json.dumps(
-                    {
-                        "question": f"What is the capital of {country}?",
-                        "answer": city,
-                        "kind": "fact",
-                    }
-                )
-                + "\n"
-            )
-    return path
+    return write_qa(tmp_path / "capitals.jsonl")

@@ -1,9 +1,9 @@
-"""Fixtures of the reliability suite (helpers live in ghost_process.py)."""
+"""Fixtures of the reliability suite (helpers live in ghost_process.py and ../tiny_runs.py)."""
 
 from pathlib import Path
 
 import pytest
-from ghost_process import write_qa
+from tiny_runs import write_qa
 
 
 @pytest.fixture(scope="module")

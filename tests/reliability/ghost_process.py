@@ -4,7 +4,6 @@ Child processes run exactly what a user runs (`python -m ghost ...`, tcmalloc re
 included) with one thread, so their fp32 results are bitwise reproducible.
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -13,16 +12,6 @@ from pathlib import Path
 import ghost
 
 SRC = str(Path(ghost.__file__).resolve().parents[1])
-CAPITALS = {
-    "France": "Paris",
-    "Peru": "Lima",
-    "Japan": "Tokyo",
-    "Kenya": "Nairobi",
-    "Chile": "Santiago",
-    "Egypt": "Cairo",
-    "Spain": "Madrid",
-    "Italy": "Rome",
-}
 
 
 def child_env() -> dict:
@@ -49,22 +38,6 @@ def start_ghost(*args) -> subprocess.Popen:
         text=True,
         env=child_env(),
     )
-
-
-def write_qa(path: Path) -> Path:
-    with open(path, "w", encoding="utf-8") as f:
-        for country, city in CAPITALS.items():
-            f.write(
-                json.dumps(
-                    {
-                        "question": f"What is the capital of {country}?",
-                        "answer": city,
-                        "kind": "fact",
-                    }
-                )
-                + "\n"
-            )
-    return path
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:

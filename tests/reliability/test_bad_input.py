@@ -6,9 +6,9 @@ import tracemalloc
 
 import pytest
 from ghost_process import snapshot
+from tiny_runs import tiny_config
 
 from ghost.cli import main
-from ghost.config import TrainConfig
 from ghost.data.records import MAX_LINE_BYTES, read_records
 from ghost.errors import GhostInputError
 from ghost.train.checkpoint import latest_checkpoint
@@ -18,17 +18,7 @@ from ghost.train.loop import train
 @pytest.fixture(scope="module")
 def trained_run(qa_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("trained") / "run"
-    train(
-        TrainConfig(
-            data=str(qa_path),
-            preset="tiny",
-            out=str(out),
-            batch_size=8,
-            threads=1,
-            quiet=True,
-            steps=2,
-        )
-    )
+    train(tiny_config(qa_path, out, steps=2))
     return out
 
 

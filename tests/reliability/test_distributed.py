@@ -18,8 +18,8 @@ import pytest
 import torch
 from ghost_process import child_env
 from safetensors.torch import load_file
+from tiny_runs import tiny_config
 
-from ghost.config import TrainConfig
 from ghost.model.io import read_run_config
 from ghost.train.loop import train
 
@@ -77,18 +77,7 @@ def two_ranks(qa_path, tmp_path_factory):
 def test_two_processes_match_one_process_with_the_doubled_batch(two_ranks, qa_path, tmp_path):
     run, _ = two_ranks
     single = train(
-        TrainConfig(
-            data=str(qa_path),
-            preset="tiny",
-            threads=1,
-            lr=0.01,
-            batch_size=8,
-            steps=STEPS,
-            save_every=4,
-            eval_every=4,
-            quiet=True,
-            out=str(tmp_path / "single"),
-        )
+        tiny_config(qa_path, tmp_path / "single", lr=0.01, steps=STEPS, save_every=4, eval_every=4)
     )
     weights = load_file(run / "model.safetensors")
     worst = max(

@@ -13,8 +13,8 @@ import pytest
 import torch
 from ghost_process import run_ghost, start_ghost
 from safetensors.torch import load_file
+from tiny_runs import tiny_config
 
-from ghost.config import TrainConfig
 from ghost.train.loop import train
 
 STEPS, SAVE_EVERY = 60, 25
@@ -49,20 +49,7 @@ def flags(data: Path, run: Path) -> list[str]:
 def reference(qa_path, tmp_path_factory) -> dict[str, torch.Tensor]:
     """The weights of the same run, never stopped (in this process: the same arithmetic)."""
     out = tmp_path_factory.mktemp("reference") / "run"
-    train(
-        TrainConfig(
-            data=str(qa_path),
-            preset="tiny",
-            threads=1,
-            batch_size=8,
-            lr=0.01,
-            steps=STEPS,
-            save_every=SAVE_EVERY,
-            eval_every=20,
-            quiet=True,
-            out=str(out),
-        )
-    )
+    train(tiny_config(qa_path, out, lr=0.01, steps=STEPS, save_every=SAVE_EVERY, eval_every=20))
     return load_file(out / "model.safetensors")
 
 

@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_runs import tiny_config
 
 import ghost.train.loop
 from ghost.cli import main
-from ghost.config import TrainConfig
 from ghost.train.hooks import Recipe
 from ghost.train.loop import train
 
@@ -66,16 +66,7 @@ class Sabotage(Recipe):
 def test_nan_and_inf_steps_are_skipped_counted_and_never_reach_the_weights(tmp_path, qa_file):
     sabotage = Sabotage(nan_steps=[3, 4], inf_grad_steps=[6])
     result = train(
-        TrainConfig(
-            data=str(qa_file),
-            preset="tiny",
-            out=str(tmp_path / "run"),
-            batch_size=8,
-            lr=1e-2,
-            threads=1,
-            quiet=True,
-            steps=10,
-        ),
+        tiny_config(qa_file, tmp_path / "run", lr=1e-2, steps=10),
         recipes=[sabotage],
     )
     assert result.steps == 10 and result.nonfinite_steps == 3

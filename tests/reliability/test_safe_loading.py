@@ -8,9 +8,9 @@ import pickle
 import pytest
 import torch
 from ghost_process import snapshot
+from tiny_runs import tiny_config
 
 from ghost.cli import main
-from ghost.config import TrainConfig
 from ghost.model import GhostModel
 from ghost.train.checkpoint import STATE_NAME, latest_checkpoint
 from ghost.train.loop import train
@@ -29,17 +29,7 @@ class RunsCode:
 @pytest.fixture
 def run(tmp_path, qa_file):
     out = tmp_path / "run"
-    train(
-        TrainConfig(
-            data=str(qa_file),
-            preset="tiny",
-            out=str(out),
-            batch_size=8,
-            threads=1,
-            quiet=True,
-            steps=2,
-        )
-    )
+    train(tiny_config(qa_file, out, steps=2))
     return out
 
 

@@ -2,6 +2,7 @@ import csv
 
 import pytest
 import torch
+from tiny_runs import tiny_config
 
 from ghost.config import GhostConfig, TrainConfig
 from ghost.data.records import load_data
@@ -13,18 +14,7 @@ from ghost.train.loop import learning_rate, train
 
 
 def _tiny(tmp_path, qa_file, **kw):
-    settings = dict(
-        data=str(qa_file),
-        preset="tiny",
-        out=str(tmp_path / "run"),
-        batch_size=8,
-        lr=1e-2,
-        eval_every=20,
-        threads=1,
-        quiet=True,
-    )
-    settings.update(kw)
-    return TrainConfig(**settings)
+    return tiny_config(qa_file, tmp_path / "run", **{"lr": 1e-2, "eval_every": 20, **kw})
 
 
 def test_auto_steps_learn_a_memorisable_set_and_say_why_they_stopped(tmp_path, qa_file):

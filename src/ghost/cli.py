@@ -92,9 +92,19 @@ def cmd_train(args) -> int:
         "eval_every": args.eval_every,
         "save_every": args.save_every,
         "keep_checkpoints": args.keep_checkpoints,
-        "recipes": args.recipe.split(",") if getattr(args, "recipe", None) else None,
+        "init_from": args.init_from,
+        "val_data": args.val_data,
+        "val_fraction": args.val_fraction,
     }
     settings.update({k: v for k, v in flags.items() if v is not None})
+    if args.recipe is not None:  # the flag names the recipes; the file's options for them stay
+        from ghost.config import parse_recipes
+
+        from_file = parse_recipes(settings.get("recipes"))
+        settings["recipes"] = {
+            name: {**from_file.get(name, {}), **options}
+            for name, options in parse_recipes(args.recipe).items()
+        }
     settings["resume"] = args.resume or settings.get("resume", False)
     settings["quiet"] = args.quiet
     if "data" not in settings:
@@ -107,7 +117,7 @@ def cmd_train(args) -> int:
         where = args.config or "ghost train"
         raise GhostInputError(f"{where}: bad training setting ({e})") from None
     model_config = None
-    if not cfg.resume:
+    if not cfg.resume and not cfg.init_from:
         try:
             model_config = GhostConfig.from_preset(cfg.preset, **file_settings["model"])
         except (TypeError, ValueError) as e:
@@ -259,7 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("train", help="train a model on a built-in dataset or a .jsonl/.txt file")
-    p.add_argument("--data", help="built-in NAME[:SPLIT] (see `ghost data list`) or a file path")
+    p.add_argument(
+        "--data",
+        help="built-in NAME[:SPLIT] (see `ghost data list`) or a file path; several, "
+        "comma-separated, are mixed (NAME@WEIGHT sets each one's share of the rows)",
+    )
     p.add_argument("--preset", choices=list(PRESETS), help="model preset (default v5-fast)")
     p.add_argument(
         "--steps",
@@ -271,8 +285,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=_float, help="peak learning rate")
     from ghost.train.recipes import REGISTRY
 
-    if REGISTRY:  # the flag appears with the first registered recipe: no empty choices
-        p.add_argument("--recipe", help="training recipes, comma-separated: " + ", ".join(REGISTRY))
+    p.add_argument(
+        "--recipe",
+        help="training recipes, comma-separated, each NAME or NAME:option=value[:...] "
+        "(docs/recipes/NAME.md): " + "; ".join(f"{n}: {h}" for n, (_, _, h) in REGISTRY.items()),
+    )
+    p.add_argument(
+        "--init-from",
+        metavar="RUN_DIR",
+        help="start from this run's weights and model config, with a fresh optimiser",
+    )
+    p.add_argument(
+        "--val-data",
+        help="validation data (NAME[:SPLIT] or a path): checks report its loss and exact match",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=_float,
+        help="hold out this fraction of the training records as validation data",
+    )
     p.add_argument("--precision", choices=["fp32", "bf16"])
     p.add_argument(
         "--grad-checkpoint",

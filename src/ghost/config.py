@@ -224,7 +224,16 @@ class TrainConfig:
     """'fp32' or 'bf16' (CPU autocast)."""
     grad_checkpoint: bool = False
     """Recompute each layer's activations in the backward pass: less memory, more time."""
-    recipes: list[str] = field(default_factory=list)
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Training recipes in order, each with its options: {"skip": {"threshold": 0.8}}; also
+    given as 'curriculum,skip:threshold=0.8' or a list of names (see `ghost.train.recipes`)."""
+    init_from: str | None = None
+    """Start from this run directory's weights (and its model config) with a fresh optimiser."""
+    val_data: str | None = None
+    """Validation data (NAME[:SPLIT] or a path): checks report its loss and exact match, and
+    `--steps auto` judges a plateau on its loss."""
+    val_fraction: float = 0.0
+    """Hold out this fraction of the training records (seeded) as the validation set."""
     resume: bool = False
     quiet: bool = False
 
@@ -264,11 +273,51 @@ class TrainConfig:
             raise GhostInputError(
                 f"TrainConfig.precision must be 'fp32' or 'bf16', got {self.precision!r}"
             )
-        if isinstance(self.recipes, str):
-            self.recipes = [r for r in self.recipes.split(",") if r]
+        self.recipes = parse_recipes(self.recipes)
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise GhostInputError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if self.val_fraction and self.val_data:
+            raise GhostInputError("give --val-data or --val-fraction, not both")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _option_value(text: str) -> Any:
+    """A flag's option value: a TOML literal (1, 0.5, true, "x") or else the bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_recipes(spec: str | list | dict | None) -> dict[str, dict[str, Any]]:
+    """The recipes of a flag ('a,b:key=value:key=value'), a list of names, or a TOML table."""
+    if not spec:
+        return {}
+    if isinstance(spec, dict):
+        for name, options in spec.items():
+            if not isinstance(options, dict):
+                raise GhostInputError(
+                    f"recipes.{name}: expected a table of options, got {options!r}"
+                )
+        return {str(name): dict(options) for name, options in spec.items()}
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    recipes: dict[str, dict[str, Any]] = {}
+    for item in items:
+        name, *pairs = str(item).strip().split(":")
+        if not name:
+            continue
+        options = {}
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not sep or not key:
+                raise GhostInputError(
+                    f"--recipe {item!r}: options are written NAME:key=value, got {pair!r}"
+                )
+            options[key.strip().replace("-", "_")] = _option_value(value.strip())
+        recipes[name] = options
+    return recipes
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

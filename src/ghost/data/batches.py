@@ -35,6 +35,18 @@ class Batch:
         return int((self.labels[:, 1:] != IGNORE).sum())
 
 
+def pad_rows(rows: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, labels) pairs of any lengths -> input_ids, labels (B, longest): padding is byte 0
+    with label IGNORE. The one collate of training, recipes and evaluation."""
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.zeros(len(rows), width, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    for r, (ids, row_labels) in enumerate(rows):
+        input_ids[r, : len(ids)] = ids
+        labels[r, : len(row_labels)] = row_labels
+    return input_ids, labels
+
+
 def _permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(n, generator=g)
@@ -61,8 +73,28 @@ class QABatcher:
             labels = ids.clone()
             labels[: answer_start if answer_only else 1] = IGNORE
             self.samples.append((ids, labels))
+        self.sources = dataset.sources if dataset.sources and dataset.sources[0].weight else None
         self.epoch, self.position = 0, 0
-        self._order = _permutation(len(self.samples), seed, 0)
+        self._order = self._epoch_order(0)
+
+    def _epoch_order(self, epoch: int) -> torch.Tensor:
+        """This epoch's record order: a seeded permutation of all records or, for weighted
+        sources, round(N * w_i / sum(w)) draws from source i (cycling through seeded
+        permutations of its records), shuffled together."""
+        if self.sources is None:
+            return _permutation(len(self.samples), self.seed, epoch)
+        total = sum(s.weight for s in self.sources)
+        parts = []
+        for i, source in enumerate(self.sources):
+            size = source.stop - source.start
+            n = round(len(self.samples) * source.weight / total)
+            cycles = [
+                _permutation(size, self.seed + 7919 * (i + 1), epoch * 1009 + c)
+                for c in range(-(-n // size))
+            ]
+            parts.append(torch.cat(cycles)[:n] + source.start)
+        order = torch.cat(parts)
+        return order[_permutation(len(order), self.seed, epoch)]
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -71,34 +103,43 @@ class QABatcher:
     def steps_per_epoch(self) -> int:
         return max(1, -(-len(self.samples) // self.batch_size))
 
+    def check_sample(self, limit: int) -> list[int]:
+        """A fixed, evenly spaced sample of at most `limit` records, for progress checks."""
+        stride = max(1, -(-len(self.samples) // limit))
+        return list(range(0, len(self.samples), stride))[:limit]
+
     def collate(self, indices: list[int], max_len: int | None = None) -> Batch:
+        """The records `indices` as one batch. A record longer than `max_len` (default
+        seq_len) loses the start of its question: the answer and marker are kept, so every
+        row has target bytes (an answer longer than the window keeps its end)."""
         limit = max_len or self.seq_len
-        rows = [(ids[:limit], labels[:limit]) for ids, labels in (self.samples[i] for i in indices)]
-        width = max(len(ids) for ids, _ in rows)
-        input_ids = torch.zeros(len(rows), width, dtype=torch.long)
-        label_ids = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-        for r, (ids, labels) in enumerate(rows):
-            input_ids[r, : len(ids)] = ids
-            label_ids[r, : len(labels)] = labels
-        return Batch(input_ids, label_ids, torch.tensor(indices, dtype=torch.long))
+        rows = [
+            (ids[-limit:], labels[-limit:]) for ids, labels in (self.samples[i] for i in indices)
+        ]
+        input_ids, labels = pad_rows(rows)
+        return Batch(input_ids, labels, torch.tensor(indices, dtype=torch.long))
+
+    def take(self, n: int) -> list[int]:
+        """The next n record indices in this epoch's seeded order (wrapping into the next)."""
+        indices = []
+        while len(indices) < n:
+            if self.position >= len(self._order):
+                self.epoch, self.position = self.epoch + 1, 0
+                self._order = self._epoch_order(self.epoch)
+            indices.append(int(self._order[self.position]))
+            self.position += 1
+        return indices
 
     def next_batch(self, max_len: int | None = None) -> Batch:
         """The next batch_size records in this epoch's order (wrapping into the next epoch)."""
-        indices = []
-        while len(indices) < min(self.batch_size, len(self.samples)):
-            if self.position >= len(self._order):
-                self.epoch, self.position = self.epoch + 1, 0
-                self._order = _permutation(len(self.samples), self.seed, self.epoch)
-            indices.append(int(self._order[self.position]))
-            self.position += 1
-        return self.collate(indices, max_len)
+        return self.collate(self.take(min(self.batch_size, len(self.samples))), max_len)
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "position": self.position}
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
-        self._order = _permutation(len(self.samples), self.seed, self.epoch)
+        self._order = self._epoch_order(self.epoch)
 
 
 class TextBatcher:
@@ -125,23 +166,33 @@ class TextBatcher:
     def steps_per_epoch(self) -> int:
         return max(1, -(-len(self._order) // self.batch_size))
 
-    def next_batch(self, max_len: int | None = None) -> Batch:
-        length = min(max_len or self.seq_len, self.seq_len, len(self.stream))
+    def check_sample(self, limit: int) -> list[int]:
+        """A fixed, evenly spaced sample of at most `limit` window starts, for checks."""
+        starts = sorted(self._starts(0).tolist())
+        stride = max(1, -(-len(starts) // limit))
+        return starts[::stride][:limit]
+
+    def take(self, n: int) -> list[int]:
+        """The next n window starts in this epoch's seeded order (wrapping into the next)."""
         starts = []
-        while len(starts) < self.batch_size:
+        while len(starts) < n:
             if self.position >= len(self._order):
                 self.epoch, self.position = self.epoch + 1, 0
                 self._order = self._starts(self.epoch)
             starts.append(int(self._order[self.position]))
             self.position += 1
-        rows = [self.stream[s : s + length] for s in starts]
-        width = max(len(r) for r in rows)
-        input_ids = torch.zeros(len(rows), width, dtype=torch.long)
-        labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-        for i, r in enumerate(rows):
-            input_ids[i, : len(r)] = r
-            labels[i, : len(r)] = r
+        return starts
+
+    def collate(self, starts: list[int], max_len: int | None = None) -> Batch:
+        """Windows of min(max_len, seq_len) bytes at `starts`, every byte a target."""
+        length = min(max_len or self.seq_len, self.seq_len, len(self.stream))
+        input_ids, labels = pad_rows(
+            [(w, w) for w in (self.stream[s : s + length] for s in starts)]
+        )
         return Batch(input_ids, labels, torch.tensor(starts, dtype=torch.long))
+
+    def next_batch(self, max_len: int | None = None) -> Batch:
+        return self.collate(self.take(self.batch_size), max_len)
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "position": self.position}

@@ -21,12 +21,23 @@ MAX_LINE_BYTES = 16 * 1024 * 1024  # a single record larger than this is refused
 
 
 @dataclass
+class Source:
+    """Records [start, stop) of a mixed dataset came from `name`; `weight` is its share."""
+
+    name: str
+    start: int
+    stop: int
+    weight: float | None = None
+
+
+@dataclass
 class Dataset:
     """Records of one kind ('qa' or 'text') and where they came from."""
 
     name: str
     kind: str
     records: list[dict]
+    sources: list[Source] | None = None  # set when several datasets were mixed
 
     def __len__(self) -> int:
         return len(self.records)

@@ -15,12 +15,12 @@ import math
 from collections import defaultdict
 
 import torch
-import torch.nn.functional as F
 
-from ghost.data.batches import IGNORE, QABatcher
+from ghost.data.batches import IGNORE, QABatcher, pad_rows
 from ghost.data.records import Dataset, load_data
 from ghost.data.template import QATemplate
 from ghost.model.generate import generate
+from ghost.model.ghost import next_byte_loss
 
 
 def exact_match(prediction: str, reference: str) -> bool:
@@ -44,6 +44,21 @@ def answers_all_correct(
         verdicts.append(~wrong.any(dim=1))
     model.train(was_training)
     return torch.cat(verdicts) if verdicts else torch.zeros(0, dtype=torch.bool)
+
+
+@torch.no_grad()
+def mean_loss(model, batcher, indices: list[int], batch_size: int = 128) -> float:
+    """Mean next-byte cross-entropy (nats) over the target bytes of the batcher's rows
+    `indices` (records or window starts), without gradient: a validation loss."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(indices), batch_size):
+        batch = batcher.collate(indices[start : start + batch_size])
+        total += float(next_byte_loss(model(batch.input_ids).logits, batch.labels, "sum"))
+        count += batch.n_target_bytes
+    model.train(was_training)
+    return total / max(1, count)
 
 
 def evaluate_qa(
@@ -102,20 +117,9 @@ def bits_per_byte(model, dataset: Dataset, seq_len: int = 512, batch_size: int =
     windows = [w for w in windows if len(w) > 1]
     total_nats, total_bytes = 0.0, 0
     for start in range(0, len(windows), batch_size):
-        chunk = windows[start : start + batch_size]
-        width = max(len(w) for w in chunk)
-        ids = torch.zeros(len(chunk), width, dtype=torch.long)
-        labels = torch.full((len(chunk), width), IGNORE, dtype=torch.long)
-        for i, w in enumerate(chunk):
-            ids[i, : len(w)] = w
-            labels[i, : len(w)] = w
-        logits = model(ids).logits[:, :-1].float()
-        targets = labels[:, 1:]
-        nats = F.cross_entropy(
-            logits.reshape(-1, 256), targets.reshape(-1), ignore_index=IGNORE, reduction="sum"
-        )
-        total_nats += float(nats)
-        total_bytes += int((targets != IGNORE).sum())
+        ids, labels = pad_rows([(w, w) for w in windows[start : start + batch_size]])
+        total_nats += float(next_byte_loss(model(ids).logits, labels, "sum"))
+        total_bytes += int((labels[:, 1:] != IGNORE).sum())
     model.train(was_training)
     return {
         "data": dataset.name,

@@ -24,10 +24,28 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from ghost.config import GhostConfig
+from ghost.data.batches import IGNORE
 from ghost.model.attention import AttentionCache, SparseSelfAttention
 from ghost.model.mamba import MambaMixer, MambaState
 from ghost.model.memory import ByteMemoryEncoder, FactMemory, MemoryBatch, MemoryCrossAttention
 from ghost.model.norm import RMSNorm, SwiGLU
+
+
+def next_byte_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean"):
+    """Cross-entropy of each position's prediction of the next byte, in nats.
+
+    logits (B, L, 256); labels (B, L) with IGNORE (-100) where there is no target: position
+    t predicts labels[t + 1]. reduction: 'mean' or 'sum' over the target bytes, or 'none'
+    for a (B, L-1) tensor with 0 at ignored positions. The one definition of the loss,
+    used by the model, the trainer, the recipes and bits per byte.
+    """
+    loss = F.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+        labels[:, 1:].reshape(-1),
+        ignore_index=IGNORE,
+        reduction=reduction,
+    )
+    return loss.view(labels.shape[0], -1) if reduction == "none" else loss
 
 
 @dataclass
@@ -70,10 +88,16 @@ class Block(nn.Module):
         self.ffn_norm = RMSNorm(c.dim, c.norm_eps)
         self.ffn = SwiGLU(c.dim, c.ffn_hidden)
 
-    def forward(self, h, memory: MemoryBatch | None = None, want_cache: bool = False):
+    def forward(
+        self,
+        h,
+        memory: MemoryBatch | None = None,
+        want_cache: bool = False,
+        mamba_state: MambaState | None = None,
+    ):
         cache = LayerCache(mamba=None)
-        if want_cache:
-            y, cache.mamba = self.mixer(self.mixer_norm(h), want_state=True)
+        if want_cache or mamba_state is not None:
+            y, cache.mamba = self.mixer(self.mixer_norm(h), mamba_state, want_state=True)
         else:
             y = self.mixer(self.mixer_norm(h))
         h = h + y
@@ -117,9 +141,11 @@ class GhostModel(nn.Module):
             self.head.weight = self.embed.weight
 
     def _init_weights(self):
-        # GPT-2 style: N(0, 0.02), residual output projections scaled down by depth.
+        # GPT-2 style: N(0, 0.02), residual output projections scaled down by depth. The
+        # Mamba parameters keep the mixer's own initialisation: conv1d and dt_proj (the step
+        # sizes), and A_log = log(1..N), the S4D-real spectrum A = -(1..N) per channel.
         for name, p in self.named_parameters():
-            if p.dim() < 2 or "conv1d" in name or "dt_proj" in name:
+            if p.dim() < 2 or any(part in name for part in ("conv1d", "dt_proj", "A_log")):
                 continue
             std = 0.02
             if name.endswith(("out_proj.weight", "down.weight", "o_proj.weight")):
@@ -139,28 +165,29 @@ class GhostModel(nn.Module):
         labels: torch.Tensor | None = None,
         memory: MemoryBatch | None = None,
         use_cache: bool = False,
+        mamba_states: list[MambaState] | None = None,
     ) -> ModelOutput:
-        """input_ids (B, L) int -> ModelOutput; `memory` defaults to the written bank."""
+        """input_ids (B, L) int -> ModelOutput; `memory` defaults to the written bank.
+
+        `mamba_states` (one per layer) start each Mamba mixer from a carried state instead of
+        zeros (attention layers start fresh); gradients flow into the states' tensors. With
+        `use_cache`, `output.cache` holds every layer's state after the last byte.
+        """
         if memory is None:
             memory = self.memory.batch()
         h = self.embed(input_ids)  # (B, L, D)
         caches = []
-        for layer in self.layers:
-            if use_cache:
-                h, layer_cache = layer(h, memory, want_cache=True)
+        for i, layer in enumerate(self.layers):
+            if use_cache or mamba_states is not None:
+                initial = mamba_states[i] if mamba_states is not None else None
+                h, layer_cache = layer(h, memory, want_cache=True, mamba_state=initial)
                 caches.append(layer_cache)
             elif self.gradient_checkpointing and self.training and torch.is_grad_enabled():
                 h = checkpoint(layer, h, memory, use_reentrant=False)
             else:
                 h = layer(h, memory)
         logits = self.head(self.norm(h))  # (B, L, 256)
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(
-                logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
-                labels[:, 1:].reshape(-1),
-                ignore_index=-100,
-            )
+        loss = next_byte_loss(logits, labels) if labels is not None else None
         return ModelOutput(loss, logits, Cache(caches, memory) if use_cache else None)
 
     def empty_cache(self, batch: int, memory: MemoryBatch | None = None) -> Cache:

@@ -98,10 +98,9 @@ class MambaMixer(nn.Module):
         )
         if state is not None or want_state:
             h0 = state.ssm if state is not None else None
-            scan = (
-                selective_scan_ref if h0 is not None and torch.is_grad_enabled() else selective_scan
+            y, h = selective_scan(
+                u, delta, A, B, C, return_last_state=True, initial_state=h0, **scan_args
             )
-            y, h = scan(u, delta, A, B, C, return_last_state=True, initial_state=h0, **scan_args)
             out = self.out_proj(y.to(x.dtype))
             x_t = x_in.transpose(1, 2)  # (B, ED, L)
             window = (

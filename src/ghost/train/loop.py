@@ -1,7 +1,8 @@
 """`train(...)`: the training loop, one readable function, and what it needs to start.
 
     data -> batcher -> [recipes: on_batch] -> this rank's rows -> forward (autocast)
-         -> loss -> [on_loss] -> backward -> clip -> AdamW step at the scheduled LR
+         -> loss, per-row stats -> [on_loss] -> backward -> [on_backward] -> clip
+         -> AdamW step at the scheduled LR -> update multipliers -> [on_optimizer_step]
          -> [on_step_end: check, log, save]
 
 The schedule is linear warm-up, then cosine decay to `min_lr_ratio` for a fixed number of
@@ -27,14 +28,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from ghost.config import GhostConfig, TrainConfig
-from ghost.data.batches import IGNORE, QABatcher, TextBatcher
+from ghost.data.batches import IGNORE, Batch, QABatcher, TextBatcher
+from ghost.data.mixture import load_training_data, split_validation
 from ghost.data.records import Dataset, load_data
 from ghost.data.template import QATemplate
 from ghost.errors import GhostInputError
-from ghost.model.ghost import GhostModel
+from ghost.model.ghost import GhostModel, next_byte_loss
 from ghost.model.io import CONFIG_NAME, load_model, read_run_config
 from ghost.runtime import autocast, configure
 from ghost.train.checkpoint import (
@@ -47,7 +48,7 @@ from ghost.train.checkpoint import (
     trim_metrics,
 )
 from ghost.train.distributed import DataParallel
-from ghost.train.hooks import Recipe, TrainState
+from ghost.train.hooks import Recipe, RowStats, TrainState
 from ghost.train.recipes import build_recipes
 from ghost.train.services import Checkpointer, MetricsLogger, ProgressCheck
 
@@ -111,14 +112,32 @@ def make_batcher(dataset: Dataset, model_config: GhostConfig, cfg: TrainConfig):
     return TextBatcher(dataset, cfg.batch_size, cfg.seq_len, cfg.seed)
 
 
-def loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Summed next-byte cross-entropy over the target bytes (labels shift: t predicts t+1)."""
-    return F.cross_entropy(
-        logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
-        labels[:, 1:].reshape(-1),
-        ignore_index=IGNORE,
-        reduction="sum",
-    )
+def row_stats(per_byte_loss: torch.Tensor, logits: torch.Tensor, batch: Batch) -> RowStats:
+    """Per-row loss, confidence and correctness from a forward pass's (B, L-1) losses."""
+    with torch.no_grad():
+        targets = batch.labels[:, 1:]
+        is_target = targets != IGNORE
+        n = is_target.sum(1)
+        per_byte = per_byte_loss.detach().float()
+        wrong = (logits[:, :-1].detach().argmax(-1) != targets) & is_target
+        return RowStats(
+            indices=batch.indices,
+            loss=per_byte.sum(1) / n.clamp(min=1),
+            confidence=(torch.exp(-per_byte) * is_target).sum(1) / n.clamp(min=1),
+            correct=~wrong.any(1) & (n > 0),
+            n_targets=n,
+        )
+
+
+def apply_update_scale(
+    model: torch.nn.Module, scale: dict, before: dict[str, torch.Tensor]
+) -> None:
+    """p = p_before + m * (p_after - p_before) for every parameter with a multiplier m."""
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, m in scale.items():
+            p = params[name]
+            p.lerp_(before[name], 1 - m if isinstance(m, float) else (1 - m).to(p.dtype))
 
 
 class NonfiniteGuard:
@@ -212,15 +231,28 @@ def train(
     dp = DataParallel.from_environment()
     threads = configure(cfg.threads or dp.threads_per_process(), cfg.seed)
     run_dir = Path(cfg.out)
-    dataset = dataset or load_data(cfg.data)
+    dataset = dataset or load_training_data(cfg.data)
+    val_dataset = None
+    if cfg.val_fraction:
+        dataset, val_dataset = split_validation(dataset, cfg.val_fraction, cfg.seed)
+    elif cfg.val_data:
+        val_dataset = load_data(cfg.val_data, kind=dataset.kind)
     checkpoint = _resume_point(cfg, run_dir)
     if checkpoint is not None:
         model = load_model(checkpoint)
+    elif cfg.init_from:
+        if model_config is not None:
+            raise GhostInputError(
+                "--init-from takes the model config of its run; give no model config with it"
+            )
+        model = load_model(Path(cfg.init_from))
     else:
         model = GhostModel(model_config or GhostConfig.from_preset(cfg.preset))
+    built = build_recipes(cfg.recipes)  # before anything is written: a bad option is exit 2
     batcher = make_batcher(
         dataset, model.config, replace(cfg, batch_size=cfg.batch_size * dp.world_size)
     )
+    val_batcher = make_batcher(val_dataset, model.config, cfg) if val_dataset else None
     optimizer = make_optimizer(model, cfg)
     total = None if cfg.steps == "auto" else int(cfg.steps)
     state = TrainState(cfg, model, optimizer, batcher, run_dir, total_steps=total)
@@ -230,11 +262,12 @@ def train(
             **cfg.to_dict(),
             "threads": threads,
             "data_name": dataset.name,
+            "val_data_name": val_dataset.name if val_dataset else None,
             "world_size": dp.world_size,
         }
     }
     guard = NonfiniteGuard(cfg.max_nonfinite_steps)
-    hooks = [*(recipes or []), *build_recipes(cfg.recipes), ProgressCheck(every, cfg.patience)]
+    hooks = [*(recipes or []), *built, ProgressCheck(every, cfg.patience, val_batcher)]
     if dp.is_main:  # one writer: rank 0 alone logs and saves; the logger runs first, so a
         # checkpoint of step N never exists without metrics.csv's row N on disk
         hooks += [
@@ -256,6 +289,7 @@ def train(
     with StopOnInterrupt() as interrupt:
         while state.stop_reason is None:
             started = time.perf_counter()
+            state.forward_kwargs, state.rows = {}, None
             batch = batcher.next_batch(state.seq_len)
             for hook in hooks:
                 batch = hook.on_batch(state, batch) if batch is not None else None
@@ -271,35 +305,45 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with autocast(cfg.precision):
-                output = net(local.input_ids)
+                output = net(local.input_ids, **state.forward_kwargs)
+            per_byte = next_byte_loss(output.logits, local.labels, "none")  # (B, L-1)
+            state.rows = row_stats(per_byte, output.logits, local)
             # This rank's share of the global mean; DDP's averaging of W ranks gives the mean.
-            loss = loss_sum(output.logits, local.labels) * dp.world_size / n_targets
+            loss = per_byte.sum() * dp.world_size / n_targets
             for hook in hooks:
                 loss = hook.on_loss(state, loss, output, local)
             loss.backward()
+            for hook in hooks:
+                hook.on_backward(state)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             loss_total, interrupts = dp.sum(loss.detach(), interrupt.requested)
             mean_loss = loss_total / dp.world_size
             finite = math.isfinite(mean_loss) and math.isfinite(grad_norm)
             if finite:  # a NaN/inf step must not reach the weights or the optimiser state
+                before = {
+                    name: p.detach().clone()
+                    for name, p in model.named_parameters()
+                    if name in state.update_scale
+                }
                 optimizer.step()
+                if before:
+                    apply_update_scale(model, state.update_scale, before)
+                for hook in hooks:
+                    hook.on_optimizer_step(state)
             optimizer.zero_grad(set_to_none=True)
             state.step += 1
             guard.record(state, finite)
-            _end_step(
-                state,
-                hooks,
-                dp,
-                interrupts > 0,
-                {
-                    "loss": mean_loss,
-                    "lr": lr,
-                    "seq_len": batch.input_ids.shape[1],
-                    "batch_rows": batch.input_ids.shape[0],
-                    "target_bytes": int(n_targets),
-                    "step_seconds": time.perf_counter() - started,
-                },
-            )
+            metrics = {
+                "loss": mean_loss,
+                "lr": lr,
+                "seq_len": batch.input_ids.shape[1],
+                "batch_rows": batch.input_ids.shape[0],
+                "target_bytes": int(n_targets),
+            }
+            if isinstance(batcher, QABatcher):
+                metrics["batch_exact_match"] = float(state.rows.correct.float().mean())
+            metrics["step_seconds"] = time.perf_counter() - started
+            _end_step(state, hooks, dp, interrupts > 0, metrics)
 
         for hook in hooks:
             hook.on_train_end(state)

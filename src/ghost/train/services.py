@@ -1,10 +1,12 @@
 """The trainer's own services, written as recipes so the hook interface is used from day one.
 
 - `ProgressCheck`: every `eval_every` steps, measures training exact match (Q&A data) and
-  the mean loss since the last check; for `--steps auto` lowers the learning rate (x0.3, at
-  most twice) when the loss stalls for `patience` checks or the training exact match falls
-  3 points below its best (the steps overshoot), and stops at 100% training exact match,
-  when the loss stalls with no decay left, or when the step / time budget runs out.
+  the mean loss since the last check, and with a validation set its loss (no gradient) and
+  exact match; for `--steps auto` lowers the learning rate (x0.3, at most twice) when the
+  loss (the validation loss when there is a validation set) stalls for `patience` checks or
+  the training exact match falls 3 points below its best (the steps overshoot), and stops
+  at 100% training exact match, when the loss stalls with no decay left, or when the step /
+  time budget runs out.
 - `Checkpointer`: saves at each check (or every `save_every` steps) and at the end.
 - `MetricsLogger`: metrics.csv, TensorBoard events and a progress bar (quiet off a terminal).
 """
@@ -19,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ghost.data.batches import QABatcher
 from ghost.eval.metrics import answers_all_correct
+from ghost.eval.metrics import mean_loss as validation_loss
 from ghost.train.hooks import Recipe, TrainState
 
 MAX_CHECK_RECORDS = 1024  # larger training sets are checked on a fixed sample of this size
@@ -30,20 +33,23 @@ class ProgressCheck(Recipe):
     # A training exact match this far below its best means the LR is too high to settle.
     FALLBACK = 0.03
 
-    def __init__(self, every: int, patience: int, lr_decays: int = 2, decay: float = 0.3):
-        self.every, self.patience = every, patience
+    def __init__(
+        self, every: int, patience: int, val_batcher=None, lr_decays: int = 2, decay: float = 0.3
+    ):
+        self.every, self.patience, self.val_batcher = every, patience, val_batcher
         self.lr_decays_left, self.decay = lr_decays, decay
         self.best_loss = math.inf
         self.best_match = 0.0
         self.bad_checks = 0
         self.loss_sum, self.loss_count = 0.0, 0
         self.sample: list[int] | None = None
+        self.val_sample: list[int] = []
 
     def on_train_begin(self, state: TrainState) -> None:
         if isinstance(state.batcher, QABatcher):
-            n = len(state.batcher)
-            stride = max(1, n // MAX_CHECK_RECORDS)
-            self.sample = list(range(0, n, stride))[:MAX_CHECK_RECORDS]
+            self.sample = state.batcher.check_sample(MAX_CHECK_RECORDS)
+        if self.val_batcher is not None:
+            self.val_sample = self.val_batcher.check_sample(MAX_CHECK_RECORDS)
 
     def on_step_end(self, state: TrainState, metrics: dict[str, float]) -> None:
         if math.isfinite(metrics.get("loss", math.nan)):
@@ -60,6 +66,13 @@ class ProgressCheck(Recipe):
         mean_loss = self.loss_sum / max(1, self.loss_count)
         metrics["check_loss"] = mean_loss
         self.loss_sum, self.loss_count = 0.0, 0
+        if self.val_batcher is not None:
+            mean_loss = metrics["val_loss"] = validation_loss(
+                state.model, self.val_batcher, self.val_sample
+            )
+            if isinstance(self.val_batcher, QABatcher):
+                correct = answers_all_correct(state.model, self.val_batcher, self.val_sample)
+                metrics["val_exact_match"] = float(correct.float().mean())
         if fixed_done:
             state.stop_reason = f"reached the requested {state.total_steps} steps"
             return
@@ -146,6 +159,9 @@ class MetricsLogger(Recipe):
         "elapsed_seconds",
         "train_exact_match",
         "check_loss",
+        "val_loss",
+        "val_exact_match",
+        "batch_exact_match",
     ]
 
     def __init__(self, quiet: bool = False):

@@ -19,7 +19,13 @@ from typing import Any
 
 from ghost.errors import GhostInputError
 
-CONFIG_FORMAT_VERSION = 1
+# The version of a run directory's config.json, and what changed:
+#   1  first release.
+#   2  Mamba's A_log starts at log(1..N) per channel (version 1 re-drew it from N(0, 0.02), so
+#      A was about -1 everywhere); the train section gained recipes with options, init_from,
+#      val_data and val_fraction. Files are otherwise the same: version 1 runs load as before.
+CONFIG_FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)
 
 
 @dataclass

@@ -71,14 +71,42 @@ def test_an_empty_memory_bank_changes_nothing(model):
 
 
 def test_memory_reads_only_top_k_entries_when_the_bank_is_large():
-    model = GhostModel(GhostConfig.from_preset("tiny", memory_top_k=2)).eval()
-    for layer in model.layers:
-        if layer.kind == "memory":
-            layer.extra.gate.data.fill_(1.0)
-    model.memory.write([f"fact number {i}" for i in range(6)])
+    """Each query (per head) reads exactly the k entries whose best slot scores highest: the
+    layer equals a brute-force loop that picks them and softmaxes over their slots only."""
+    from ghost.model.memory import MemoryBatch, MemoryCrossAttention
+
+    torch.manual_seed(0)
+    d, heads, k, m, s, length = 16, 2, 2, 6, 3, 5
+    layer = MemoryCrossAttention(d, heads, top_k=k)
+    layer.gate.data.fill_(1.0)
+    bank = MemoryBatch(torch.randn(1, m, s, d), torch.ones(1, m, dtype=torch.bool))
+    x = torch.randn(1, length, d)
     with torch.no_grad():
-        out = model(torch.randint(0, 256, (1, 8))).logits
-    assert torch.isfinite(out).all()
+        out = layer(x, bank)
+        e = d // heads
+        q = layer.q_proj(x).view(length, heads, e)
+        keys = layer.k_proj(bank.vectors[0]).view(m, s, heads, e)
+        values = layer.v_proj(bank.vectors[0]).view(m, s, heads, e)
+        expected = torch.zeros(length, heads, e)
+        for t in range(length):
+            for h in range(heads):
+                scores = (keys[:, :, h] @ q[t, h]) * e**-0.5  # (M, S)
+                chosen = scores.amax(1).topk(k).indices  # brute force: the k best entries
+                probs = torch.softmax(scores[chosen].flatten(), 0)
+                expected[t, h] = probs @ values[chosen, :, h].reshape(k * s, e)
+        expected = torch.tanh(layer.gate) * layer.o_proj(expected.reshape(1, length, d))
+    torch.testing.assert_close(out, expected)
+    # ... and the entries outside every query's top k do not matter at all.
+    with torch.no_grad():
+        everywhere = {
+            int(i) for t in range(length) for h in range(heads)
+            for i in ((keys[:, :, h] @ q[t, h]).amax(1).topk(k).indices)
+        }  # fmt: skip
+        unread = [i for i in range(m) if i not in everywhere]
+        assert unread, "the fixture should leave some entry unread"
+        changed = bank.vectors.clone()
+        changed[0, unread] = 0.0
+        torch.testing.assert_close(layer(x, MemoryBatch(changed, bank.mask)), out)
 
 
 def test_save_then_load_gives_identical_logits(model, tmp_path):

@@ -146,9 +146,7 @@ def test_train_arguments_never_crash(capsys, parts):
     run_dir=odd_text,
     data=st.sampled_from(FLAG_VALUES["--data"]) | odd_text,
     extra=st.lists(
-        st.sampled_from(
-            ["--json", "--predictions", "--threads", "--memory", "x", "-1", "100000", "--data"]
-        ),
+        st.sampled_from(["--json", "--predictions", "--threads", "x", "-1", "100000", "--data"]),
         max_size=3,
     ),
 )

@@ -28,32 +28,69 @@ def test_auto_steps_learn_a_memorisable_set_and_say_why_they_stopped(tmp_path, q
     assert evaluate(reloaded, load_data(str(qa_file)))[0]["exact_match"] == 1.0
 
 
-def test_hooks_are_called_and_can_skip_and_reshape_batches(tmp_path, qa_file):
+def test_hooks_run_in_order_every_step_and_a_skipped_step_changes_nothing(tmp_path, qa_file):
     class Spy(Recipe):
         name = "spy"
 
         def __init__(self):
             self.calls = []
+            self.weights_before_skip = None
 
         def on_train_begin(self, state):
             self.calls.append("begin")
 
         def on_batch(self, state, batch):
+            self.calls.append(f"batch{state.step}")
             if state.step == 1:
+                self.weights_before_skip = {
+                    k: v.clone() for k, v in state.model.state_dict().items()
+                }
                 return None  # skipped
             return batch.select(torch.arange(len(batch.indices)) < 4)
 
         def on_loss(self, state, loss, output, batch):
-            assert batch.input_ids.shape[0] == 4
-            return loss * 1.0
+            assert batch.input_ids.shape[0] == 4 and state.rows.loss.shape == (4,)
+            self.calls.append("loss")
+            return loss
+
+        def on_backward(self, state):
+            assert state.model.embed.weight.grad is not None  # gradients exist, not yet stepped
+            self.calls.append("backward")
+
+        def on_optimizer_step(self, state):
+            self.calls.append("optimizer")
+
+        def on_step_end(self, state, metrics):
+            self.calls.append(f"end{state.step}")
 
         def on_train_end(self, state):
             self.calls.append("end")
 
-    spy = Spy()
-    result = train(_tiny(tmp_path, qa_file, steps=5), recipes=[spy])
-    assert spy.calls == ["begin", "end"] and result.steps == 5
-    assert result.stop_reason == "reached the requested 5 steps"
+    class WeightsAtStepEnd(Recipe):
+        name = "weights"
+
+        def __init__(self):
+            self.snapshots = {}
+
+        def on_step_end(self, state, metrics):
+            self.snapshots[state.step] = {k: v.clone() for k, v in state.model.state_dict().items()}
+
+    spy, weights = Spy(), WeightsAtStepEnd()
+    result = train(_tiny(tmp_path, qa_file, steps=3), recipes=[spy, weights])
+    assert result.steps == 3 and result.stop_reason == "reached the requested 3 steps"
+    trained = ["loss", "backward", "optimizer"]
+    assert spy.calls == [
+        "begin",
+        "batch0", *trained, "end1",
+        "batch1", "end2",  # skipped: no loss, backward or optimiser step
+        "batch2", *trained, "end3",
+        "end",
+    ]  # fmt: skip
+    for name, before in spy.weights_before_skip.items():
+        assert torch.equal(weights.snapshots[2][name], before), name
+    assert not torch.equal(
+        weights.snapshots[3]["embed.weight"], weights.snapshots[2]["embed.weight"]
+    )
 
 
 def test_resume_continues_exactly(tmp_path, qa_file):

@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ghost.config import CONFIG_FORMAT_VERSION, GhostConfig
+from ghost.config import CONFIG_FORMAT_VERSION, READABLE_FORMAT_VERSIONS, GhostConfig
 from ghost.errors import GhostInputError
 
 CONFIG_NAME, WEIGHTS_NAME, MEMORY_NAME = "config.json", "model.safetensors", "memory.jsonl"
@@ -92,10 +92,10 @@ def read_run_config(directory: Path) -> dict[str, Any]:
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         raise GhostInputError(f"{path}: no 'model' section")
     version = config.get("format_version")
-    if version != CONFIG_FORMAT_VERSION:
+    if version not in READABLE_FORMAT_VERSIONS:
+        readable = ", ".join(map(str, READABLE_FORMAT_VERSIONS))
         raise GhostInputError(
-            f"{path}: format_version {version!r} is not supported "
-            f"(this Ghost reads {CONFIG_FORMAT_VERSION})"
+            f"{path}: format_version {version!r} is not supported (this Ghost reads {readable})"
         )
     return config
 

@@ -156,8 +156,13 @@ def _check_sequence(losses, matches, patience=3):
     scales = []
     for loss, match in zip(losses, matches, strict=True):
         state.step += 1
-        check.on_step_end(state, {"loss": loss, "train_exact_match": match})
+        metrics = {"loss": loss, "train_exact_match": match}
+        check.on_step_end(state, metrics)
         scales.append(round(state.lr_scale, 6))
+        if len(scales) > 1 and scales[-1] != scales[-2]:  # a drop is announced, with its reason
+            assert metrics["event"].startswith(f"learning rate lowered to {state.lr_scale:.2g}x")
+        else:
+            assert "event" not in metrics
     return scales, state.stop_reason
 
 

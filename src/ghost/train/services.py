@@ -90,22 +90,23 @@ class ProgressCheck(Recipe):
             oscillating = match is not None and match < self.best_match - self.FALLBACK
             self.best_match = max(self.best_match, match or 0.0)
             if oscillating and self.lr_decays_left:
-                self._lower_lr(state)
+                self._lower_lr(state, metrics, "answers it had learnt were lost again")
                 self.best_match = match  # judge the next fall from here
             elif self.bad_checks >= self.patience:
                 if not self.lr_decays_left:
                     state.stop_reason = "the loss stopped improving"
                     return
-                self._lower_lr(state)
+                self._lower_lr(state, metrics, f"the loss was flat for {self.patience} checks")
         if state.step >= cfg.max_steps:
             state.stop_reason = f"step budget ended ({cfg.max_steps} steps)"
         elif state.elapsed >= cfg.max_minutes * 60:
             state.stop_reason = f"time budget ended ({cfg.max_minutes:g} minutes)"
 
-    def _lower_lr(self, state: TrainState) -> None:
+    def _lower_lr(self, state: TrainState, metrics: dict, why: str) -> None:
         self.lr_decays_left -= 1
         self.bad_checks = 0
         state.lr_scale *= self.decay
+        metrics["event"] = f"learning rate lowered to {state.lr_scale:.2g}x: {why}"
 
     def state_dict(self) -> dict:
         return {
@@ -162,6 +163,7 @@ class MetricsLogger(Recipe):
         "val_loss",
         "val_exact_match",
         "batch_exact_match",
+        "skip_fraction",
     ]
 
     def __init__(self, quiet: bool = False):
@@ -206,15 +208,31 @@ class MetricsLogger(Recipe):
         if "train_exact_match" in metrics:
             shown["train_em"] = f"{metrics['train_exact_match']:.1%}"
         self.bar.set_postfix(shown, refresh=False)
-        if "check_loss" in metrics and not self.quiet and not sys.stderr.isatty():
-            em = metrics.get("train_exact_match")
-            em_text = f"  train exact match {em:.1%}" if em is not None else ""
-            print(
-                f"step {state.step}: loss {metrics['check_loss']:.4f}{em_text}"
-                f"  ({state.elapsed:.0f}s)",
-                file=sys.stderr,
-                flush=True,
-            )
+        if self.quiet:
+            return
+        if "check_loss" in metrics and not sys.stderr.isatty():
+            # The mean of the training losses since the last check, not metrics.csv's per-step
+            # `loss`: labelled so that the two cannot be confused.
+            parts = [f"step {state.step}: mean train loss {metrics['check_loss']:.4f}"]
+            for key, label in (
+                ("train_exact_match", "train exact match"),
+                ("val_loss", "val loss"),
+                ("val_exact_match", "val exact match"),
+            ):
+                if key in metrics:
+                    value = metrics[key]
+                    parts.append(
+                        f"{label} {value:.1%}" if "match" in key else f"{label} {value:.4f}"
+                    )
+            self._say("  ".join(parts) + f"  ({state.elapsed:.0f}s)")
+        if "event" in metrics:
+            self._say(f"step {state.step}: {metrics['event']}")
+
+    def _say(self, line: str) -> None:
+        if self.bar is not None and not self.bar.disable:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
     def on_train_end(self, state: TrainState) -> None:
         if self.bar is not None:

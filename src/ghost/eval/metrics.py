@@ -68,26 +68,31 @@ def evaluate_qa(
     template = QATemplate.from_config(model.config)
     longest = max(len(r["answer"].encode("utf-8")) for r in dataset.records)
     max_bytes = max_answer_bytes or longest + 16
-    predictions = []
-    for start in range(0, len(dataset.records), batch_size):
-        chunk = dataset.records[start : start + batch_size]
+    prompts = [template.prompt(r["question"]) for r in dataset.records]
+    # Batches of prompts of similar length: generation prefills up to the shortest one.
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    answers: dict[int, bytes] = {}
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
         outputs = generate(
             model,
-            [template.prompt(r["question"]) for r in chunk],
+            [prompts[i] for i in chunk],
             max_bytes=max_bytes,
             stop_bytes=bytes([template.marker]),
         )
-        for record, out in zip(chunk, outputs, strict=True):
-            prediction = template.clean_answer(out)
-            predictions.append(
-                {
-                    "question": record["question"],
-                    "reference": record["answer"],
-                    "prediction": prediction,
-                    "kind": record.get("kind", "qa"),
-                    "correct": exact_match(prediction, record["answer"]),
-                }
-            )
+        answers.update(zip(chunk, outputs, strict=True))
+    predictions = []
+    for i, record in enumerate(dataset.records):
+        prediction = template.clean_answer(answers[i])
+        predictions.append(
+            {
+                "question": record["question"],
+                "reference": record["answer"],
+                "prediction": prediction,
+                "kind": record.get("kind", "qa"),
+                "correct": exact_match(prediction, record["answer"]),
+            }
+        )
     by_kind: dict[str, list[bool]] = defaultdict(list)
     for p in predictions:
         by_kind[p["kind"]].append(p["correct"])

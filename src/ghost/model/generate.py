@@ -1,8 +1,12 @@
 """Generation in recurrent step mode: one byte at a time, many prompts at once.
 
-All rows advance together from position 0. While a row is still inside its prompt it is fed
-its prompt's next byte (teacher forcing); after that, the byte it generated. This keeps the
-Mamba state and the attention cache exact for prompts of different lengths, with no padding.
+The bytes that come before the last prompt byte of every row (the shortest prompt's length
+minus one) are prefilled: one forward pass returns the recurrent cache. From there all rows
+advance together one byte at a time; while a row is still inside its prompt it is fed its
+prompt's next byte (teacher forcing), after that the byte it generated. This keeps the
+Mamba state and the attention cache exact for prompts of different lengths, with no padding;
+callers batching many prompts group them by length (`evaluate_qa` does) so most of each
+prompt is prefilled.
 
 Sampling: temperature 0 is greedy; otherwise top-k, then top-p (nucleus), then a draw from
 a generator seeded by `seed`. Generation stops per row at `max_bytes`, at the `stop` byte
@@ -62,12 +66,19 @@ def generate(
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     device = model.embed.weight.device
     rows = len(data)
-    cache = model.empty_cache(rows, memory)
     outputs = [bytearray() for _ in range(rows)]
     done = [max_bytes <= 0] * rows
     longest = max(len(p) for p in data)
-    current = torch.tensor([p[0] for p in data], device=device)
-    for t in range(longest + max_bytes - 1):
+    # Prefill: the bytes before every row's last prompt byte go through one forward pass that
+    # returns the recurrent cache (one pass instead of a step per byte); the rest is stepped.
+    start = min(len(p) for p in data) - 1
+    if start > 0:
+        prefix = torch.tensor([list(p[:start]) for p in data], device=device)
+        cache = model(prefix, memory=memory, use_cache=True).cache
+    else:
+        cache = model.empty_cache(rows, memory)
+    current = torch.tensor([p[start] for p in data], device=device)
+    for t in range(start, longest + max_bytes - 1):
         logits = model.step(current, cache)  # predicts byte t+1 of each row
         chosen = _pick(logits, temperature, top_k, top_p, generator).tolist()
         nxt = []

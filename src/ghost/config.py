@@ -186,6 +186,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def _setting(name: str) -> str:
+    """How a user names a training setting: the flag, and the config-file key beside it."""
+    return f"--{name.replace('_', '-')} ({name} in a config file)"
+
+
 @dataclass
 class TrainConfig:
     """How to train: data, optimisation, stopping, precision and logging."""
@@ -264,20 +269,20 @@ class TrainConfig:
         ):
             if int(getattr(self, name)) <= 0:
                 raise GhostInputError(
-                    f"TrainConfig.{name} must be positive, got {getattr(self, name)}"
+                    f"{_setting(name)} must be positive, got {getattr(self, name)}"
                 )
         for name in ("warmup_steps", "eval_every", "save_every", "threads", "seed"):
             if int(getattr(self, name)) < 0:
-                raise GhostInputError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
+                raise GhostInputError(f"{_setting(name)} must be >= 0, got {getattr(self, name)}")
         if not self.lr > 0:
-            raise GhostInputError(f"TrainConfig.lr must be positive, got {self.lr}")
+            raise GhostInputError(f"{_setting('lr')} must be positive, got {self.lr}")
         if not self.max_minutes > 0:
             raise GhostInputError(
-                f"TrainConfig.max_minutes must be positive, got {self.max_minutes}"
+                f"{_setting('max_minutes')} must be positive, got {self.max_minutes}"
             )
         if self.precision not in ("fp32", "bf16"):
             raise GhostInputError(
-                f"TrainConfig.precision must be 'fp32' or 'bf16', got {self.precision!r}"
+                f"{_setting('precision')} must be 'fp32' or 'bf16', got {self.precision!r}"
             )
         self.recipes = parse_recipes(self.recipes)
         if not 0.0 <= self.val_fraction < 1.0:

@@ -19,7 +19,8 @@ def test_qa_and_text_files_load(qa_file, tmp_path):
     "content,message",
     [
         ('{"question": "a", "answer": "b"}\n{"question": "c", "answer": \n', ":2: malformed JSON"),
-        ('{"question": "a", "answer": 3}\n', ":1: field 'answer' must be a string"),
+        ('{"question": "a", "answer": 3}\n', ":1: field 'answer' must be a string, got int"),
+        ('{"question": "a"}\n', ":1: field 'answer' is missing"),
         ("[1, 2]\n", ":1: expected a JSON object"),
         ('{"foo": "bar"}\n', ":1: record has neither"),
         ("", "no records"),

@@ -133,6 +133,10 @@ CASES = {
         ["eval", str(t / "nowhere"), "--data", q],
         "nowhere: run directory not found",
     ),
+    "a file where a run directory belongs": lambda t, r, q: (
+        ["eval", q, "--data", q],
+        "capitals.jsonl: is a file, expected a run directory",
+    ),
     "missing run directory (resume)": lambda t, r, q: (
         ["train", "--data", q, "--out", str(t / "nowhere"), "--resume"],
         "nowhere: run directory not found",
@@ -151,7 +155,7 @@ CASES = {
     "--lr nan": lambda t, r, q: (["train", "--data", q, "--lr", "nan"], "--lr"),
     "--lr -1": lambda t, r, q: (
         ["train", "--data", q, "--lr", "-1", "--out", r, "--resume"],
-        "lr must be positive",
+        "--lr (lr in a config file) must be positive",
     ),
     "--threads -1": lambda t, r, q: (["train", "--data", q, "--threads", "-1"], "--threads"),
     "--save-every x": lambda t, r, q: (["train", "--data", q, "--save-every", "x"], "--save-every"),

@@ -49,8 +49,12 @@ def _check_record(record, where: str) -> str:
         raise GhostInputError(f"{where}: expected a JSON object, got {type(record).__name__}")
     if "question" in record or "answer" in record:
         for name in ("question", "answer"):
-            if not isinstance(record.get(name), str):
-                raise GhostInputError(f"{where}: field '{name}' must be a string")
+            if name not in record:
+                raise GhostInputError(f"{where}: field '{name}' is missing")
+            if not isinstance(record[name], str):
+                raise GhostInputError(
+                    f"{where}: field '{name}' must be a string, got {type(record[name]).__name__}"
+                )
         if not record["question"].strip():
             raise GhostInputError(f"{where}: empty question")
         for name in ("chain", "facts"):

@@ -81,6 +81,8 @@ def read_run_config(directory: Path) -> dict[str, Any]:
     except OSError as e:  # a name the OS refuses (too long, ...)
         raise GhostInputError(f"{directory}: unusable path ({e.strerror})") from None
     if not found:
+        if directory.exists():
+            raise GhostInputError(f"{directory}: is a file, expected a run directory")
         raise GhostInputError(f"{directory}: run directory not found")
     path = directory / CONFIG_NAME
     if not path.is_file():

@@ -201,6 +201,7 @@ def cmd_generate(args) -> int:
         top_p=args.top_p,
         seed=args.seed,
         stop=args.stop or None,
+        fim_suffix=args.fim_suffix.encode("utf-8") if args.fim_suffix is not None else None,
     )
     sys.stdout.write(out.decode("utf-8", errors="replace") + "\n")
     return 0
@@ -350,6 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=_float, default=1.0)
     p.add_argument("--seed", type=_nonnegative_int, default=0)
     p.add_argument("--stop", help="stop when this string is generated")
+    p.add_argument(
+        "--fim-suffix",
+        metavar="TEXT",
+        help="fill the hole between the prompt (the prefix) and TEXT; needs a model trained "
+        "with --recipe fim",
+    )
     p.add_argument("--threads", type=_nonnegative_int, default=0)
     p.set_defaults(func=cmd_generate)
 

@@ -83,13 +83,13 @@ def loss_turns_nan_after(monkeypatch):
     """Make every step's loss NaN after the first `good` ones (in whichever process trains)."""
 
     def install(good: int):
-        real, calls = ghost.train.loop.loss_sum, []
+        real, calls = ghost.train.loop.next_byte_loss, []
 
-        def failing(logits, labels):
+        def failing(logits, labels, reduction="mean"):
             calls.append(1)
-            return real(logits, labels) * (math.nan if len(calls) > good else 1.0)
+            return real(logits, labels, reduction) * (math.nan if len(calls) > good else 1.0)
 
-        monkeypatch.setattr(ghost.train.loop, "loss_sum", failing)
+        monkeypatch.setattr(ghost.train.loop, "next_byte_loss", failing)
 
     return install
 

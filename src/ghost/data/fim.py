@@ -65,9 +65,12 @@ def fim_restore(example: torch.Tensor, end_byte: int) -> torch.Tensor:
     return torch.cat([prefix, middle, suffix])
 
 
-def fim_prompt(prefix: bytes, suffix: bytes) -> bytes:
-    """The generation prompt for the hole between `prefix` and `suffix`: the model's
-    continuation up to the end-of-answer marker is the middle."""
+def fim_prompt(prefix: bytes | str, suffix: bytes | str) -> bytes:
+    """The generation prompt for the hole between `prefix` and `suffix` (str is UTF-8): the
+    model's continuation up to the end-of-answer marker is the middle."""
+    prefix, suffix = (
+        p.encode("utf-8") if isinstance(p, str) else bytes(p) for p in (prefix, suffix)
+    )
     for name, part in (("prefix", prefix), ("suffix", suffix)):
         found = next((b for b in part if b in SENTINELS), None)
         if found is not None:

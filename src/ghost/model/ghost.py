@@ -208,16 +208,27 @@ class GhostModel(nn.Module):
             h = layer.step(h, layer_cache, cache.memory)
         return self.head(self.norm(h))
 
-    def generate(self, prompt: bytes | str, max_bytes: int = 128, **sampling) -> bytes:
+    def generate(
+        self,
+        prompt: bytes | str,
+        max_bytes: int = 128,
+        fim_suffix: bytes | str | None = None,
+        **sampling,
+    ) -> bytes:
         """Continue `prompt`; returns the new bytes. See `ghost.model.generate.generate`.
 
         Generation ends at the end-of-answer marker, as at an end-of-sequence token (valid data
-        never contains it, so only a Q&A-trained model produces it); pass `stop_bytes=b""`
-        to go on to `max_bytes`.
+        never contains it, so only a Q&A- or fim-trained model produces it); pass
+        `stop_bytes=b""` to go on to `max_bytes`. With `fim_suffix`, the result fills the
+        hole between `prompt` (the prefix) and it (a model trained with `--recipe fim`).
         """
         from ghost.data.template import QATemplate
         from ghost.model.generate import generate
 
+        if fim_suffix is not None:
+            from ghost.data.fim import fim_prompt
+
+            prompt = fim_prompt(prompt, fim_suffix)
         sampling.setdefault("stop_bytes", bytes([QATemplate.from_config(self.config).marker]))
         return generate(self, [prompt], max_bytes=max_bytes, **sampling)[0]
 

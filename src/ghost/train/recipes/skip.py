@@ -103,9 +103,10 @@ class ConfidenceSkipper(Recipe):
             )
         # State (not options): per record for cached scoring, NaN = not trained yet.
         self.confidence: torch.Tensor | None = None  # (N,) float
-        self.skip_streak: torch.Tensor | None = None  # (N,) int: skips in a row
+        self.skip_streak: list[int] = []  # (N,) skips in a row (a list: read per candidate)
         self.skipped_total, self.drawn_total = 0, 0
-        # This step's candidates, for metrics["skip_fraction"].
+        # This step's decisions: samples trained and skipped, candidates drawn.
+        self.kept_now: list[int] = []
         self.skipped_now: list[int] = []
         self.drawn_now = 0
 
@@ -124,7 +125,7 @@ class ConfidenceSkipper(Recipe):
         records = len(state.batcher)
         if self.confidence is None:
             self.confidence = torch.full((records,), math.nan)
-            self.skip_streak = torch.zeros(records, dtype=torch.long)
+            self.skip_streak = [0] * records
         elif len(self.confidence) != records:
             raise GhostInputError(
                 f"recipe 'skip': the checkpoint remembers {len(self.confidence)} records, "
@@ -139,14 +140,17 @@ class ConfidenceSkipper(Recipe):
             return state.step < state.total_steps - self.final_all_steps
         return True
 
-    def scores(self, state: TrainState, batch: Batch) -> torch.Tensor:
-        """(B,) confidence of each row: cached (NaN if unknown) or from a no-grad forward."""
+    def scores(self, state: TrainState, indices: list[int], batch: Batch | None) -> list[float]:
+        """Confidence of each candidate: cached (NaN if unknown), or from a forward pass
+        without gradient over `batch` (the candidates collated, when not given)."""
         if self.scoring == "cached":
-            return self.confidence[batch.indices]
+            return self.confidence[indices].tolist()
+        if batch is None:
+            batch = state.batcher.collate(indices, state.seq_len)
         with torch.no_grad(), autocast(state.config.precision):
             logits = state.model(batch.input_ids).logits  # (B, L, 256)
         per_byte = next_byte_loss(logits, batch.labels, "none")  # (B, L-1)
-        return row_stats(per_byte, logits, batch).confidence
+        return row_stats(per_byte, logits, batch).confidence.tolist()
 
     def decide(self, index: int, confidence: float) -> bool:
         """Skip this visit of sample `index`? Counts consecutive skips in cached mode."""
@@ -159,33 +163,35 @@ class ConfidenceSkipper(Recipe):
         return True
 
     def _trained(self, index: int) -> bool:
+        """This visit of `index` is trained: its skip count restarts. Returns False (not
+        skipped), so `decide` can return it."""
         if self.scoring == "cached":
             self.skip_streak[index] = 0
         return False
 
     def on_batch(self, state: TrainState, batch: Batch) -> Batch:
+        """The batch without its known samples, refilled to the same number of rows."""
         wanted = len(batch.indices)
-        self.drawn_now, self.skipped_now = wanted, []
+        self.kept_now, self.skipped_now, self.drawn_now = batch.indices.tolist(), [], wanted
         if not self.skipping(state):
-            for index in batch.indices.tolist():
+            for index in self.kept_now:
                 self._trained(index)
             return batch
         budget = state.batcher.steps_per_epoch * wanted  # about one epoch of candidates
         kept: list[int] = []
         skipped: list[tuple[float, int]] = []  # (confidence, index)
-        candidates, drawn = batch, 0
+        candidates, collated, drawn = batch.indices.tolist(), batch, 0
         while True:
-            scores = self.scores(state, candidates)
-            for index, score in zip(candidates.indices.tolist(), scores.tolist(), strict=True):
+            scores = self.scores(state, candidates, collated)
+            for index, score in zip(candidates, scores, strict=True):
                 if self.decide(index, score):
                     skipped.append((score, index))
                 else:
                     kept.append(index)
-            drawn += len(candidates.indices)
-            if not skipped or len(kept) >= wanted or drawn >= budget:
+            drawn += len(candidates)
+            if len(kept) >= wanted or drawn >= budget:
                 break
-            more = state.batcher.take(wanted - len(kept))
-            candidates = state.batcher.collate(more, state.seq_len)
+            candidates, collated = state.batcher.take(wanted - len(kept)), None
         if len(kept) < wanted:  # the budget ran out: train the least confident skipped ones
             short = wanted - len(kept)
             skipped.sort()
@@ -193,7 +199,8 @@ class ConfidenceSkipper(Recipe):
                 self._trained(index)
                 kept.append(index)
             skipped = skipped[short:]
-        self.drawn_now, self.skipped_now = drawn, [index for _, index in skipped]
+        self.kept_now, self.skipped_now = kept, [index for _, index in skipped]
+        self.drawn_now = drawn
         if drawn == wanted and not skipped:  # nothing skipped: the batch as it came
             return batch
         return state.batcher.collate(kept, state.seq_len)
@@ -208,12 +215,12 @@ class ConfidenceSkipper(Recipe):
         self.skipped_total += len(self.skipped_now)
         self.drawn_total += self.drawn_now
         metrics["skip_fraction"] = len(self.skipped_now) / self.drawn_now if self.drawn_now else 0.0
-        self.drawn_now, self.skipped_now = 0, []
+        self.kept_now, self.skipped_now, self.drawn_now = [], [], 0
 
     def state_dict(self) -> dict:
         state = {"skipped_total": self.skipped_total, "drawn_total": self.drawn_total}
         if self.confidence is not None:
-            state.update(confidence=self.confidence, skip_streak=self.skip_streak)
+            state.update(confidence=self.confidence, skip_streak=torch.tensor(self.skip_streak))
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -221,4 +228,4 @@ class ConfidenceSkipper(Recipe):
         self.drawn_total = int(state["drawn_total"])
         if "confidence" in state:
             self.confidence = state["confidence"].clone()
-            self.skip_streak = state["skip_streak"].clone()
+            self.skip_streak = state["skip_streak"].tolist()

@@ -1,13 +1,16 @@
 """Mamba state momentum: truncated back-propagation through time (TBPTT) on a text stream,
 each row's SSM state carried into its next window and pushed on by its last change.
 
-Each of the B batch rows reads consecutive windows of its own stretch of the text stream:
+Each of the B batch rows reads consecutive windows of its own stretch of the text stream,
+read as a ring (the end joins the start with the blank line that joins records):
 
-    p_r(0)   = a seeded offset in [0, len(stream))
-    w_r(k)   = stream[p_r(k) : p_r(k) + L]          p_r(k+1) = p_r(k) + L
-    a window that would run past the end starts again at 0, from zero states
+    M        = len(stream) + 2                      the ring: stream + "\n\n"
+    p_r(0)   = (shift + r * M // B) mod M           shift seeded: B evenly spaced stretches
+    w_r(k)   = ring[(p_r(k) + t) mod M], t < L      p_r(k+1) = (p_r(k) + L) mod M
+    a window that reaches past the ring's end (or starts at 0) starts from zero states
 
-and every Mamba mixer starts window k+1 from the state it ended window k with:
+so the batch covers the stream once every M / (B L) steps, and (for M >= B) rows never
+meet. Every Mamba mixer starts window k+1 from the state it ended window k with:
 
     ssm_in(0)   = 0
     ssm_in(1)   = ssm_out(0)                                            plain carry
@@ -16,7 +19,7 @@ and every Mamba mixer starts window k+1 from the state it ended window k with:
 
 Shapes, per layer: ssm (B, ED, N), conv (B, ED, K). The carried states are detached, so no
 gradient reaches the previous window (that is the truncation). k counts a row's windows
-since its state was last zero: a wrap to the stream's start, `reset_every` windows (all
+since its state was last zero: a wrap past the stream's end, `reset_every` windows (all
 rows) or a non-finite state restarts it at 0.
 
 The original computed a "velocity" of the state with an extra forward pass and dropped it
@@ -38,10 +41,14 @@ from typing import ClassVar
 import torch
 import torch.distributed as dist
 
-from ghost.data.batches import Batch, TextBatcher, pad_rows
+from ghost.data.batches import Batch, TextBatcher
 from ghost.errors import GhostInputError
 from ghost.model.mamba import MambaState
 from ghost.train.hooks import Recipe, TrainState
+
+# Recipes whose batches are not the contiguous windows this one built: a carried state
+# would continue text its row no longer holds.
+ROW_CHANGING_RECIPES = ("skip", "fim")
 
 
 @dataclass
@@ -78,6 +85,7 @@ class MambaStateMomentum(Recipe):
         self.last: list[MambaState] = []  # per layer: the states window k ended with
         self.previous_ssm: list[torch.Tensor] = []  # per layer: ssm_out(k-1), (B, ED, N)
         self.windows = 0  # windows read so far, all rows together
+        self.ring = torch.zeros(0, dtype=torch.long)  # (M,) the stream and its separator
         self._pending: tuple[torch.Tensor, int, torch.Tensor] | None = None
 
     # Hooks -------------------------------------------------------------------------------
@@ -88,17 +96,23 @@ class MambaStateMomentum(Recipe):
                 "state-momentum needs contiguous text data (a text dataset such as code50); "
                 f"{state.config.data} holds Q&A records"
             )
+        clashing = [name for name in state.config.recipes if name in ROW_CHANGING_RECIPES]
+        if clashing:
+            raise GhostInputError(
+                f"state-momentum cannot be combined with {clashing[0]}: it drops or "
+                "rearranges the rows whose states are carried"
+            )
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             # Each rank would carry the states of the rows it is given, but the shard of a
             # row can change with the world size, and the carried rows must stay put.
             raise GhostInputError("state-momentum runs in one process only, not under torchrun")
-        stream = state.batcher.stream
-        if len(stream) < 2:
-            raise GhostInputError("state-momentum needs a text stream of at least 2 bytes")
-        rows = state.batcher.batch_size
+        separator = torch.tensor(list(b"\n\n"), dtype=torch.long)
+        self.ring = torch.cat([state.batcher.stream, separator])  # (M,)
+        rows, size = state.batcher.batch_size, len(self.ring)
         if self.positions is None:
             generator = torch.Generator().manual_seed(state.config.seed)
-            self.positions = torch.randint(0, len(stream), (rows,), generator=generator)
+            shift = int(torch.randint(0, size, (1,), generator=generator))
+            self.positions = (shift + torch.arange(rows) * size // rows) % size
             self.age = torch.zeros(rows, dtype=torch.long)
             self.last = [layer.mixer.empty_state(rows) for layer in state.model.layers]
             self.previous_ssm = [torch.zeros_like(s.ssm) for s in self.last]
@@ -111,11 +125,10 @@ class MambaStateMomentum(Recipe):
 
     def on_batch(self, state: TrainState, batch: Batch) -> Batch:
         """Replace the batch with each row's next window and hand the mixers their states."""
-        stream = state.batcher.stream
-        length = min(state.seq_len or state.config.seq_len, len(stream))
-        starts = self.positions.clone()  # (B,)
-        wrapped = starts + length > len(stream)
-        starts[wrapped] = 0
+        size = len(self.ring)
+        length = min(state.seq_len or state.config.seq_len, size)
+        starts = self.positions  # (B,)
+        wrapped = (starts + length > size) | (starts == 0)
         age = self.age.clone()
         age[wrapped] = 0
         if self.reset_every and self.windows % self.reset_every == 0:
@@ -130,9 +143,8 @@ class MambaStateMomentum(Recipe):
         state.forward_kwargs["mamba_states"] = mamba_states
         state.forward_kwargs["use_cache"] = True
         self._pending = (starts, length, age)
-        windows = [stream[s : s + length] for s in starts.tolist()]
-        input_ids, labels = pad_rows([(w, w) for w in windows])
-        return Batch(input_ids, labels, starts)
+        windows = self.ring[(starts.unsqueeze(1) + torch.arange(length)) % size]  # (B, L)
+        return Batch(windows, windows.clone(), starts.clone())
 
     def on_loss(self, state: TrainState, loss: torch.Tensor, output, batch) -> torch.Tensor:
         """Keep the states this window ended with (detached) and move each row on."""
@@ -143,8 +155,7 @@ class MambaStateMomentum(Recipe):
         if not torch.equal(batch.indices, starts) or output.cache is None:
             raise GhostInputError(
                 "state-momentum needs its rows in the forward pass as it built them; a "
-                "recipe after it dropped or changed rows (list state-momentum last, "
-                "without skip)"
+                "recipe after it dropped or changed rows"
             )
         ended = [
             MambaState(
@@ -153,11 +164,10 @@ class MambaStateMomentum(Recipe):
             )
             for layer in output.cache.layers
         ]
-        finite = torch.ones(len(starts), dtype=torch.bool)
+        finite = torch.ones(len(starts), dtype=torch.bool)  # (B,)
         for s in ended:
-            finite &= torch.isfinite(s.ssm).flatten(1).all(1) & torch.isfinite(s.conv).flatten(
-                1
-            ).all(1)
+            finite &= torch.isfinite(s.ssm).flatten(1).all(1)
+            finite &= torch.isfinite(s.conv).flatten(1).all(1)
         # A non-finite state would poison every later window of its row: restart that row.
         for s in ended:
             s.ssm[~finite] = 0
@@ -165,7 +175,7 @@ class MambaStateMomentum(Recipe):
         self.previous_ssm = [s.ssm for s in self.last]
         self.last = ended
         self.age = torch.where(finite, age + 1, torch.zeros_like(age))
-        self.positions = starts + length
+        self.positions = (starts + length) % len(self.ring)
         self.windows += 1
         return loss
 

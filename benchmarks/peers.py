@@ -23,18 +23,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ghost.model.ghost import ModelOutput
+from ghost.model.ghost import ModelOutput, next_byte_loss
 
 
 def shifted_loss(logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
-    """Ghost's label convention: position t predicts byte t+1, -100 ignored."""
-    if labels is None:
-        return None
-    return F.cross_entropy(
-        logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
-        labels[:, 1:].reshape(-1),
-        ignore_index=-100,
-    )
+    """Ghost's label convention (position t predicts byte t+1, -100 ignored): its own loss."""
+    return next_byte_loss(logits, labels) if labels is not None else None
 
 
 @dataclass

@@ -38,6 +38,19 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_flags() -> list[str]:
+    """The CPU features that decide Ghost's speed (vector width, native bf16)."""
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "asimd", "sve")
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in wanted if f in have]
+    except OSError:
+        pass
+    return []
+
+
 def allocator_loaded() -> str:
     """The allocator this process really has (not merely the one asked for)."""
     maps = Path("/proc/self/maps")
@@ -49,6 +62,7 @@ def machine_record(threads: int) -> dict:
     return {
         "platform": platform.platform(),
         "cpu": _cpu_model(),
+        "cpu_flags": cpu_flags(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "torch": torch.__version__,

@@ -24,6 +24,16 @@ def test_help_lists_every_subcommand_and_each_has_help(capsys):
         assert info.value.code == 0
 
 
+@pytest.mark.parametrize("name", SUBCOMMANDS[:-1])
+def test_every_option_has_a_help_line(name):
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[name]
+    for action in sub._actions:
+        assert action.help, f"ghost {name} {action.option_strings or action.dest} has no help"
+        if action.default not in (None, False) and action.dest != "help":
+            assert "default" in action.help, f"ghost {name} {action.dest}: say its default"
+
+
 def test_info_prints_the_parameter_count(capsys):
     assert main(["info", "--preset", "v5-fast"]) == 0
     out = capsys.readouterr().out
@@ -38,6 +48,8 @@ def test_info_prints_the_parameter_count(capsys):
         (["train", "--data", "x.jsonl", "--steps", "many"], "--steps"),
         (["eval", "no_such_run", "--data", "x.jsonl"], "no_such_run: run directory not found"),
         (["frobnicate"], "invalid choice"),
+        (["train", "--data", "x.jsonl", "--bogus"], "ghost train: unrecognized arguments: --bogus"),
+        (["data", "list", "--bogus"], "ghost data list: unrecognized arguments"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(capsys, args, needle):
@@ -86,6 +98,18 @@ def test_train_eval_ask_generate_end_to_end(tmp_path, qa_file):
     assert set(lines[0]) == {"question", "reference", "prediction", "correct"}
     done = run("ask", str(run_dir), "What is the capital of Peru?")
     assert done.stdout.strip() == "Lima", done.stderr
+    # No question: one answer per line of standard input; --confidence adds a probability.
+    done = subprocess.run(
+        [sys.executable, "-m", "ghost", "ask", str(run_dir), "--confidence"],
+        input="What is the capital of Peru?\n\nWhat is the capital of Japan?\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    answers = [line.split("\t") for line in done.stdout.splitlines()]
+    assert [a for a, _ in answers] == ["Lima", "Tokyo"]
+    assert all(0.5 < float(c) <= 1.0 for _, c in answers)  # recalled, not guessed
     done = run(
         "generate",
         str(run_dir),

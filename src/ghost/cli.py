@@ -209,20 +209,35 @@ def cmd_generate(args) -> int:
 
 def cmd_ask(args) -> int:
     from ghost.data.template import QATemplate
+    from ghost.model.generate import generate
     from ghost.model.ghost import GhostModel
     from ghost.runtime import configure
 
     configure(args.threads, seed=0)
     model = GhostModel.from_pretrained(args.run_dir)
     template = QATemplate.from_config(model.config)
-    if template.end_of_answer in args.question:
-        raise GhostInputError("ghost ask: the question contains the end-of-answer marker byte")
-    out = model.generate(
-        template.prompt(args.question),
-        max_bytes=args.max_bytes,
-        stop_bytes=bytes([template.marker]),
-    )
-    print(template.clean_answer(out))
+
+    def answer(question: str) -> str:
+        if template.end_of_answer in question:
+            raise GhostInputError("ghost ask: the question contains the end-of-answer marker byte")
+        (out,), (confidence,) = generate(
+            model,
+            [template.prompt(question)],
+            max_bytes=args.max_bytes,
+            stop_bytes=bytes([template.marker]),
+            return_confidence=True,
+        )
+        text = template.clean_answer(out)
+        return f"{text}\t{confidence:.3f}" if args.confidence else text
+
+    if args.question is not None:
+        print(answer(args.question))
+        return 0
+    # No question: answer each line of standard input, with the model loaded once.
+    for line in sys.stdin:
+        question = line.rstrip("\r\n")
+        if question.strip():
+            print(answer(question), flush=True)
     return 0
 
 
@@ -265,8 +280,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("info", help="parameters, layer layout and FLOPs per byte of a preset")
-    p.add_argument("--preset", default="v5-fast", choices=list(PRESETS))
-    p.add_argument("--seq-len", type=_positive_int, default=256, help="context for the FLOPs count")
+    p.add_argument(
+        "--preset", default="v5-fast", choices=list(PRESETS), help="model preset (default v5-fast)"
+    )
+    p.add_argument(
+        "--seq-len",
+        type=_positive_int,
+        default=256,
+        help="context for the FLOPs count (default 256)",
+    )
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("train", help="train a model on a built-in dataset or a .jsonl/.txt file")
@@ -281,9 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="optimiser steps, or 'auto' (default): until training exact "
         "match is 100%%, the loss stops improving, or the budget ends",
     )
-    p.add_argument("--batch-size", type=_positive_int)
-    p.add_argument("--seq-len", type=_positive_int, help="longest sample in bytes")
-    p.add_argument("--lr", type=_float, help="peak learning rate")
+    p.add_argument("--batch-size", type=_positive_int, help="rows per step (default 32)")
+    p.add_argument("--seq-len", type=_positive_int, help="longest sample in bytes (default 256)")
+    p.add_argument("--lr", type=_float, help="peak learning rate (default 0.003)")
     from ghost.train.recipes import REGISTRY
 
     p.add_argument(
@@ -305,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_float,
         help="hold out this fraction of the training records as validation data",
     )
-    p.add_argument("--precision", choices=["fp32", "bf16"])
+    p.add_argument("--precision", choices=["fp32", "bf16"], help="fp32 (default) or bf16 autocast")
     p.add_argument(
         "--grad-checkpoint",
         action="store_true",
@@ -321,50 +343,83 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--keep-checkpoints",
         type=_positive_int,
-        help="how many checkpoints to keep under RUN_DIR/checkpoints (default 3)",
+        help="how many checkpoints to keep under RUN_DIR/checkpoints (default 1; each holds the "
+        "weights and the optimiser state, ~71 MB for v5-fast)",
     )
-    p.add_argument("--seed", type=_nonnegative_int)
-    p.add_argument("--threads", type=_nonnegative_int, help="CPU threads (0: all cores)")
+    p.add_argument(
+        "--seed", type=_nonnegative_int, help="seed of weights and data order (default 0)"
+    )
+    p.add_argument("--threads", type=_nonnegative_int, help="CPU threads (default 0: all cores)")
     p.add_argument("--out", help="run directory (default runs/ghost)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--config", help="a TOML (or YAML) file of settings; flags override it")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_train)
 
+    threads_help = "CPU threads (default 0: all cores)"
     p = sub.add_parser("eval", help="exact match (Q&A) or bits per byte (text) of a run")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="a run directory (from ghost train --out)")
     p.add_argument("--data", required=True, help="built-in NAME[:SPLIT] or a file path")
-    p.add_argument("--json", help="write the summary as JSON to this file")
-    p.add_argument("--predictions", help="write one JSON line per question to this file")
-    p.add_argument("--threads", type=_nonnegative_int, default=0)
+    p.add_argument("--json", help="write the summary as JSON to this file (default: none)")
+    p.add_argument(
+        "--predictions", help="write one JSON line per question to this file (default: none)"
+    )
+    p.add_argument("--threads", type=_nonnegative_int, default=0, help=threads_help)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser(
         "generate",
         help="continue a prompt byte by byte, up to --max-bytes, --stop or the end marker",
     )
-    p.add_argument("run_dir")
-    p.add_argument("prompt")
-    p.add_argument("--max-bytes", type=_positive_int, default=128)
-    p.add_argument("--temperature", type=_float, default=0.0, help="0 is greedy")
-    p.add_argument("--top-k", type=_nonnegative_int, default=0)
-    p.add_argument("--top-p", type=_float, default=1.0)
-    p.add_argument("--seed", type=_nonnegative_int, default=0)
-    p.add_argument("--stop", help="stop when this string is generated")
+    p.add_argument("run_dir", help="a run directory (from ghost train --out)")
+    p.add_argument("prompt", help="the text to continue")
+    p.add_argument(
+        "--max-bytes", type=_positive_int, default=128, help="most bytes to generate (default 128)"
+    )
+    p.add_argument(
+        "--temperature", type=_float, default=0.0, help="sampling temperature (default 0: greedy)"
+    )
+    p.add_argument(
+        "--top-k",
+        type=_nonnegative_int,
+        default=0,
+        help="sample from the k likeliest bytes (default 0: all)",
+    )
+    p.add_argument(
+        "--top-p", type=_float, default=1.0, help="nucleus sampling mass (default 1.0: all)"
+    )
+    p.add_argument("--seed", type=_nonnegative_int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--stop", help="stop when this string is generated (default: none)")
     p.add_argument(
         "--fim-suffix",
         metavar="TEXT",
         help="fill the hole between the prompt (the prefix) and TEXT; needs a model trained "
         "with --recipe fim",
     )
-    p.add_argument("--threads", type=_nonnegative_int, default=0)
+    p.add_argument("--threads", type=_nonnegative_int, default=0, help=threads_help)
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("ask", help="answer one question with a trained Q&A model")
-    p.add_argument("run_dir")
-    p.add_argument("question")
-    p.add_argument("--max-bytes", type=_positive_int, default=256)
-    p.add_argument("--threads", type=_nonnegative_int, default=0)
+    p = sub.add_parser(
+        "ask",
+        help="answer a question with a trained Q&A model (no question: one per line of stdin)",
+    )
+    p.add_argument("run_dir", help="a run directory (from ghost train --out)")
+    p.add_argument(
+        "question",
+        nargs="?",
+        help="the question; without it, questions are read line by line from standard input "
+        "and answered one per line, the model loaded once",
+    )
+    p.add_argument(
+        "--max-bytes", type=_positive_int, default=256, help="longest answer (default 256)"
+    )
+    p.add_argument(
+        "--confidence",
+        action="store_true",
+        help="print the answer's mean byte probability after a tab: near 1 for a recalled "
+        "answer, low for a guess",
+    )
+    p.add_argument("--threads", type=_nonnegative_int, default=0, help=threads_help)
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("data", help="the built-in datasets")
@@ -372,8 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = data_sub.add_parser("list", help="name, records, splits and purpose of each dataset")
     q.set_defaults(func=cmd_data_list)
     q = data_sub.add_parser("show", help="print records of a dataset")
-    q.add_argument("name")
-    q.add_argument("--split")
+    q.add_argument("name", help="a built-in dataset (see ghost data list)")
+    q.add_argument("--split", help="which split (default train)")
     q.add_argument("-n", type=_positive_int, default=5, help="how many records")
     q.set_defaults(func=cmd_data_show)
     return parser
@@ -393,7 +448,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # argparse would name only "ghost"; say which subcommand refused them
+            where = " ".join(
+                x for x in ("ghost", args.command, getattr(args, "data_command", None)) if x
+            )
+            raise GhostInputError(
+                f"{where}: unrecognized arguments: {' '.join(unknown)} (see --help)"
+            )
         args.argv = argv  # the command as typed, for the resume hint after Ctrl-C
         if not getattr(args, "func", None):
             parser.print_help()

@@ -224,7 +224,9 @@ class TrainConfig:
     max_minutes: float = 30.0
     save_every: int = 0
     """Steps between checkpoints; 0 saves at each check."""
-    keep_checkpoints: int = 3
+    keep_checkpoints: int = 1
+    """Checkpoints kept under checkpoints/ (each ~71 MB for v5-fast: weights + optimiser);
+    saving is crash-safe, so one is enough to resume."""
     max_nonfinite_steps: int = 10
     """Stop when the loss or gradients are NaN/inf this many steps in a row (each such step
     is skipped; the last good checkpoint is kept)."""

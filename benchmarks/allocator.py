@@ -86,8 +86,7 @@ def main() -> None:
         return worker(args.steps, args.threads)
 
     sys.path.insert(0, str(HERE))
-    from throughput_report import machine_record
-
+    from ghost.bench.machine import machine_record
     from ghost.launcher import find_tcmalloc
 
     tcmalloc = find_tcmalloc()

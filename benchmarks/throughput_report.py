@@ -1,79 +1,11 @@
 """What `train_throughput.py` records beside its numbers, its targets, and its Markdown report.
 
-- `machine_record` : platform, CPU, cores, torch, threads, allocator, scan kernel, git commit.
 - `evaluate_targets` : issue 4's targets, each as {target, value, limit, met}; a target whose
   numbers this run did not measure (a `--quick` or `--only` run) says so instead of passing.
 - `markdown` : the targets table, then one table per section.
 """
 
 from __future__ import annotations
-
-import os
-import platform
-import subprocess
-from pathlib import Path
-
-import torch
-
-from ghost.model.scan_fused import kernel_status
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _git(*args: str) -> str:
-    try:
-        done = subprocess.run(["git", *args], capture_output=True, text=True, cwd=REPO)
-    except OSError:
-        return ""
-    return done.stdout.strip() if done.returncode == 0 else ""
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def cpu_flags() -> list[str]:
-    """The CPU features that decide Ghost's speed (vector width, native bf16)."""
-    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "asimd", "sve")
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                have = set(line.split(":", 1)[1].split())
-                return [f for f in wanted if f in have]
-    except OSError:
-        pass
-    return []
-
-
-def allocator_loaded() -> str:
-    """The allocator this process really has (not merely the one asked for)."""
-    maps = Path("/proc/self/maps")
-    text = maps.read_text() if maps.exists() else ""
-    return "tcmalloc" if "tcmalloc" in text else "system malloc"
-
-
-def machine_record(threads: int) -> dict:
-    return {
-        "platform": platform.platform(),
-        "cpu": _cpu_model(),
-        "cpu_flags": cpu_flags(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "threads": threads,
-        "allocator": allocator_loaded(),
-        "scan_kernel": kernel_status(),
-        "commit": _git("rev-parse", "HEAD") or "unknown",
-        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
-        "load_average_1min_at_start": round(os.getloadavg()[0], 2),
-    }
-
 
 # --- targets ------------------------------------------------------------------------------
 

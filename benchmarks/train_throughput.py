@@ -59,7 +59,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memory_measure import proc_status_kib, step_memory  # noqa: E402
 from paired_timing import Case, matmul_case, paired_ratio, probe_bf16, run_interleaved, summary  # noqa: E402
 from peers import BytesGPT, MambaPyLM, mamba_layer_params  # noqa: E402
-from throughput_report import allocator_loaded, evaluate_targets, machine_record, markdown  # noqa: E402
+from throughput_report import evaluate_targets, markdown  # noqa: E402
+
+from ghost.bench.machine import allocator_loaded, machine_record  # noqa: E402
 
 SECTIONS = ("steps", "rss", "seqlen", "generate", "ckpt")
 RESULTS = Path(__file__).resolve().parent / "results"

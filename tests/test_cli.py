@@ -6,7 +6,7 @@ import pytest
 
 from ghost.cli import build_parser, main
 
-SUBCOMMANDS = ["info", "train", "eval", "generate", "ask", "data"]
+SUBCOMMANDS = ["info", "train", "eval", "generate", "ask", "bench", "data"]
 
 
 def run(*args, env=None):

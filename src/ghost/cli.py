@@ -241,6 +241,45 @@ def cmd_ask(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from ghost import bench
+
+    if args.plan:
+        if args.data or args.arms:
+            raise GhostInputError(
+                "ghost bench: --plan runs its own data and arms; drop --data/--arms"
+            )
+        bench.run_plan(args.plan, out=args.out, quick=args.quick)
+        return 0
+    if not args.data:
+        raise GhostInputError("ghost bench: give --data (and --arms), or --plan phase6")
+    settings = {
+        k: v
+        for k, v in {
+            "preset": args.preset,
+            "batch_size": args.batch_size,
+            "seq_len": args.seq_len,
+            "lr": args.lr,
+            "val_data": args.val_data,
+            "val_fraction": args.val_fraction,
+            "threads": args.threads,
+        }.items()
+        if v is not None
+    }
+    bench.bench(
+        data=args.data,
+        arms=args.arms or "baseline",
+        arms_file=args.arms_file,
+        out=args.out,
+        seeds=args.seeds,
+        target=args.target,
+        steps=args.steps,
+        heldout=args.heldout.split(",") if args.heldout else None,
+        **settings,
+    )
+    return 0
+
+
 def cmd_data_list(args) -> int:
     from ghost.data import builtin
 
@@ -327,7 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_float,
         help="hold out this fraction of the training records as validation data",
     )
-    p.add_argument("--precision", choices=["fp32", "bf16"], help="fp32 (default) or bf16 autocast")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        help="auto (default): bf16 autocast where the CPU has native bf16 matmul (AVX-512 BF16 "
+        "or AMX), else fp32",
+    )
     p.add_argument(
         "--grad-checkpoint",
         action="store_true",
@@ -421,6 +465,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threads", type=_nonnegative_int, default=0, help=threads_help)
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser(
+        "bench",
+        help="which recipe helps, by how much, how sure: paired runs over seeds, and a report",
+    )
+    p.add_argument("--data", help="what to train on (as for ghost train)")
+    p.add_argument(
+        "--arms",
+        help="arms to compare, comma-separated: baseline, a recipe, or recipes joined by + "
+        "with options (curriculum+skip:threshold=0.8); default baseline",
+    )
+    p.add_argument("--arms-file", help="a TOML file of [arms.NAME] tables (default: none)")
+    p.add_argument("--plan", choices=["phase6"], help="run the original author's Phase 6 test plan")
+    p.add_argument(
+        "--quick", action="store_true", help="with --plan: the tiny preset, a few minutes"
+    )
+    p.add_argument("--seeds", type=_positive_int, default=5, help="seeds per arm (default 5)")
+    p.add_argument(
+        "--target",
+        help="METRIC>=VALUE or METRIC<=VALUE (train_exact_match, val_exact_match, val_loss, "
+        "check_loss), or a metric alone for the baseline's final value (default: "
+        "train_exact_match>=0.95 for Q&A, val_loss for text)",
+    )
+    p.add_argument(
+        "--steps", type=_positive_int, default=200, help="fixed steps per run (default 200)"
+    )
+    p.add_argument("--preset", choices=list(PRESETS), help="model preset (default v5-fast)")
+    p.add_argument("--batch-size", type=_positive_int, help="rows per step (default 32)")
+    p.add_argument("--seq-len", type=_positive_int, help="longest sample (default 256)")
+    p.add_argument("--lr", type=_float, help="peak learning rate (default 0.003)")
+    p.add_argument("--val-data", help="validation data for the target and final loss")
+    p.add_argument(
+        "--val-fraction", type=_float, help="hold out this fraction of --data as validation"
+    )
+    p.add_argument(
+        "--heldout", help="splits scored after each run, comma-separated (default: none)"
+    )
+    p.add_argument("--threads", type=_nonnegative_int, help="CPU threads (default 0: all cores)")
+    p.add_argument("--out", required=True, help="output directory (results, report, runs)")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("data", help="the built-in datasets")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser)

@@ -233,7 +233,9 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0
     """CPU threads; 0 means all cores."""
-    precision: str = "fp32"
+    precision: str = "auto"
+    """'auto' (bf16 autocast where the CPU has native bf16 matmul, fp32 elsewhere), 'fp32'
+    or 'bf16'. The run records what 'auto' chose."""
     """'fp32' or 'bf16' (CPU autocast)."""
     grad_checkpoint: bool = False
     """Recompute each layer's activations in the backward pass: less memory, more time."""
@@ -282,9 +284,9 @@ class TrainConfig:
             raise GhostInputError(
                 f"{_setting('max_minutes')} must be positive, got {self.max_minutes}"
             )
-        if self.precision not in ("fp32", "bf16"):
+        if self.precision not in ("auto", "fp32", "bf16"):
             raise GhostInputError(
-                f"{_setting('precision')} must be 'fp32' or 'bf16', got {self.precision!r}"
+                f"{_setting('precision')} must be 'auto', 'fp32' or 'bf16', got {self.precision!r}"
             )
         self.recipes = parse_recipes(self.recipes)
         if not 0.0 <= self.val_fraction < 1.0:

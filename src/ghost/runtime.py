@@ -32,6 +32,27 @@ def configure(threads: int = 0, seed: int | None = None) -> int:
     return threads
 
 
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (AVX-512 BF16 or AMX). Without
+    it, PyTorch emulates bf16 matmul at about 1% of the fp32 speed (measured on a Zen 2)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def resolve_precision(precision: str) -> str:
+    """'auto' -> 'bf16' where the CPU has native bf16 matmul, else 'fp32'; others as given."""
+    if precision == "auto":
+        return "bf16" if native_bf16() else "fp32"
+    return precision
+
+
 def autocast(precision: str):
     """The context a forward pass runs in: bf16 CPU autocast, or nothing for fp32."""
     if precision == "bf16":

@@ -180,3 +180,18 @@ def test_auto_lowers_the_lr_on_a_flat_loss_then_stops():
     assert scales[:5] == [1, 1, 1, 1, 0.3] and scales[7] == 0.09
     assert reason == "the loss stopped improving"
     assert _check_sequence([1.0, 0.2], [0.5, 1.0])[1] == "training exact match reached 100%"
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_has_native_bf16(monkeypatch, tmp_path, qa_file):
+    import json
+
+    import ghost.runtime as runtime
+
+    monkeypatch.setattr(runtime, "native_bf16", lambda: True)
+    assert runtime.resolve_precision("auto") == "bf16"
+    monkeypatch.setattr(runtime, "native_bf16", lambda: False)
+    assert runtime.resolve_precision("auto") == "fp32"
+    assert runtime.resolve_precision("bf16") == "bf16"  # asked for: given, even if emulated
+    train(_tiny(tmp_path, qa_file, steps=1))  # precision 'auto', the default
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
+    assert saved["precision"] == "auto" and saved["precision_used"] == "fp32"

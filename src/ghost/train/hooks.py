@@ -69,6 +69,7 @@ class TrainState:
     run_dir: Path
     step: int = 0
     total_steps: int | None = None  # None when training until a stopping rule fires
+    precision: str = "fp32"  # what the forward passes run in ('auto' resolved)
     seq_len: int | None = None  # recipes may shorten the sequence (None: the config's)
     lr_scale: float = 1.0  # multiplies the schedule's learning rate
     update_scale: dict[str, float | torch.Tensor] = field(default_factory=dict)

@@ -37,7 +37,7 @@ from ghost.data.template import QATemplate
 from ghost.errors import GhostInputError
 from ghost.model.ghost import GhostModel, next_byte_loss
 from ghost.model.io import CONFIG_NAME, load_model, read_run_config
-from ghost.runtime import autocast, configure
+from ghost.runtime import autocast, configure, resolve_precision
 from ghost.train.checkpoint import (
     STATE_NAME,
     latest_checkpoint,
@@ -228,6 +228,7 @@ def train(
     Under torchrun, `batch_size` is per process: the global batch is batch_size x ranks.
     """
     cfg = replace(config or TrainConfig(), **overrides)
+    precision = resolve_precision(cfg.precision)
     dp = DataParallel.from_environment()
     threads = configure(cfg.threads or dp.threads_per_process(), cfg.seed)
     run_dir = Path(cfg.out)
@@ -255,12 +256,15 @@ def train(
     val_batcher = make_batcher(val_dataset, model.config, cfg) if val_dataset else None
     optimizer = make_optimizer(model, cfg)
     total = None if cfg.steps == "auto" else int(cfg.steps)
-    state = TrainState(cfg, model, optimizer, batcher, run_dir, total_steps=total)
+    state = TrainState(
+        cfg, model, optimizer, batcher, run_dir, total_steps=total, precision=precision
+    )
     every = cfg.eval_every or max(20, batcher.steps_per_epoch)
     run_config = {
         "train": {
             **cfg.to_dict(),
             "threads": threads,
+            "precision_used": precision,
             "data_name": dataset.name,
             "val_data_name": val_dataset.name if val_dataset else None,
             "world_size": dp.world_size,
@@ -304,7 +308,7 @@ def train(
             lr = learning_rate(cfg, state.step, total) * state.lr_scale
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with autocast(cfg.precision):
+            with autocast(precision):
                 output = net(local.input_ids, **state.forward_kwargs)
             per_byte = next_byte_loss(output.logits, local.labels, "none")  # (B, L-1)
             state.rows = row_stats(per_byte, output.logits, local)

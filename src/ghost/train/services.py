@@ -17,6 +17,7 @@ import csv
 import math
 import sys
 
+import torch
 from tqdm.auto import tqdm
 
 from ghost.data.batches import QABatcher
@@ -188,6 +189,17 @@ class MetricsLogger(Recipe):
             self.writer = SummaryWriter(str(state.run_dir / "tensorboard"))
         except ImportError:  # tensorboard is a dependency; a broken install only loses the events
             self.writer = None
+        if not self.quiet:
+            cfg = state.config
+            precision = state.precision
+            if cfg.precision == "auto":
+                native = "native" if precision == "bf16" else "no native"
+                precision += f" (auto: {native} bf16 matmul on this CPU)"
+            recipes = f", recipes: {', '.join(cfg.recipes)}" if cfg.recipes else ""
+            self._say(
+                f"training {state.model.num_parameters() / 1e6:.2f}M parameters on {cfg.data}, "
+                f"{precision}, {torch.get_num_threads()} threads{recipes}"
+            )
         self.bar = tqdm(
             total=state.total_steps,
             initial=state.step,

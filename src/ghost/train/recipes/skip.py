@@ -147,7 +147,7 @@ class ConfidenceSkipper(Recipe):
             return self.confidence[indices].tolist()
         if batch is None:
             batch = state.batcher.collate(indices, state.seq_len)
-        with torch.no_grad(), autocast(state.config.precision):
+        with torch.no_grad(), autocast(state.precision):
             logits = state.model(batch.input_ids).logits  # (B, L, 256)
         per_byte = next_byte_loss(logits, batch.labels, "none")  # (B, L-1)
         return row_stats(per_byte, logits, batch).confidence.tolist()

@@ -1,0 +1,77 @@
+"""What a benchmark records beside its numbers: the machine, the software, the commit.
+
+    machine_record(threads) -> {"platform", "cpu", "cpu_flags", "cores", "python", "torch",
+                                "threads", "allocator", "scan_kernel", "commit", "dirty",
+                                "load_average_1min_at_start"}
+
+Speeds are only comparable as ratios measured in one run on one machine; these fields say
+which machine, so a reader can tell two results apart.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+from ghost.model.scan_fused import kernel_status
+
+REPO = Path(__file__).resolve().parents[3]  # the checkout, when run from one
+
+
+def _git(*args: str) -> str:
+    try:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, cwd=REPO)
+    except OSError:
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_flags() -> list[str]:
+    """The CPU features that decide Ghost's speed (vector width, native bf16)."""
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "asimd", "sve")
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in wanted if f in have]
+    except OSError:
+        pass
+    return []
+
+
+def allocator_loaded() -> str:
+    """The allocator this process really has (not merely the one asked for)."""
+    maps = Path("/proc/self/maps")
+    text = maps.read_text() if maps.exists() else ""
+    return "tcmalloc" if "tcmalloc" in text else "system malloc"
+
+
+def machine_record(threads: int) -> dict:
+    return {
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_flags": cpu_flags(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": threads,
+        "allocator": allocator_loaded(),
+        "scan_kernel": kernel_status(),
+        "commit": _git("rev-parse", "HEAD") or "unknown",
+        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "load_average_1min_at_start": round(os.getloadavg()[0], 2),
+    }

@@ -57,7 +57,9 @@ class Scale:
 
 
 SCALES = {
-    "quick": Scale(preset="tiny", qa_steps=30, text_steps=20, seeds=(0, 1), batch_size=16),
+    "quick": Scale(
+        preset="tiny", qa_steps=20, text_steps=15, seeds=(0, 1), batch_size=8, success_steps=20
+    ),
     "full": Scale(preset="v5-fast", qa_steps=200, text_steps=120, seeds=(0, 1, 2, 3, 4)),
 }
 QA_TECHNIQUES = ["curriculum", "skip", "byte-lr", "depth-grad"]

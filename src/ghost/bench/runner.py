@@ -79,6 +79,7 @@ def run_spec(test: BenchTest, arm: Arm, seed: int) -> dict:
     """What the worker runs: the test's settings, then the arm's, then the fixed ones."""
     train = {
         "eval_every": 5,
+        "save_every": test.steps,  # one checkpoint at the end: a bench run is not resumed
         "quiet": True,
         **test.settings,
         **arm.settings,

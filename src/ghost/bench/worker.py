@@ -45,13 +45,14 @@ def run(spec: dict) -> dict:
     from ghost.train.loop import train
 
     result = train(TrainConfig(**spec["train"]))
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before scoring
     run_dir = Path(result.run_dir)
     curve, seconds = read_curve(run_dir)
     final = {
         "steps": result.steps,
         "train_seconds": round(seconds, 4),
         "stop_reason": result.stop_reason,
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mib": round(peak_rss_mib, 1),
         **{k: v for k, v in (curve[-1] if curve else {}).items() if k in CURVE_KEYS},
         "heldout": {},
     }

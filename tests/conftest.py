@@ -1,6 +1,6 @@
 import pytest
 import torch
-from tiny_runs import write_qa
+from tiny_runs import word_text, write_qa
 
 
 @pytest.fixture(autouse=True)
@@ -16,3 +16,11 @@ def _deterministic():
 def qa_file(tmp_path):
     """A small memorisable Q&A set."""
     return write_qa(tmp_path / "capitals.jsonl")
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    """Seeded code-like text, a few KB."""
+    path = tmp_path / "code.txt"
+    path.write_text(word_text(), encoding="utf-8")
+    return path

@@ -1,9 +1,14 @@
-"""What many tests share: a small memorisable Q&A set and a tiny training config."""
+"""What many tests share: a small memorisable Q&A set, seeded text, a tiny training config,
+and a recipe that stops a run as Ctrl-C would."""
 
 import json
+import random
 from pathlib import Path
 
 from ghost.config import TrainConfig
+from ghost.train.hooks import Recipe
+
+WORDS = "def return class import for while if else print value list dict self yield".split()
 
 CAPITALS = {
     "France": "Paris",
@@ -33,3 +38,23 @@ def tiny_config(data, out, **overrides) -> TrainConfig:
     )
     settings.update(overrides)
     return TrainConfig(**settings)
+
+
+def word_text(n_blocks: int = 40, seed: int = 0) -> str:
+    """Seeded blank-line-separated blocks of 25 code-like words: text data for tests."""
+    rng = random.Random(seed)
+    return "\n\n".join(" ".join(rng.choice(WORDS) for _ in range(25)) for _ in range(n_blocks))
+
+
+class StopAt(Recipe):
+    """Stops the run after `step` steps as Ctrl-C would: a checkpoint is saved there. (A run
+    of fewer steps would not do: the LR schedule and some recipes depend on the total.)"""
+
+    name = "stop-at"
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, state, metrics):
+        if state.step == self.step:
+            state.stop_reason = "interrupted"

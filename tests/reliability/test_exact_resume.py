@@ -20,29 +20,16 @@ from ghost.train.loop import train
 STEPS, SAVE_EVERY = 60, 25
 
 
+def cli_flags(data: Path, run: Path, **settings) -> list[str]:
+    """The `ghost train` command line of a tiny one-thread run with these settings."""
+    args = ["train", "--data", str(data)]
+    for key, value in {"preset": "tiny", "threads": 1, "batch_size": 8, **settings}.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    return [*args, "--quiet", "--out", str(run)]
+
+
 def flags(data: Path, run: Path) -> list[str]:
-    return [
-        "train",
-        "--data",
-        str(data),
-        "--preset",
-        "tiny",
-        "--threads",
-        "1",
-        "--batch-size",
-        "8",
-        "--lr",
-        "0.01",
-        "--steps",
-        str(STEPS),
-        "--save-every",
-        str(SAVE_EVERY),
-        "--eval-every",
-        "20",
-        "--quiet",
-        "--out",
-        str(run),
-    ]
+    return cli_flags(data, run, lr=0.01, steps=STEPS, save_every=SAVE_EVERY, eval_every=20)
 
 
 @pytest.fixture(scope="module")
@@ -148,51 +135,20 @@ def text_path(tmp_path_factory) -> Path:
     return path
 
 
+RECIPE_SETTINGS = dict(
+    seq_len=48, lr=0.01, steps=RECIPE_STEPS, save_every=RECIPE_SAVE_EVERY, eval_every=6
+)
+
+
 def recipe_flags(data: Path, run: Path, recipes: str) -> list[str]:
-    return [
-        "train",
-        "--data",
-        str(data),
-        "--preset",
-        "tiny",
-        "--threads",
-        "1",
-        "--batch-size",
-        "8",
-        "--seq-len",
-        "48",
-        "--lr",
-        "0.01",
-        "--steps",
-        str(RECIPE_STEPS),
-        "--save-every",
-        str(RECIPE_SAVE_EVERY),
-        "--eval-every",
-        "6",
-        "--recipe",
-        recipes,
-        "--quiet",
-        "--out",
-        str(run),
-    ]
+    return cli_flags(data, run, **RECIPE_SETTINGS, recipe=recipes)
 
 
 @pytest.mark.parametrize("kind", list(RECIPE_RUNS))
 def test_every_recipe_resumes_bit_identically_after_sigkill(tmp_path, qa_path, text_path, kind):
     data = qa_path if kind == "qa" else text_path
     straight = tmp_path / "straight"  # in this process: the same arithmetic as the child's
-    train(
-        tiny_config(
-            data,
-            straight,
-            seq_len=48,
-            lr=0.01,
-            steps=RECIPE_STEPS,
-            save_every=RECIPE_SAVE_EVERY,
-            eval_every=6,
-            recipes=RECIPE_RUNS[kind],
-        )
-    )
+    train(tiny_config(data, straight, **RECIPE_SETTINGS, recipes=RECIPE_RUNS[kind]))
     run = tmp_path / "run"
     proc = start_ghost(*recipe_flags(data, run, RECIPE_RUNS[kind]))
     wait_until(lambda: checkpoint_steps(run), proc)

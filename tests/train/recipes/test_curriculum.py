@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from tiny_runs import CAPITALS, tiny_config
+from tiny_runs import CAPITALS, StopAt, tiny_config
 
 from ghost.config import GhostConfig
 from ghost.data.batches import IGNORE
@@ -150,19 +150,6 @@ def test_metrics_seq_len_follows_the_epoch_schedule_with_auto_steps(tmp_path):
     expected = [int(8 + 24 * min(1, s / span)) for s in range(len(rows))]
     assert len(rows) == 6 and [int(r["seq_len"]) for r in rows] == expected
     assert expected[0] == 8 and expected[-1] == 32
-
-
-class StopAt(Recipe):
-    """Stops the run after `step` steps as Ctrl-C would: a checkpoint is saved there."""
-
-    name = "stop-at"
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, state, metrics):
-        if state.step == self.step:
-            state.stop_reason = "interrupted"
 
 
 def test_a_resumed_run_continues_exactly(qa_file, tmp_path):

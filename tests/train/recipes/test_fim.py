@@ -3,12 +3,11 @@ batches (B, L), rearranges about `rate` of the rows, each from its window 4 byte
 a fim-trained model generates with a suffix (API and CLI); Q&A data, sentinel bytes and bad
 rates are refused; a resume continues exactly."""
 
-import random
 from pathlib import Path
 
 import pytest
 import torch
-from tiny_runs import tiny_config
+from tiny_runs import tiny_config, word_text
 
 from ghost.cli import main
 from ghost.config import TrainConfig
@@ -23,19 +22,6 @@ from ghost.train.recipes import build_recipes
 from ghost.train.recipes.fim import FillInTheMiddle
 
 END = 0x03
-WORDS = "def return class import for while if else print value list dict self yield".split()
-
-
-def _text(n_blocks: int = 40, seed: int = 0) -> str:
-    rng = random.Random(seed)
-    return "\n\n".join(" ".join(rng.choice(WORDS) for _ in range(25)) for _ in range(n_blocks))
-
-
-@pytest.fixture
-def text_file(tmp_path) -> Path:
-    path = tmp_path / "code.txt"
-    path.write_text(_text(), encoding="utf-8")
-    return path
 
 
 def test_rearrangement_is_psm_order_and_round_trips_for_any_cuts():
@@ -77,7 +63,7 @@ def _state(text: str, rows: int, seq_len: int, step: int = 0) -> TrainState:
 
 def test_the_recipe_keeps_the_shape_and_rearranges_about_rate_of_the_rows():
     rate, rows, length = 0.3, 400, 48
-    state = _state(_text(200), rows, length)
+    state = _state(word_text(200), rows, length)
     recipe = FillInTheMiddle(rate=rate)
     recipe.on_train_begin(state)
     batch = state.batcher.next_batch()
@@ -101,7 +87,7 @@ def test_the_recipe_keeps_the_shape_and_rearranges_about_rate_of_the_rows():
 
 
 def test_rate_zero_changes_nothing_and_rate_one_everything():
-    state = _state(_text(), 16, 32)
+    state = _state(word_text(), 16, 32)
     batch = state.batcher.next_batch()
     none, every = FillInTheMiddle(rate=0.0), FillInTheMiddle(rate=1)
     for recipe in (none, every):
@@ -132,7 +118,7 @@ def test_qa_data_and_sentinel_bytes_in_the_data_are_refused(tmp_path, qa_file):
     with pytest.raises(GhostInputError, match="fim needs text data such as code50"):
         train(tiny_config(qa_file, tmp_path / "qa", steps=1, recipes={"fim": {}}))
     bad = tmp_path / "bad.txt"
-    bad.write_text(_text(4) + "\x10 oops", encoding="utf-8")
+    bad.writeword_text(word_text(4) + "\x10 oops", encoding="utf-8")
     with pytest.raises(GhostInputError, match="reserved byte 0x10"):
         train(tiny_config(bad, tmp_path / "bad", steps=1, recipes={"fim": {}}))
     assert not (tmp_path / "bad" / "config.json").exists()

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from tiny_runs import tiny_config
+from tiny_runs import StopAt, tiny_config
 
 from ghost.config import GhostConfig
 from ghost.data.records import load_data
@@ -170,19 +170,6 @@ def test_fresh_scoring_works_on_text_and_cached_scoring_is_refused(text_file, tm
     fractions = _skip_fractions(tmp_path / "fresh")
     assert fractions[:2] == [0.0, 0.0] and max(fractions) > 0
     assert [int(r["batch_rows"]) for r in _metrics(tmp_path / "fresh")] == [8] * 8
-
-
-class StopAt(Recipe):
-    """Stops the run after `step` steps as Ctrl-C would: a checkpoint is saved there."""
-
-    name = "stop-at"
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, state, metrics):
-        if state.step == self.step:
-            state.stop_reason = "interrupted"
 
 
 def test_a_resumed_run_continues_exactly(sums_file, tmp_path):

@@ -3,12 +3,11 @@ starts window k+1 from ssm_out(k) + momentum * (ssm_out(k) - ssm_out(k-1)) (conv
 carried as is), detached; wraps and `reset_every` restart from zero; the fused scan runs
 it; Q&A data and bad options are refused; a resume continues exactly."""
 
-import random
 from pathlib import Path
 
 import pytest
 import torch
-from tiny_runs import tiny_config
+from tiny_runs import tiny_config, word_text
 
 import ghost.model.scan_fused as scan_fused
 from ghost.config import GhostConfig, TrainConfig
@@ -21,20 +20,6 @@ from ghost.train.hooks import TrainState
 from ghost.train.loop import train
 from ghost.train.recipes import build_recipes
 from ghost.train.recipes.state_momentum import MambaStateMomentum
-
-WORDS = "def return class import for while if else print value list dict self yield".split()
-
-
-def _text(n_blocks: int = 40, seed: int = 0) -> str:
-    rng = random.Random(seed)
-    return "\n\n".join(" ".join(rng.choice(WORDS) for _ in range(25)) for _ in range(n_blocks))
-
-
-@pytest.fixture
-def text_file(tmp_path) -> Path:
-    path = tmp_path / "code.txt"
-    path.write_text(_text(), encoding="utf-8")
-    return path
 
 
 class Windows:
@@ -85,7 +70,7 @@ def _wraps(start: int, length: int, size: int) -> bool:
 
 def test_rows_read_consecutive_windows_and_carry_the_extrapolated_state():
     m, rows, length = 0.5, 4, 32
-    run = Windows(MambaStateMomentum(momentum=m), _text(), rows=rows, seq_len=length)
+    run = Windows(MambaStateMomentum(momentum=m), word_text(), rows=rows, seq_len=length)
     for _ in range(3):
         run.step()
     ring = _ring(run)
@@ -124,7 +109,7 @@ def test_with_zero_momentum_the_carry_continues_the_sequence_exactly():
     """No attention (it starts each window fresh): carried windows = one long forward."""
     config = GhostConfig.from_preset("tiny", attention_layers=(), memory_layers=())
     run = Windows(
-        MambaStateMomentum(momentum=0.0), _text(), rows=3, seq_len=24, model_config=config
+        MambaStateMomentum(momentum=0.0), word_text(), rows=3, seq_len=24, model_config=config
     )
     for _ in range(3):
         run.step()
@@ -161,7 +146,7 @@ def test_a_row_that_wraps_past_the_end_restarts_from_zero_states():
 
 
 def test_reset_every_restarts_all_rows_from_zero():
-    run = Windows(MambaStateMomentum(reset_every=2), _text(), rows=2, seq_len=16)
+    run = Windows(MambaStateMomentum(reset_every=2), word_text(), rows=2, seq_len=16)
     for _ in range(4):
         run.step()
     size = len(_ring(run))

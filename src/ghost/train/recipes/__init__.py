@@ -41,6 +41,27 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
 }
 
 
+def number_option(recipe: str, name: str, value) -> float:
+    """An option that must be a number (an int is taken as a float; a bool is not a number)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise GhostInputError(f"recipe {recipe!r}: {name} must be a number, got {value!r}")
+    return float(value)
+
+
+def whole_option(recipe: str, name: str, value, least: int | None = None) -> int:
+    """An option that must be a whole number, at least `least` when given."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or (least is not None and value < least)
+    ):
+        bound = f" >= {least}" if least is not None else ""
+        raise GhostInputError(
+            f"recipe {recipe!r}: {name} must be a whole number{bound}, got {value!r}"
+        )
+    return value
+
+
 def recipe_class(name: str) -> type:
     if name not in REGISTRY:
         raise GhostInputError(f"unknown recipe {name!r} (available: {', '.join(REGISTRY)})")

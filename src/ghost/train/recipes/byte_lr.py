@@ -32,6 +32,7 @@ import torch
 from ghost.data.batches import QABatcher, TextBatcher
 from ghost.errors import GhostInputError
 from ghost.train.hooks import Recipe, TrainState
+from ghost.train.recipes import number_option
 
 BYTES = 256
 # The (256, D) parameters whose rows are bytes: the input embedding, and the output head
@@ -64,12 +65,6 @@ def byte_update_scale(
     return scale.float()
 
 
-def _number(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise GhostInputError(f"recipe 'byte-lr': {name} must be a number, got {value!r}")
-    return float(value)
-
-
 @dataclass
 class ByteAwareLearningRate(Recipe):
     """Per-byte update multipliers for the embedding/head rows, rarer bytes faster."""
@@ -86,9 +81,9 @@ class ByteAwareLearningRate(Recipe):
     """What rarity is measured by: 'frequency' (byte counts in the training data)."""
 
     def __post_init__(self):
-        self.alpha = _number("alpha", self.alpha)
-        self.min_scale = _number("min_scale", self.min_scale)
-        self.max_scale = _number("max_scale", self.max_scale)
+        self.alpha = number_option("byte-lr", "alpha", self.alpha)
+        self.min_scale = number_option("byte-lr", "min_scale", self.min_scale)
+        self.max_scale = number_option("byte-lr", "max_scale", self.max_scale)
         if self.alpha < 0:
             raise GhostInputError(f"recipe 'byte-lr': alpha must be >= 0, got {self.alpha}")
         if not 0 < self.min_scale <= self.max_scale:

@@ -30,18 +30,7 @@ from typing import ClassVar
 
 from ghost.errors import GhostInputError
 from ghost.train.hooks import Recipe, TrainState
-
-
-def _whole(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise GhostInputError(f"recipe 'curriculum': {name} must be a whole number, got {value!r}")
-    return value
-
-
-def _number(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise GhostInputError(f"recipe 'curriculum': {name} must be a number, got {value!r}")
-    return float(value)
+from ghost.train.recipes import number_option, whole_option
 
 
 @dataclass
@@ -60,10 +49,10 @@ class SequenceLengthCurriculum(Recipe):
     """With --steps auto (no known end): the length grows over this many epochs."""
 
     def __post_init__(self):
-        self.start = _whole("start", self.start)
-        self.end = _whole("end", self.end)
-        self.span = _number("span", self.span)
-        self.span_epochs = _number("span_epochs", self.span_epochs)
+        self.start = whole_option("curriculum", "start", self.start)
+        self.end = whole_option("curriculum", "end", self.end)
+        self.span = number_option("curriculum", "span", self.span)
+        self.span_epochs = number_option("curriculum", "span_epochs", self.span_epochs)
         if self.start < 2:
             raise GhostInputError(f"recipe 'curriculum': start must be >= 2, got {self.start}")
         if self.end != 0 and self.end < self.start:

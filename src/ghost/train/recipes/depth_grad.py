@@ -28,6 +28,7 @@ from typing import ClassVar
 
 from ghost.errors import GhostInputError
 from ghost.train.hooks import Recipe, TrainState
+from ghost.train.recipes import number_option
 
 
 def depth_multipliers(n_layers: int, first: float, last: float) -> list[float]:
@@ -53,12 +54,13 @@ class DepthAwareUpdates(Recipe):
     def __post_init__(self):
         for option in ("first", "last"):
             value = getattr(self, option)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+                # A float, not an int: the loop's update multiplier takes floats or tensors.
+                setattr(self, option, number_option("depth-grad", option, value))
+            else:
                 raise GhostInputError(
                     f"recipe 'depth-grad': {option} must be a positive number, got {value!r}"
                 )
-            # A float, not an int: the loop's update multiplier takes floats or tensors.
-            setattr(self, option, float(value))
 
     def on_train_begin(self, state: TrainState) -> None:
         scale = depth_multipliers(len(state.model.layers), self.first, self.last)

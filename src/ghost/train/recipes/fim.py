@@ -30,6 +30,7 @@ from ghost.data.fim import SENTINELS, fim_rearrange, reserved_byte_at
 from ghost.data.template import QATemplate
 from ghost.errors import GhostInputError
 from ghost.train.hooks import Recipe, TrainState
+from ghost.train.recipes import number_option
 
 ADDED_BYTES = 4  # three sentinels and the end marker
 
@@ -44,8 +45,7 @@ class FillInTheMiddle(Recipe):
     name: ClassVar[str] = "fim"
 
     def __post_init__(self):
-        if isinstance(self.rate, bool) or not isinstance(self.rate, int | float):
-            raise GhostInputError(f"recipe 'fim': rate must be a number, got {self.rate!r}")
+        self.rate = number_option("fim", "rate", self.rate)
         if not 0 <= self.rate <= 1:
             raise GhostInputError(f"recipe 'fim': rate must be in [0, 1], got {self.rate}")
         self.end_byte = QATemplate().marker  # the model's own marker, read in on_train_begin

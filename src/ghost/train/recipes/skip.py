@@ -43,22 +43,9 @@ from ghost.model.ghost import next_byte_loss
 from ghost.runtime import autocast
 from ghost.train.hooks import Recipe, TrainState
 from ghost.train.loop import row_stats
+from ghost.train.recipes import number_option, whole_option
 
 SCORINGS = ("cached", "fresh")
-
-
-def _number(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise GhostInputError(f"recipe 'skip': {name} must be a number, got {value!r}")
-    return float(value)
-
-
-def _whole(name: str, value, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise GhostInputError(
-            f"recipe 'skip': {name} must be a whole number >= {least}, got {value!r}"
-        )
-    return value
 
 
 def _all_ranks(*tensors: torch.Tensor) -> list[torch.Tensor]:
@@ -89,14 +76,14 @@ class ConfidenceSkipper(Recipe):
     """'cached': after this many skips in a row a record is trained again (refreshing it)."""
 
     def __post_init__(self):
-        self.threshold = _number("threshold", self.threshold)
+        self.threshold = number_option("skip", "threshold", self.threshold)
         if not 0 < self.threshold < 1:
             raise GhostInputError(
                 f"recipe 'skip': threshold must be in (0, 1), got {self.threshold}"
             )
-        self.warmup = _whole("warmup", self.warmup, 0)
-        self.final_all_steps = _whole("final_all_steps", self.final_all_steps, 0)
-        self.max_skips = _whole("max_skips", self.max_skips, 1)
+        self.warmup = whole_option("skip", "warmup", self.warmup, 0)
+        self.final_all_steps = whole_option("skip", "final_all_steps", self.final_all_steps, 0)
+        self.max_skips = whole_option("skip", "max_skips", self.max_skips, 1)
         if self.scoring not in SCORINGS:
             raise GhostInputError(
                 f"recipe 'skip': scoring must be one of {', '.join(SCORINGS)}, got {self.scoring!r}"

@@ -34,7 +34,6 @@ row's window count and the window counter.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -45,6 +44,7 @@ from ghost.data.batches import Batch, TextBatcher
 from ghost.errors import GhostInputError
 from ghost.model.mamba import MambaState
 from ghost.train.hooks import Recipe, TrainState
+from ghost.train.recipes import number_option, whole_option
 
 # Recipes whose batches are not the contiguous windows this one built: a carried state
 # would continue text its row no longer holds.
@@ -63,22 +63,12 @@ class MambaStateMomentum(Recipe):
     name: ClassVar[str] = "state-momentum"
 
     def __post_init__(self):
-        if not (isinstance(self.momentum, int | float) and math.isfinite(self.momentum)):
-            raise GhostInputError(
-                f"recipe 'state-momentum': momentum must be a number, got {self.momentum!r}"
-            )
-        if not 0 <= self.momentum <= 1:
+        self.momentum = number_option("state-momentum", "momentum", self.momentum)
+        if not 0 <= self.momentum <= 1:  # NaN fails this too
             raise GhostInputError(
                 f"recipe 'state-momentum': momentum must be in [0, 1], got {self.momentum}"
             )
-        if isinstance(self.reset_every, bool) or not isinstance(self.reset_every, int):
-            raise GhostInputError(
-                f"recipe 'state-momentum': reset_every must be an integer, got {self.reset_every!r}"
-            )
-        if self.reset_every < 0:
-            raise GhostInputError(
-                f"recipe 'state-momentum': reset_every must be >= 0, got {self.reset_every}"
-            )
+        self.reset_every = whole_option("state-momentum", "reset_every", self.reset_every, 0)
         # Set in on_train_begin (or by load_state_dict on a resume).
         self.positions: torch.Tensor | None = None  # (B,) start of each row's next window
         self.age: torch.Tensor | None = None  # (B,) windows read since the state was zero

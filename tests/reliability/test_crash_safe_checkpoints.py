@@ -96,11 +96,11 @@ def test_only_the_last_k_checkpoints_are_kept(tmp_path, qa_file):
 
 def test_leftovers_of_a_killed_save_are_removed_by_the_next_save(tmp_path, qa_file):
     run = tmp_path / "run"
-    train(tiny(qa_file, run, steps=2))
+    train(tiny(qa_file, run, steps=2, keep_checkpoints=2))
     (run / "checkpoints" / ".step-0000003.tmp").mkdir()
     (run / "checkpoints" / ".step-0000003.tmp" / "model.safetensors").write_bytes(b"half")
     (run / ".model.safetensors.x1y2.tmp").write_bytes(b"half")
-    train(tiny(qa_file, run, steps=4, resume=True))
+    train(tiny(qa_file, run, steps=4, resume=True, keep_checkpoints=2))
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
         "step-0000002",
         "step-0000004",

@@ -118,7 +118,7 @@ def test_qa_data_and_sentinel_bytes_in_the_data_are_refused(tmp_path, qa_file):
     with pytest.raises(GhostInputError, match="fim needs text data such as code50"):
         train(tiny_config(qa_file, tmp_path / "qa", steps=1, recipes={"fim": {}}))
     bad = tmp_path / "bad.txt"
-    bad.writeword_text(word_text(4) + "\x10 oops", encoding="utf-8")
+    bad.write_text(word_text(4) + "\x10 oops", encoding="utf-8")
     with pytest.raises(GhostInputError, match="reserved byte 0x10"):
         train(tiny_config(bad, tmp_path / "bad", steps=1, recipes={"fim": {}}))
     assert not (tmp_path / "bad" / "config.json").exists()

@@ -5,6 +5,8 @@ import json
 import random
 from pathlib import Path
 
+import torch
+
 from ghost.config import TrainConfig
 from ghost.train.hooks import Recipe
 
@@ -58,3 +60,22 @@ class StopAt(Recipe):
     def on_step_end(self, state, metrics):
         if state.step == self.step:
             state.stop_reason = "interrupted"
+
+
+def assert_resumes_exactly(config, steps: int, stop_at: int, tmp_path: Path):
+    """A straight run equals the same run stopped at `stop_at` (as Ctrl-C stops it: a
+    checkpoint there) and resumed: every weight bit for bit. `config(out, **overrides)` gives
+    the TrainConfig of a `steps`-step run. Returns the two run directories."""
+    from ghost.train.loop import train
+
+    straight_dir, resumed_dir = tmp_path / "straight", tmp_path / "resumed"
+    straight = train(config(straight_dir))
+    assert straight.steps == steps
+    assert train(config(resumed_dir), recipes=[StopAt(stop_at)]).steps == stop_at
+    resumed = train(config(resumed_dir, resume=True))
+    assert resumed.steps == steps
+    for (name, a), b in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    return straight_dir, resumed_dir

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from tiny_runs import CAPITALS, StopAt, tiny_config
+from tiny_runs import CAPITALS, assert_resumes_exactly, tiny_config
 
 from ghost.config import GhostConfig
 from ghost.data.batches import IGNORE
@@ -161,17 +161,8 @@ def test_a_resumed_run_continues_exactly(qa_file, tmp_path):
             qa_file, out, steps=12, save_every=6, lr=1e-2, eval_every=20, recipes=recipes, **kw
         )
 
-    straight = train(config(tmp_path / "a"))
-    stopped = train(config(tmp_path / "b"), recipes=[StopAt(6)])
-    assert stopped.steps == 6
-    resumed = train(config(tmp_path / "b", resume=True))
-    assert resumed.steps == 12
-    for (name, a), b in zip(
-        straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
-    ):
-        assert torch.equal(a, b), name
+    runs = assert_resumes_exactly(config, steps=12, stop_at=6, tmp_path=tmp_path)
     widths = [
-        [int(r["seq_len"]) for r in csv.DictReader(open(run / "metrics.csv"))]
-        for run in (tmp_path / "a", tmp_path / "b")
+        [int(r["seq_len"]) for r in csv.DictReader(open(run / "metrics.csv"))] for run in runs
     ]
     assert widths[0] == widths[1] and widths[0][0] == 8

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from tiny_runs import StopAt, tiny_config
+from tiny_runs import assert_resumes_exactly, tiny_config
 
 from ghost.config import GhostConfig
 from ghost.data.records import load_data
@@ -179,14 +179,7 @@ def test_a_resumed_run_continues_exactly(sums_file, tmp_path):
         recipes = {"skip": {"threshold": 0.05, "warmup": 2}}
         return tiny_config(sums_file, out, steps=12, save_every=6, recipes=recipes, **FAST, **kw)
 
-    straight = train(config(tmp_path / "a"))
-    assert train(config(tmp_path / "b"), recipes=[StopAt(6)]).steps == 6
-    resumed = train(config(tmp_path / "b", resume=True))
-    assert resumed.steps == 12
-    for (name, a), b in zip(
-        straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
-    ):
-        assert torch.equal(a, b), name
-    fractions = _skip_fractions(tmp_path / "a")
+    straight, resumed = assert_resumes_exactly(config, steps=12, stop_at=6, tmp_path=tmp_path)
+    fractions = _skip_fractions(straight)
     assert sum(fractions[6:]) > 0  # skipping happened after the resume point
-    assert fractions == _skip_fractions(tmp_path / "b")
+    assert fractions == _skip_fractions(resumed)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_runs import tiny_config, word_text
+from tiny_runs import assert_resumes_exactly, tiny_config, word_text
 
 import ghost.model.scan_fused as scan_fused
 from ghost.config import GhostConfig, TrainConfig
@@ -200,17 +200,8 @@ def test_qa_data_clashing_recipes_and_bad_options_are_refused(tmp_path, qa_file,
 
 
 def test_resume_continues_exactly(tmp_path, text_file):
-    def config(out, steps, **kw):
+    def config(out, **kw):
         recipes = {"state-momentum": {"momentum": 0.5, "reset_every": 3}}
-        return tiny_config(
-            text_file, out, steps=steps, save_every=4, seq_len=32, recipes=recipes, **kw
-        )
+        return tiny_config(text_file, out, steps=8, seq_len=32, recipes=recipes, **kw)
 
-    straight = train(config(tmp_path / "a", 8))
-    train(config(tmp_path / "b", 4))
-    resumed = train(config(tmp_path / "b", 8, resume=True))
-    assert resumed.steps == 8
-    for (name, a), b in zip(
-        straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
-    ):
-        assert torch.equal(a, b), name
+    assert_resumes_exactly(config, steps=8, stop_at=4, tmp_path=tmp_path)

@@ -2,7 +2,7 @@
 that a step was scaled, and the straight-vs-resumed comparison."""
 
 import torch
-from tiny_runs import tiny_config
+from tiny_runs import assert_resumes_exactly, tiny_config
 
 from ghost.train.hooks import Recipe
 from ghost.train.loop import train
@@ -45,17 +45,9 @@ def assert_step_scaled(scaled: Snapshot, plain: Snapshot, name: str, m) -> None:
 
 
 def assert_resume_is_exact(data, tmp_path, recipes) -> None:
-    """8 steps straight == 4 steps, then a resume to 8 (checkpoints every 4): equal weights."""
+    """8 steps straight == the same run stopped at step 4 and resumed: equal weights."""
 
-    def run(out, steps, resume=False):
-        cfg = tiny_config(data, out, steps=steps, save_every=4, recipes=recipes, resume=resume)
-        return train(cfg)
+    def config(out, **kw):
+        return tiny_config(data, out, steps=8, recipes=recipes, **kw)
 
-    straight = run(tmp_path / "straight", 8)
-    run(tmp_path / "resumed", 4)
-    resumed = run(tmp_path / "resumed", 8, resume=True)
-    assert resumed.steps == 8
-    for (name, a), b in zip(
-        straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
-    ):
-        assert torch.equal(a, b), name
+    assert_resumes_exactly(config, steps=8, stop_at=4, tmp_path=tmp_path)

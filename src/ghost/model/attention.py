@@ -87,6 +87,17 @@ class AttentionCache:
     summary_v: list[torch.Tensor] = field(default_factory=list)
     summary_pos: list[int] = field(default_factory=list)
 
+    def select(self, rows: torch.Tensor) -> AttentionCache:
+        """The cache of the batch rows `rows` (all rows share positions)."""
+        return AttentionCache(
+            self.position,
+            self.local_k[rows] if self.local_k is not None else None,
+            self.local_v[rows] if self.local_v is not None else None,
+            [k[rows] for k in self.summary_k],
+            [v[rows] for v in self.summary_v],
+            list(self.summary_pos),
+        )
+
 
 class SparseSelfAttention(nn.Module):
     def __init__(self, dim: int, n_heads: int, window: int, stride: int):

@@ -6,7 +6,8 @@ advance together one byte at a time; while a row is still inside its prompt it i
 prompt's next byte (teacher forcing), after that the byte it generated. This keeps the
 Mamba state and the attention cache exact for prompts of different lengths, with no padding;
 callers batching many prompts group them by length (`evaluate_qa` does) so most of each
-prompt is prefilled.
+prompt is prefilled. A row that has finished leaves the batch (its cache rows are dropped), so
+the steps after it cost only what the remaining rows need.
 
 Sampling: temperature 0 is greedy; otherwise top-k, then top-p (nucleus), then a draw from
 a generator seeded by `seed`. Generation stops per row at `max_bytes`, at the `stop` byte
@@ -73,7 +74,11 @@ def generate(
     rows = len(data)
     outputs = [bytearray() for _ in range(rows)]
     probabilities: list[list[float]] = [[] for _ in range(rows)]
-    done = [max_bytes <= 0] * rows
+    done = [False] * rows
+    if max_bytes <= 0:
+        model.train(was_training)
+        empty = [b""] * rows
+        return (empty, [1.0] * rows) if return_confidence else empty
     longest = max(len(p) for p in data)
     # Prefill: the bytes before every row's last prompt byte go through one forward pass that
     # returns the recurrent cache (one pass instead of a step per byte); the rest is stepped.
@@ -83,31 +88,38 @@ def generate(
         cache = model(prefix, memory=memory, use_cache=True).cache
     else:
         cache = model.empty_cache(rows, memory)
+    active = list(range(rows))  # the rows still generating, in the cache's row order
     current = torch.tensor([p[start] for p in data], device=device)
     for t in range(start, longest + max_bytes - 1):
-        logits = model.step(current, cache)  # predicts byte t+1 of each row
+        logits = model.step(current, cache)  # predicts byte t+1 of each active row
         picked = _pick(logits, temperature, top_k, top_p, generator)
         chosen = picked.tolist()
         if return_confidence:
             p_chosen = logits.float().softmax(-1).gather(1, picked.unsqueeze(1)).squeeze(1).tolist()
         nxt = []
-        for r, p in enumerate(data):
+        for i, r in enumerate(active):
+            p = data[r]
             if t + 1 < len(p):
                 nxt.append(p[t + 1])
                 continue
-            if not done[r]:
-                b = chosen[r]
-                if return_confidence:
-                    probabilities[r].append(p_chosen[r])
-                if b in stop_bytes:
+            b = chosen[i]
+            if return_confidence:
+                probabilities[r].append(p_chosen[i])
+            if b in stop_bytes:
+                done[r] = True
+            else:
+                outputs[r].append(b)
+                if len(outputs[r]) >= max_bytes or (stop and outputs[r].endswith(stop)):
                     done[r] = True
-                else:
-                    outputs[r].append(b)
-                    if len(outputs[r]) >= max_bytes or (stop and outputs[r].endswith(stop)):
-                        done[r] = True
-            nxt.append(outputs[r][-1] if outputs[r] else chosen[r])
-        if all(done):
+            nxt.append(b)
+        keep = [i for i, r in enumerate(active) if not done[r]]
+        if not keep:
             break
+        if len(keep) < len(active):  # finished rows leave the batch: no more work for them
+            kept = torch.tensor(keep, device=device)
+            cache = cache.select(kept)
+            active = [active[i] for i in keep]
+            nxt = [nxt[i] for i in keep]
         current = torch.tensor(nxt, device=device)
     model.train(was_training)
     result = [bytes(o) for o in outputs]

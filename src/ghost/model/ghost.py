@@ -61,6 +61,17 @@ class Cache:
     layers: list[LayerCache]
     memory: MemoryBatch | None = None
 
+    def select(self, rows: torch.Tensor) -> Cache:
+        """The cache of the batch rows `rows`: generation drops rows that have finished."""
+        layers = [
+            LayerCache(
+                layer.mamba.select(rows),
+                layer.attention.select(rows) if layer.attention is not None else None,
+            )
+            for layer in self.layers
+        ]
+        return Cache(layers, self.memory.select(rows) if self.memory is not None else None)
+
 
 @dataclass
 class ModelOutput:

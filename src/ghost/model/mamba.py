@@ -36,6 +36,9 @@ class MambaState:
     conv: torch.Tensor  # (B, ED, K)  the last K inputs of the convolution
     ssm: torch.Tensor  # (B, ED, N)
 
+    def select(self, rows: torch.Tensor) -> MambaState:
+        return MambaState(self.conv[rows], self.ssm[rows])
+
 
 class MambaMixer(nn.Module):
     def __init__(

@@ -36,6 +36,12 @@ class MemoryBatch:
     def n_entries(self) -> int:
         return self.vectors.shape[1]
 
+    def select(self, rows: torch.Tensor) -> MemoryBatch:
+        """The entries of the batch rows `rows` (a bank shared by all rows stays as it is)."""
+        if self.vectors.shape[0] == 1:
+            return self
+        return MemoryBatch(self.vectors[rows], self.mask[rows])
+
 
 class ByteMemoryEncoder(nn.Module):
     def __init__(self, dim: int, slots: int, max_bytes: int, d_state: int = 16):

@@ -31,7 +31,6 @@ import torch
 
 from ghost.bench.machine import allocator_loaded, machine_record
 from ghost.data.template import QATemplate
-from ghost.launcher import find_tcmalloc
 from ghost.model.generate import generate
 from ghost.model.ghost import GhostModel
 from ghost.runtime import configure
@@ -79,10 +78,8 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", default="benchmarks/results/answer_latency")
     args = parser.parse_args(argv)
-    machine = machine_record(torch.get_num_threads())
-    # The ghost commands run under tcmalloc when the launcher finds it; this process (the
-    # loaded-model timing) runs with whatever allocator started it.
-    machine["allocator"] = "tcmalloc" if find_tcmalloc() else "system malloc"
+    machine = machine_record(torch.get_num_threads(), ghost_subprocesses=True)
+    # The loaded-model timing runs in this process, with whatever allocator started it.
     machine["allocator_of_loaded_timing"] = allocator_loaded()
     ghost = [sys.executable, "-m", "ghost"]
     commands = {

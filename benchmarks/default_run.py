@@ -25,7 +25,6 @@ import torch
 
 from ghost.bench.machine import machine_record
 from ghost.data.records import load_data
-from ghost.launcher import find_tcmalloc
 
 SPLITS = ["train", "test_10q", "test_hard", "paraphrase", "novel"]
 WHAT = {
@@ -63,9 +62,7 @@ def main(argv=None) -> None:
     parser.add_argument("--data", default="facts200")
     parser.add_argument("--results", default="benchmarks/results/default_run")
     args = parser.parse_args(argv)
-    machine = machine_record(torch.get_num_threads())
-    # The ghost commands run in their own processes, under tcmalloc when the launcher finds it.
-    machine["allocator"] = "tcmalloc" if find_tcmalloc() else "system malloc"
+    machine = machine_record(torch.get_num_threads(), ghost_subprocesses=True)
     run = Path(args.out)
     started = time.perf_counter()
     done = ghost("train", "--data", args.data, "--out", str(run))

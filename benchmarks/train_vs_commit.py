@@ -25,7 +25,6 @@ from pathlib import Path
 import torch
 
 from ghost.bench.machine import machine_record
-from ghost.launcher import find_tcmalloc
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 WARMUP_STEPS = 3
@@ -55,8 +54,7 @@ def main(argv=None) -> None:
     flags = [f for f in flags if f != "--"] or [
         "--data", "code50", "--batch-size", "32", "--seq-len", "64",
     ]  # fmt: skip
-    machine = machine_record(torch.get_num_threads())
-    machine["allocator"] = "tcmalloc" if find_tcmalloc() else "system malloc"
+    machine = machine_record(torch.get_num_threads(), ghost_subprocesses=True)
     sides = {"this checkout": SRC, "baseline": args.baseline_src}
     times: dict[str, list[float]] = {name: [] for name in sides}
     for r in range(args.rounds):

@@ -60,7 +60,16 @@ def allocator_loaded() -> str:
     return "tcmalloc" if "tcmalloc" in text else "system malloc"
 
 
-def machine_record(threads: int) -> dict:
+def machine_record(threads: int, ghost_subprocesses: bool = False) -> dict:
+    """The record; with `ghost_subprocesses`, "allocator" is the one the timed `ghost`
+    commands (child processes, started through the tcmalloc launcher) run with, not this
+    process's own."""
+    if ghost_subprocesses:
+        from ghost.launcher import find_tcmalloc
+
+        allocator = "tcmalloc" if find_tcmalloc() else "system malloc"
+    else:
+        allocator = allocator_loaded()
     return {
         "platform": platform.platform(),
         "cpu": _cpu_model(),
@@ -69,7 +78,7 @@ def machine_record(threads: int) -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "threads": threads,
-        "allocator": allocator_loaded(),
+        "allocator": allocator,
         "scan_kernel": kernel_status(),
         "commit": _git("rev-parse", "HEAD") or "unknown",
         "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),

@@ -249,7 +249,7 @@ def cmd_bench(args) -> int:
             raise GhostInputError(
                 "ghost bench: --plan runs its own data and arms; drop --data/--arms"
             )
-        bench.run_plan(args.plan, out=args.out, quick=args.quick)
+        bench.run_plan(args.plan, out=args.out, quick=args.quick, seeds=args.seeds)
         return 0
     if not args.data:
         raise GhostInputError("ghost bench: give --data (and --arms), or --plan phase6")
@@ -271,7 +271,7 @@ def cmd_bench(args) -> int:
         arms=args.arms or "baseline",
         arms_file=args.arms_file,
         out=args.out,
-        seeds=args.seeds,
+        seeds=args.seeds or 5,
         target=args.target,
         steps=args.steps,
         heldout=args.heldout.split(",") if args.heldout else None,
@@ -481,7 +481,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--quick", action="store_true", help="with --plan: the tiny preset, a few minutes"
     )
-    p.add_argument("--seeds", type=_positive_int, default=5, help="seeds per arm (default 5)")
+    p.add_argument(
+        "--seeds",
+        type=_positive_int,
+        help="seeds per arm (default 5; with --plan, the plan's own: 3 full, 2 quick)",
+    )
     p.add_argument(
         "--target",
         help="METRIC>=VALUE or METRIC<=VALUE (train_exact_match, val_exact_match, val_loss, "

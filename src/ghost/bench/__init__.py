@@ -26,8 +26,9 @@ __all__ = ["Arm", "BenchTest", "Target", "bench", "run_plan", "run_tests"]
 METHOD = [
     "Every arm trains a fixed number of steps with the same warm-up + cosine schedule (not "
     "--steps auto, whose learning-rate drops would differ between arms); the target is "
-    "checked every 5 steps (training exact match on a fixed sample of the training records, "
-    "or the loss on a fixed validation set).",
+    "checked every `eval_every` steps of the test's settings (training exact match, teacher-"
+    "forced, on a fixed sample of up to 1,024 training records, or the loss on a fixed "
+    "validation set).",
     "Within each seed the arms run one after another (A B C A B C ...) in one invocation, "
     "each in its own process; every arm of a seed sees the same data order.",
     "Time to target is training time: the sum of the steps' own times, each recipe's extra "
@@ -77,7 +78,12 @@ def _tests_section(tests: list[BenchTest], results: dict[str, dict]) -> list[dic
 
 
 def run_tests(
-    tests: list[BenchTest], out: str | Path, title: str, command: str, progress=print
+    tests: list[BenchTest],
+    out: str | Path,
+    title: str,
+    command: str,
+    progress=print,
+    method: list[str] | None = None,
 ) -> dict:
     """Run `tests` (resuming in `out`), then write results.json and the report."""
     from ghost.bench.machine import machine_record
@@ -90,7 +96,7 @@ def run_tests(
         "title": title,
         "command": command,
         "machine": machine_record(threads),
-        "method": METHOD,
+        "method": method or METHOD,
         "tests": _tests_section(tests, results),
     }
     paths = _write(document, out)
@@ -145,20 +151,32 @@ def bench(
 
 
 def run_plan(
-    name: str = "phase6", out: str | Path = "bench/phase6", quick: bool = False, progress=print
+    name: str = "phase6",
+    out: str | Path = "bench/phase6",
+    quick: bool = False,
+    seeds: int | None = None,
+    progress=print,
 ) -> dict:
-    """The original author's Phase 6 plan (`ghost.bench.phase6`), then its two tables."""
+    """The original author's Phase 6 plan (`ghost.bench.phase6`), then its two tables.
+    `seeds` replaces the scale's own seed count (seeds 0..seeds-1)."""
     from ghost.bench import phase6
 
     if name != "phase6":
         raise GhostInputError(f"--plan {name!r}: the only plan is phase6")
     scale = phase6.SCALES["quick" if quick else "full"]
+    if seeds is not None:
+        scale = scale.with_seeds(seeds)
     tests = phase6.phase6_tests(scale)
-    command = f"ghost bench --plan phase6{' --quick' if quick else ''} --out {out}"
-    title = f"Phase 6 test plan ({'quick, tiny preset' if quick else scale.preset})"
-    document = run_tests(tests, out, title, command, progress)
+    command = (
+        f"ghost bench --plan phase6{' --quick' if quick else ''}"
+        f"{f' --seeds {seeds}' if seeds is not None else ''} --out {out}"
+    )
+    title = f"Phase 6 test plan ({'quick, tiny preset' if quick else scale.preset + ' preset'})"
+    method = [f"Sizes: {scale.why}.", *METHOD]
+    document = run_tests(tests, out, title, command, progress, method)
     best = phase6.best_arm(document)
-    document = run_tests(tests + phase6.success_tests(scale, best), out, title, command, progress)
+    tests = tests + phase6.success_tests(scale, best)
+    document = run_tests(tests, out, title, command, progress, method)
     document["tables"] = phase6.tables(document)
     _write(document, Path(out))
     return document

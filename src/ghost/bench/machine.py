@@ -1,8 +1,8 @@
 """What a benchmark records beside its numbers: the machine, the software, the commit.
 
-    machine_record(threads) -> {"platform", "cpu", "cpu_flags", "cores", "python", "torch",
-                                "threads", "allocator", "scan_kernel", "commit", "dirty",
-                                "load_average_1min_at_start"}
+    machine_record(threads) -> {"platform", "cpu", "cpu_family_model", "cpu_flags", "cores",
+                                "python", "torch", "threads", "precision", "allocator",
+                                "scan_kernel", "commit", "dirty", "load_average_1min_at_start"}
 
 Speeds are only comparable as ratios measured in one run on one machine; these fields say
 which machine, so a reader can tell two results apart.
@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ghost.model.scan_fused import kernel_status
+from ghost.runtime import resolve_precision
 
 REPO = Path(__file__).resolve().parents[3]  # the checkout, when run from one
 
@@ -38,6 +39,21 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def _cpu_family_model() -> str:
+    """x86 "family F model M": it tells apart CPUs that share a model name ("AMD EPYC")."""
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("cpu family", "model") and key.strip() not in fields:
+                fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    if len(fields) < 2:
+        return "unknown"
+    return f"family {fields['cpu family']} model {fields['model']}"
 
 
 def cpu_flags() -> list[str]:
@@ -73,11 +89,13 @@ def machine_record(threads: int, ghost_subprocesses: bool = False) -> dict:
     return {
         "platform": platform.platform(),
         "cpu": _cpu_model(),
+        "cpu_family_model": _cpu_family_model(),
         "cpu_flags": cpu_flags(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "threads": threads,
+        "precision": resolve_precision("auto"),
         "allocator": allocator,
         "scan_kernel": kernel_status(),
         "commit": _git("rev-parse", "HEAD") or "unknown",

@@ -180,7 +180,10 @@ def success_tests(scale: Scale, best: Arm) -> list[BenchTest]:
             name="Success metrics: baseline vs optimised, 300 steps",
             question="Time for 300 steps, accuracy, held-out generalisation and memory.",
             data="facts200",
-            arms=[Arm("baseline"), best, checkpointed],
+            # nothing earned its place: plain training is the optimised arm too
+            arms=[Arm("baseline"), checkpointed]
+            if best.name == "baseline"
+            else [Arm("baseline"), best, checkpointed],
             target=Target("train_exact_match", 0.95, True),
             steps=scale.success_steps,
             seeds=list(scale.seeds[: scale.success_seeds]),
@@ -297,7 +300,8 @@ def success_table(document: dict) -> dict | None:
     test = _test(document, "success")
     if test is None:
         return None
-    base, best, ckpt = test["arms"]
+    base, *best, ckpt = test["arms"]
+    best = best[0] if best else base
 
     def seconds(arm):
         return _median(_finals(test, arm, "train_seconds"))

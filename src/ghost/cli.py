@@ -153,11 +153,10 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from ghost.data.records import load_data
     from ghost.eval.metrics import evaluate
-    from ghost.model.ghost import GhostModel
     from ghost.runtime import configure
 
     configure(args.threads, seed=0)
-    model = GhostModel.from_pretrained(args.run_dir)
+    model = _load_with_memory(args)
     dataset = load_data(args.data)
     summary, predictions = evaluate(model, dataset)
     if "exact_match" in summary:
@@ -187,12 +186,88 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def cmd_generate(args) -> int:
+def _load_with_memory(args):
+    """The run's model, plus the entries of --memory FILE for this call only (not saved)."""
+    from ghost.data.records import read_facts
+    from ghost.model.ghost import GhostModel
+
+    model = GhostModel.from_pretrained(args.run_dir)
+    if getattr(args, "memory", None):
+        model.memory.write(read_facts(args.memory))
+    return model
+
+
+def cmd_memory(args) -> int:
+    from ghost.model import io
+
+    if args.memory_command == "clear":  # reads no bank file: it works on a corrupt bank too
+        io.read_run_config(args.run_dir)
+        path = Path(args.run_dir) / io.MEMORY_NAME
+        try:
+            count = len(io._read_memory_text(path)[0]) if path.is_file() else 0
+        except GhostInputError:
+            count = None
+        for name in (io.MEMORY_NAME, io.MEMORY_VECTORS_NAME):
+            (Path(args.run_dir) / name).unlink(missing_ok=True)
+        print(f"cleared {'the' if count is None else count} {'entry' if count == 1 else 'entries'}")
+        return 0
+    if args.memory_command == "list":
+        io.read_run_config(args.run_dir)
+        path = Path(args.run_dir) / io.MEMORY_NAME
+        ids, texts = io._read_memory_text(path) if path.is_file() else ([], [])
+        for entry_id, text in zip(ids, texts, strict=True):
+            print(f"{entry_id:>6}  {text}")
+        print(f"{len(ids)} {'entry' if len(ids) == 1 else 'entries'}", file=sys.stderr)
+        return 0
+
+    from ghost.data.records import read_facts
     from ghost.model.ghost import GhostModel
     from ghost.runtime import configure
 
-    configure(args.threads, seed=args.seed)
+    configure(args.threads, seed=0)
     model = GhostModel.from_pretrained(args.run_dir)
+    memory = model.memory
+    if args.memory_command == "remove":
+        memory.remove(args.ids)
+        io.save_memory(model, Path(args.run_dir))
+        print(f"removed {len(args.ids)}; the bank holds {len(memory)}")
+        return 0
+    texts = [fact for item in args.items for fact in read_facts(item)]
+    before = set(memory.ids)
+    replaced = []
+    for text in texts:
+        for old in memory.conflicts(text):
+            if args.replace:
+                memory.remove([old.id])
+                replaced.append(old)
+            elif old.id in before:
+                print(
+                    f"note: entry {old.id} {old.text!r} has the same subject as {text!r}; both "
+                    "are kept and the model may read either (--replace drops the old one)",
+                    file=sys.stderr,
+                )
+        memory.write([text])
+    added = [e for e in memory.entries() if e.id not in before]
+    io.save_memory(model, Path(args.run_dir))
+    for old in replaced:
+        print(f"replaced entry {old.id}: {old.text!r}")
+    span = (
+        f" (ids {added[0].id}-{added[-1].id})"
+        if len(added) > 1
+        else (f" (id {added[0].id})" if added else "")
+    )
+    print(
+        f"added {len(added)} {'entry' if len(added) == 1 else 'entries'}{span}; "
+        f"the bank holds {len(memory)}"
+    )
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from ghost.runtime import configure
+
+    configure(args.threads, seed=args.seed)
+    model = _load_with_memory(args)
     out = model.generate(
         args.prompt.encode("utf-8"),
         max_bytes=args.max_bytes,
@@ -210,25 +285,36 @@ def cmd_generate(args) -> int:
 def cmd_ask(args) -> int:
     from ghost.data.template import QATemplate
     from ghost.model.generate import generate
-    from ghost.model.ghost import GhostModel
     from ghost.runtime import configure
 
     configure(args.threads, seed=0)
-    model = GhostModel.from_pretrained(args.run_dir)
+    model = _load_with_memory(args)
     template = QATemplate.from_config(model.config)
+    entries = model.memory.entries()
 
     def answer(question: str) -> str:
         if template.end_of_answer in question:
             raise GhostInputError("ghost ask: the question contains the end-of-answer marker byte")
-        (out,), (confidence,) = generate(
-            model,
-            [template.prompt(question)],
-            max_bytes=args.max_bytes,
-            stop_bytes=bytes([template.marker]),
-            return_confidence=True,
-        )
+        with model.trace_memory() as reads:
+            (out,), (confidence,) = generate(
+                model,
+                [template.prompt(question)],
+                max_bytes=args.max_bytes,
+                stop_bytes=bytes([template.marker]),
+                return_confidence=True,
+            )
         text = template.clean_answer(out)
-        return f"{text}\t{confidence:.3f}" if args.confidence else text
+        text = f"{text}\t{confidence:.3f}" if args.confidence else text
+        if args.show_memory:
+            top = sorted(reads.items(), key=lambda item: -item[1])[: args.show_memory]
+            text += (
+                "".join(
+                    f"\n  read {share:5.1%}  [{entries[i].id}] {entries[i].text}"
+                    for i, share in top
+                )
+                or "\n  (the memory bank is empty)"
+            )
+        return text
 
     if args.question is not None:
         print(answer(args.question))
@@ -408,6 +494,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--predictions", help="write one JSON line per question to this file (default: none)"
     )
+    p.add_argument(
+        "--memory",
+        metavar="FILE",
+        help="add these facts to the run's memory bank for this call only (a .txt file of one "
+        'fact per line, a .jsonl of {"text"} records, or NAME:SPLIT; default: none)',
+    )
     p.add_argument("--threads", type=_nonnegative_int, default=0, help=threads_help)
     p.set_defaults(func=cmd_eval)
 
@@ -441,6 +533,12 @@ def build_parser() -> argparse.ArgumentParser:
         "with --recipe fim",
     )
     p.add_argument("--threads", type=_nonnegative_int, default=0, help=threads_help)
+    p.add_argument(
+        "--memory",
+        metavar="FILE",
+        help="add these facts to the run's memory bank for this call only (a .txt file of one "
+        'fact per line, a .jsonl of {"text"} records, or NAME:SPLIT; default: none)',
+    )
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser(
@@ -462,6 +560,22 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the answer's mean byte probability after a tab: near 1 for a recalled "
         "answer, low for a guess",
+    )
+    p.add_argument(
+        "--memory",
+        metavar="FILE",
+        help="add these facts to the run's memory bank for this call only (a .txt file of one "
+        'fact per line, a .jsonl of {"text"} records, or NAME:SPLIT; default: none)',
+    )
+    p.add_argument(
+        "--show-memory",
+        type=_nonnegative_int,
+        nargs="?",
+        const=3,
+        default=0,
+        metavar="N",
+        help="after each answer, the N bank entries it read most (share of the memory "
+        "layers' attention; N default 3)",
     )
     p.add_argument("--threads", type=_nonnegative_int, default=0, help=threads_help)
     p.set_defaults(func=cmd_ask)
@@ -510,6 +624,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory (results, report, runs)")
     p.set_defaults(func=cmd_bench)
 
+    p = sub.add_parser(
+        "memory", help="write, list and remove the facts in a run's memory bank (no training)"
+    )
+    memory_sub = p.add_subparsers(dest="memory_command", metavar="ACTION", parser_class=_Parser)
+    q = memory_sub.add_parser(
+        "add", help="write facts: TEXT, a .txt file (one per line), .jsonl or NAME:SPLIT"
+    )
+    q.add_argument("run_dir", help="a run directory (from ghost train --out)")
+    q.add_argument("items", nargs="+", metavar="FACT_OR_FILE", help="fact texts or files")
+    q.add_argument(
+        "--replace",
+        action="store_true",
+        help="drop older entries with the same subject (the words before is/are/was/were/"
+        "has/have); default: keep both and say so",
+    )
+    q.add_argument("--threads", type=_nonnegative_int, default=0, help=threads_help)
+    q.set_defaults(func=cmd_memory)
+    q = memory_sub.add_parser("list", help="print every entry: id and text")
+    q.add_argument("run_dir", help="a run directory")
+    q.set_defaults(func=cmd_memory)
+    q = memory_sub.add_parser("remove", help="remove entries by id (see list)")
+    q.add_argument("run_dir", help="a run directory")
+    q.add_argument("ids", nargs="+", type=_positive_int, metavar="ID", help="entry ids")
+    q.add_argument("--threads", type=_nonnegative_int, default=0, help=threads_help)
+    q.set_defaults(func=cmd_memory)
+    q = memory_sub.add_parser("clear", help="remove every entry (and the bank's files)")
+    q.add_argument("run_dir", help="a run directory")
+    q.set_defaults(func=cmd_memory)
+
     p = sub.add_parser("data", help="the built-in datasets")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser)
     q = data_sub.add_parser("list", help="name, records, splits and purpose of each dataset")
@@ -539,7 +682,13 @@ def main(argv: list[str] | None = None) -> int:
         args, unknown = parser.parse_known_args(argv)
         if unknown:  # argparse would name only "ghost"; say which subcommand refused them
             where = " ".join(
-                x for x in ("ghost", args.command, getattr(args, "data_command", None)) if x
+                x
+                for x in (
+                    "ghost",
+                    args.command,
+                    getattr(args, "data_command", None) or getattr(args, "memory_command", None),
+                )
+                if x
             )
             raise GhostInputError(
                 f"{where}: unrecognized arguments: {' '.join(unknown)} (see --help)"

@@ -172,3 +172,36 @@ def load_data(spec: str, kind: str | None = None) -> Dataset:
     if kind is not None and found != kind:
         raise GhostInputError(f"{name}: expected {kind} records, found {found} records")
     return Dataset(name=name, kind=found, records=records)
+
+
+def read_facts(item: str) -> list[str]:
+    """Memory entries from one command-line item: a .txt file (one entry per non-empty line),
+    a .jsonl file or built-in NAME:SPLIT of {"text"} records or of Q&A records with `facts`
+    lists (their facts, each once), or else the item itself as one entry's text."""
+    path = Path(item)
+    if path.suffix == ".txt" and _exists(path) and path.is_file():
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise GhostInputError(f"{path}: not valid UTF-8 (byte {e.start})") from None
+        facts = [line.strip() for line in text.splitlines() if line.strip()]
+        if not facts:
+            raise GhostInputError(f"{path}: no entries (the file is empty)")
+        return facts
+    looks_like_file = path.suffix in (".jsonl", ".json", ".txt")
+    looks_like_builtin = " " not in item and ":" in item and _builtin().is_builtin(item)
+    if not (looks_like_file or looks_like_builtin):
+        return [item]
+    dataset = load_data(item)
+    facts: list[str] = []
+    for record in dataset.records:
+        if "text" in record:
+            facts.append(record["text"])
+        else:
+            facts.extend(record.get("facts") or [])
+    if not facts:
+        raise GhostInputError(
+            f'{dataset.name}: Q&A records without `facts`: a memory file holds {{"text": ...}} '
+            "records, or Q&A records with a facts list"
+        )
+    return list(dict.fromkeys(facts))

@@ -14,6 +14,7 @@ and -100 is ignored. `model.step(byte, cache)` is the recurrent mode used by gen
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,7 +244,28 @@ class GhostModel(nn.Module):
         sampling.setdefault("stop_bytes", bytes([QATemplate.from_config(self.config).marker]))
         return generate(self, [prompt], max_bytes=max_bytes, **sampling)[0]
 
-    # Persistence: config.json + model.safetensors (+ memory.jsonl). Nothing is unpickled.
+    @contextlib.contextmanager
+    def trace_memory(self):
+        """Within the block, memory layers add up the attention each bank entry receives;
+        yields a dict that is filled on exit: {entry index: share of all memory attention}."""
+        layers = [layer.extra for layer in self.layers if layer.kind == "memory"]
+        for layer in layers:
+            layer.reads = torch.zeros(0)
+        shares: dict[int, float] = {}
+        try:
+            yield shares
+        finally:
+            total = None
+            for layer in layers:
+                if layer.reads.numel():
+                    total = layer.reads if total is None else total + layer.reads
+                layer.reads = None
+            if total is not None and float(total.sum()) > 0:
+                total = total / total.sum()
+                shares.update({i: float(v) for i, v in enumerate(total)})
+
+    # Persistence: config.json + model.safetensors (+ memory.jsonl and memory.safetensors).
+    # Nothing is unpickled.
 
     def save_pretrained(self, directory: str | Path) -> None:
         from ghost.model.io import save_model
@@ -251,7 +273,8 @@ class GhostModel(nn.Module):
         save_model(self, Path(directory))
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> GhostModel:
+    def from_pretrained(cls, directory: str | Path, memory: bool = True) -> GhostModel:
+        """Load a run directory; `memory=False` leaves the bank empty and its files unread."""
         from ghost.model.io import load_model
 
-        return load_model(Path(directory))
+        return load_model(Path(directory), memory=memory)

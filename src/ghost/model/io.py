@@ -1,6 +1,12 @@
-"""Saving and loading models: config.json + model.safetensors (+ memory.jsonl).
+"""Saving and loading models: config.json + model.safetensors (+ the memory bank).
 
-Nothing here unpickles: weights are safetensors, configuration and memory are JSON. Every
+The bank is two files: memory.jsonl ({"id", "text"} per entry: what a user reads and can
+edit) and memory.safetensors (the entries' encodings, with the ids they belong to and a
+fingerprint of the encoder weights that made them, so loading does not re-encode; an
+encoding that does not match is made again from the text). An empty bank has neither file.
+
+Nothing here unpickles: weights and encodings are safetensors, configuration and memory
+text are JSON. Every
 file is written to a temporary name, flushed and renamed, so a crash mid-save leaves the
 previous file whole. Anything wrong with a file a user hands us is a `GhostInputError`
 naming the file.
@@ -15,13 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ghost.config import CONFIG_FORMAT_VERSION, READABLE_FORMAT_VERSIONS, GhostConfig
 from ghost.errors import GhostInputError
 
-CONFIG_NAME, WEIGHTS_NAME, MEMORY_NAME = "config.json", "model.safetensors", "memory.jsonl"
+CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
+MEMORY_NAME, MEMORY_VECTORS_NAME = "memory.jsonl", "memory.safetensors"
+MEMORY_FORMAT = "ghost-memory-1"
 
 
 def atomic_write(path: Path, write) -> None:
@@ -55,22 +63,106 @@ def save_model(model, directory: Path, extra_config: dict[str, Any] | None = Non
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     if model.config.tie_embeddings:
         state.pop("head.weight", None)  # the same tensor as embed.weight
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{WEIGHTS_NAME}.", suffix=".tmp")
+    _save_tensors(state, directory / WEIGHTS_NAME, {"format": "pt"})
+    save_memory(model, directory)
+
+
+def _save_tensors(tensors: dict, path: Path, metadata: dict[str, str]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(state, tmp, metadata={"format": "pt"})
+        save_file(tensors, tmp, metadata=metadata)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, directory / WEIGHTS_NAME)
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    memory_path = directory / MEMORY_NAME
-    if len(model.memory):
-        lines = "".join(
-            json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in model.memory.texts
-        )
-        atomic_write_text(memory_path, lines)
+
+
+def save_memory(model, directory: Path) -> None:
+    """Write the bank (memory.safetensors, then memory.jsonl), or remove both files when it
+    is empty, so a cleared bank stays cleared."""
+    directory = Path(directory)
+    memory = model.memory
+    if not len(memory):
+        for name in (MEMORY_NAME, MEMORY_VECTORS_NAME):
+            (directory / name).unlink(missing_ok=True)
+        return
+    metadata = {
+        "format": MEMORY_FORMAT,
+        "encoder": memory.fingerprint(),
+        "next_id": str(memory.next_id),
+    }
+    tensors = {
+        "vectors": memory.vectors().detach().contiguous(),
+        "ids": torch.tensor(memory.ids, dtype=torch.int64),
+    }
+    _save_tensors(tensors, directory / MEMORY_VECTORS_NAME, metadata)
+    lines = "".join(
+        json.dumps({"id": e.id, "text": e.text}, ensure_ascii=False) + "\n"
+        for e in memory.entries()
+    )
+    atomic_write_text(directory / MEMORY_NAME, lines)
+
+
+def _read_memory_text(path: Path) -> tuple[list[int], list[str]]:
+    """memory.jsonl -> (ids, texts); entries without an id (older runs) are numbered."""
+    fix = "(`ghost memory clear RUN_DIR` empties the bank)"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise GhostInputError(f"{path}: unreadable memory file ({e}) {fix}") from None
+    ids, texts = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise GhostInputError(f"{path} line {number}: not valid JSON ({e.msg}) {fix}") from None
+        text = record.get("text") if isinstance(record, dict) else None
+        entry_id = record.get("id", len(ids) + 1) if isinstance(record, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            raise GhostInputError(f"{path} line {number}: no 'text' string {fix}")
+        if not isinstance(entry_id, int) or isinstance(entry_id, bool) or entry_id < 1:
+            raise GhostInputError(f"{path} line {number}: 'id' must be a positive integer {fix}")
+        if entry_id in ids:
+            raise GhostInputError(f"{path} line {number}: id {entry_id} appears twice {fix}")
+        ids.append(entry_id)
+        texts.append(text.strip())
+    return ids, texts
+
+
+def load_memory(model, directory: Path) -> None:
+    """Fill `model.memory` from a run directory: the saved encodings when they were made by
+    these encoder weights for these entries, else the texts encoded again."""
+    directory = Path(directory)
+    path, vectors_path = directory / MEMORY_NAME, directory / MEMORY_VECTORS_NAME
+    if not path.is_file():
+        model.memory.clear()
+        return
+    ids, texts = _read_memory_text(path)
+    vectors, next_id = None, None
+    if vectors_path.is_file():
+        try:
+            with safe_open(str(vectors_path), framework="pt") as f:
+                metadata = f.metadata() or {}
+                if metadata.get("format") != MEMORY_FORMAT:
+                    raise GhostInputError(
+                        f"{vectors_path}: not a Ghost memory file (format "
+                        f"{metadata.get('format')!r}); delete it to re-encode memory.jsonl"
+                    )
+                saved_ids = f.get_tensor("ids").tolist()
+                if metadata.get("encoder") == model.memory.fingerprint() and saved_ids == ids:
+                    vectors = f.get_tensor("vectors").float()
+                next_id = int(metadata.get("next_id", "1"))
+        except (SafetensorError, OSError, ValueError, RuntimeError, KeyError) as e:
+            raise GhostInputError(
+                f"{vectors_path}: corrupt memory encodings ({e}); delete it to re-encode "
+                f"memory.jsonl, or `ghost memory clear {directory}` to empty the bank"
+            ) from None
+    model.memory.restore(ids, texts, vectors, next_id=max(next_id or 1, max(ids, default=0) + 1))
 
 
 def read_run_config(directory: Path) -> dict[str, Any]:
@@ -102,8 +194,9 @@ def read_run_config(directory: Path) -> dict[str, Any]:
     return config
 
 
-def load_model(directory: Path):
-    """Build the model of a run directory and load its weights and memory."""
+def load_model(directory: Path, memory: bool = True):
+    """Build the model of a run directory and load its weights and (unless `memory` is
+    False: the bank files are then not read at all) its memory bank."""
     from ghost.model.ghost import GhostModel
 
     directory = Path(directory)
@@ -137,10 +230,7 @@ def load_model(directory: Path):
             )
     with torch.no_grad():
         model.load_state_dict(state)
-    memory_path = directory / MEMORY_NAME
-    if memory_path.is_file():
-        from ghost.data.records import read_records
-
-        model.memory.write([r["text"] for r in read_records(memory_path, kind="text")])
+    if memory:
+        load_memory(model, directory)
     model.eval()
     return model

@@ -16,11 +16,14 @@ Symbols: B batch, L length, D dim, M entries, S slots per entry, H heads, E head
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
+from ghost.errors import GhostInputError
 from ghost.model.mamba import MambaMixer
 from ghost.model.norm import RMSNorm
 
@@ -68,37 +71,132 @@ class ByteMemoryEncoder(nn.Module):
         return torch.gather(h, 1, ends.unsqueeze(-1).expand(-1, -1, h.shape[-1]))
 
 
+# A fact's subject: its text up to the verb that links it to its value ("The capital of
+# France is Lyon." -> "the capital of france"). Two entries with one subject and different
+# values contradict each other.
+_LINK = re.compile(r"^(.*?)\s+(?:is|are|was|were|has|have)\s+\S", re.IGNORECASE)
+
+
+def fact_subject(text: str) -> str | None:
+    found = _LINK.match(text.strip())
+    return found.group(1).strip().lower() if found else None
+
+
+@dataclass(frozen=True)
+class MemoryEntry:
+    id: int  # stable: kept across saves, never reused within a bank
+    text: str
+
+
 class FactMemory(nn.Module):
-    """The writable bank plus its encoder: `write(texts)`, `clear()`, `batch()`."""
+    """The writable bank plus its encoder.
+
+    `write(texts)` -> ids, `remove(ids)`, `clear()`, `entries()`, `conflicts(text)`,
+    `batch()` (what a forward pass reads). Entries are kept as text beside their encodings;
+    `fingerprint()` names the encoder weights the encodings were made with, so a saved bank
+    is reused as it is only by the same weights (`ghost.model.io`)."""
 
     def __init__(self, encoder: nn.Module):
         super().__init__()
         self.encoder = encoder
+        self.ids: list[int] = []
         self.texts: list[str] = []
+        self.next_id = 1
         self._vectors: torch.Tensor | None = None  # (M, S, D), encoded without gradient
 
     def __len__(self) -> int:
         return len(self.texts)
 
+    def entries(self) -> list[MemoryEntry]:
+        return [MemoryEntry(i, t) for i, t in zip(self.ids, self.texts, strict=True)]
+
     @torch.no_grad()
-    def write(self, texts: list[str]) -> None:
-        """Add entries; no gradient step is needed for the model to read them."""
-        texts = [t for t in texts if t.strip()]
-        if not texts:
-            return
-        encoded = self.encoder(texts).detach()
-        self._vectors = encoded if self._vectors is None else torch.cat([self._vectors, encoded])
+    def write(self, texts: list[str]) -> list[int]:
+        """Add entries (blank texts are ignored, a text already in the bank is not added
+        twice: its existing id is returned). Returns the id of each non-blank text. No
+        gradient step is needed for the model to read them."""
+        known = dict(zip(self.texts, self.ids, strict=True))
+        ids, new = [], []
+        for text in (t.strip() for t in texts):
+            if not text:
+                continue
+            if text not in known:
+                known[text] = self.next_id
+                self.next_id += 1
+                new.append(text)
+            ids.append(known[text])
+        if new:
+            self._append([known[t] for t in new], new, self.encode_texts(new))
+        return ids
+
+    def encode_texts(self, texts: list[str], batch: int = 256) -> torch.Tensor:
+        """(M, S, D) encodings of `texts`, without gradient, a batch at a time."""
+        with torch.no_grad():
+            return torch.cat(
+                [self.encoder(texts[i : i + batch]) for i in range(0, len(texts), batch)]
+            )
+
+    def _append(self, ids: list[int], texts: list[str], vectors: torch.Tensor) -> None:
+        self._vectors = vectors if self._vectors is None else torch.cat([self._vectors, vectors])
+        self.ids.extend(ids)
         self.texts.extend(texts)
+        self.next_id = max([self.next_id, *(i + 1 for i in ids)])
+
+    def restore(
+        self,
+        ids: list[int],
+        texts: list[str],
+        vectors: torch.Tensor | None,
+        next_id: int | None = None,
+    ) -> None:
+        """Replace the bank with saved entries; vectors None re-encodes the texts."""
+        self.clear()
+        if texts:
+            self._append(ids, texts, vectors if vectors is not None else self.encode_texts(texts))
+        self.next_id = max(self.next_id, next_id or 1)
+
+    def remove(self, ids: list[int]) -> None:
+        """Remove entries by id; an id not in the bank is an error (nothing is removed)."""
+        unknown = sorted(set(ids) - set(self.ids))
+        if unknown:
+            raise GhostInputError(
+                f"no memory entry with id {', '.join(map(str, unknown))} (see `ghost memory list`)"
+            )
+        keep = [i for i, entry_id in enumerate(self.ids) if entry_id not in set(ids)]
+        self.ids = [self.ids[i] for i in keep]
+        self.texts = [self.texts[i] for i in keep]
+        self._vectors = self._vectors[keep] if keep else None
 
     def clear(self) -> None:
-        self.texts, self._vectors = [], None
+        """Empty the bank (ids are not reused: `next_id` stays)."""
+        self.ids, self.texts, self._vectors = [], [], None
+
+    def conflicts(self, text: str) -> list[MemoryEntry]:
+        """Entries with the same subject as `text` but another value ("The capital of France
+        is Paris." for "The capital of France is Lyon.")."""
+        subject = fact_subject(text)
+        if subject is None:
+            return []
+        return [
+            e for e in self.entries() if e.text != text.strip() and fact_subject(e.text) == subject
+        ]
+
+    def vectors(self) -> torch.Tensor | None:
+        return self._vectors
+
+    def fingerprint(self) -> str:
+        """A digest of the encoder's weights: saved encodings are valid only under these."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.encoder.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     @torch.no_grad()
     def refresh(self) -> None:
         """Re-encode every entry with the current encoder weights (after training or loading)."""
-        texts = self.texts
-        self.clear()
-        self.write(texts)
+        if self.texts:
+            self._vectors = self.encode_texts(self.texts)
 
     def encode(self, texts: list[str]) -> MemoryBatch:
         """Encode texts with gradient (per-batch facts in training), shared by all rows."""
@@ -127,6 +225,7 @@ class MemoryCrossAttention(nn.Module):
         self.v_proj = nn.Linear(dim, dim, bias=False)
         self.o_proj = nn.Linear(dim, dim, bias=False)
         self.gate = nn.Parameter(torch.zeros(dim))  # tanh(0) = 0: starts as a no-op
+        self.reads: torch.Tensor | None = None  # (M,) attention mass per entry, when traced
 
     def forward(self, x: torch.Tensor, memory: MemoryBatch | None) -> torch.Tensor:
         """x (B, L, D) -> the update to add to the residual stream (zeros without memory)."""
@@ -152,6 +251,9 @@ class MemoryCrossAttention(nn.Module):
         probs = torch.softmax(scores.float(), dim=-1).to(x.dtype)
         # A row whose bank is empty (per-row memory with no entries) gets no update.
         probs = torch.nan_to_num(probs, nan=0.0)
+        if self.reads is not None:  # GhostModel.trace_memory(): which entries were read
+            mass = probs.detach().float().view(b, h, length, m, s).sum((0, 1, 2, 4))
+            self.reads = mass if self.reads.numel() != m else self.reads + mass
         y = (probs @ v).transpose(1, 2).reshape(b, length, d)
         return torch.tanh(self.gate) * self.o_proj(y)
 

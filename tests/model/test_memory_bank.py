@@ -1,0 +1,178 @@
+"""The memory bank as users handle it: ids, remove, clear, save/load, corrupt files, CLI."""
+
+import json
+
+import pytest
+import torch
+
+from ghost.cli import main
+from ghost.errors import GhostInputError
+from ghost.model import io
+from ghost.model.ghost import GhostModel
+from ghost.model.memory import fact_subject
+
+FACTS = ["The capital of Peru is Lima.", "Gold is Au.", "The Nile flows into the sea."]
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    model = GhostModel.from_preset("tiny").eval()
+    for layer in model.layers:
+        if layer.kind == "memory":
+            layer.extra.gate.data.fill_(0.5)  # so that what the bank holds shows in the logits
+    return model
+
+
+@pytest.fixture
+def run(model, tmp_path):
+    model.save_pretrained(tmp_path / "run")
+    return tmp_path / "run"
+
+
+def logits(model, text=b"Q: What is the capital of Peru?"):
+    with torch.no_grad():
+        return model(torch.tensor([list(text)])).logits
+
+
+def test_ids_are_stable_and_duplicates_are_not_added(model):
+    assert model.memory.write(FACTS) == [1, 2, 3]
+    assert model.memory.write(["Gold is Au.", " ", "Iron is Fe."]) == [2, 4]
+    model.memory.remove([1])
+    assert [e.id for e in model.memory.entries()] == [2, 3, 4]
+    assert model.memory.write(["The capital of Peru is Lima."]) == [5]  # ids are not reused
+    with pytest.raises(GhostInputError, match="no memory entry with id 9"):
+        model.memory.remove([9])
+
+
+def test_remove_takes_the_entry_out_of_what_the_model_reads(model):
+    empty = logits(model)
+    model.memory.write(FACTS[:1])
+    only_peru = logits(model)
+    model.memory.write(FACTS[1:])
+    assert not torch.equal(logits(model), only_peru)
+    model.memory.remove([2, 3])
+    torch.testing.assert_close(logits(model), only_peru)
+    model.memory.clear()
+    assert torch.equal(logits(model), empty)
+
+
+def test_conflicting_facts_are_found_by_subject(model):
+    model.memory.write(["The capital of France is Paris.", "Gold is Au."])
+    assert fact_subject("The capital of France is Lyon.") == "the capital of france"
+    (old,) = model.memory.conflicts("The capital of France is Lyon.")
+    assert old.text == "The capital of France is Paris."
+    assert model.memory.conflicts("The capital of France is Paris.") == []
+    assert model.memory.conflicts("no verb here") == []
+
+
+def test_save_load_reuses_the_encodings_and_answers_the_same(model, tmp_path):
+    model.memory.write(FACTS)
+    model.memory.remove([2])
+    model.save_pretrained(tmp_path / "run")
+    assert (tmp_path / "run" / io.MEMORY_VECTORS_NAME).is_file()
+    loaded = GhostModel.from_pretrained(tmp_path / "run", memory=False)
+    encoded = []
+    loaded.memory.encode_texts = lambda texts, **kw: encoded.append(texts)
+    io.load_memory(loaded, tmp_path / "run")
+    assert encoded == []  # the same encoder weights: the saved encodings are used as they are
+    loaded = GhostModel.from_pretrained(tmp_path / "run")
+    assert [e.id for e in loaded.memory.entries()] == [1, 3]
+    assert loaded.memory.next_id == 4
+    torch.testing.assert_close(logits(loaded), logits(model))
+
+
+def test_encodings_made_by_other_weights_are_made_again(model, tmp_path):
+    model.memory.write(FACTS)
+    model.save_pretrained(tmp_path / "run")
+    other = GhostModel.from_preset("tiny")  # other encoder weights
+    io.load_memory(other, tmp_path / "run")
+    torch.testing.assert_close(other.memory.vectors(), other.memory.encode_texts(FACTS))
+    assert not torch.allclose(other.memory.vectors(), model.memory.vectors())
+
+
+def test_a_cleared_bank_stays_cleared_after_saving(model, tmp_path):
+    model.memory.write(FACTS)
+    model.save_pretrained(tmp_path / "run")
+    model.memory.clear()
+    model.save_pretrained(tmp_path / "run")
+    assert not (tmp_path / "run" / io.MEMORY_NAME).exists()
+    assert not (tmp_path / "run" / io.MEMORY_VECTORS_NAME).exists()
+    assert len(GhostModel.from_pretrained(tmp_path / "run").memory) == 0
+
+
+def test_older_memory_files_without_ids_still_load(run):
+    (run / io.MEMORY_NAME).write_text('{"text": "Gold is Au."}\n{"text": "Iron is Fe."}\n')
+    loaded = GhostModel.from_pretrained(run)
+    assert [(e.id, e.text) for e in loaded.memory.entries()] == [
+        (1, "Gold is Au."),
+        (2, "Iron is Fe."),
+    ]
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        (io.MEMORY_NAME, '{"text": "ok"}\n{"text": \n', "line 2: not valid JSON"),
+        (io.MEMORY_NAME, '{"id": 1, "text": "a"}\n{"id": 1, "text": "b"}\n', "appears twice"),
+        (io.MEMORY_NAME, '{"id": -3, "text": "a"}\n', "positive integer"),
+        (io.MEMORY_VECTORS_NAME, "not safetensors", "corrupt memory encodings"),
+    ],
+)
+def test_a_corrupt_bank_is_one_clear_line_and_the_model_still_loads(
+    run, model, capsys, name, content, message
+):
+    model.memory.write(FACTS)
+    io.save_memory(model, run)
+    (run / name).write_text(content)
+    assert main(["ask", str(run), "What is gold?", "--max-bytes", "4"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert len(GhostModel.from_pretrained(run, memory=False).memory) == 0  # weights are fine
+    assert main(["memory", "clear", str(run)]) == 0
+    assert main(["ask", str(run), "What is gold?", "--max-bytes", "4"]) == 0
+
+
+def test_memory_commands_add_list_remove_clear(run, tmp_path, capsys):
+    facts_file = tmp_path / "facts.txt"
+    facts_file.write_text("Gold is Au.\n\nIron is Fe.\n")
+    assert (
+        main(["memory", "add", str(run), "The capital of France is Paris.", str(facts_file)]) == 0
+    )
+    assert "added 3 entries (ids 1-3); the bank holds 3" in capsys.readouterr().out
+    assert main(["memory", "add", str(run), "The capital of France is Lyon."]) == 0
+    captured = capsys.readouterr()
+    assert "entry 1 'The capital of France is Paris.' has the same subject" in captured.err
+    assert main(["memory", "add", "--replace", str(run), "Gold is Aurum."]) == 0
+    assert "replaced entry 2: 'Gold is Au.'" in capsys.readouterr().out
+    assert main(["memory", "list", str(run)]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split(None, 1) for line in listed] == [
+        ["1", "The capital of France is Paris."],
+        ["3", "Iron is Fe."],
+        ["4", "The capital of France is Lyon."],
+        ["5", "Gold is Aurum."],
+    ]
+    assert main(["memory", "remove", str(run), "4"]) == 0
+    assert main(["memory", "remove", str(run), "4"]) == 2  # gone already
+    assert "no memory entry with id 4" in capsys.readouterr().err
+    assert [e.id for e in GhostModel.from_pretrained(run).memory.entries()] == [1, 3, 5]
+    assert main(["memory", "clear", str(run)]) == 0
+    assert "cleared 3 entries" in capsys.readouterr().out
+    assert len(GhostModel.from_pretrained(run).memory) == 0
+
+
+def test_memory_file_for_one_call_is_read_but_not_saved(run, tmp_path, capsys):
+    jsonl = tmp_path / "extra.jsonl"
+    jsonl.write_text("".join(json.dumps({"text": t}) + "\n" for t in FACTS))
+    assert main(["ask", str(run), "What is the capital of Peru?", "--memory", str(jsonl),
+                 "--show-memory", "2", "--max-bytes", "4"]) == 0  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(line.startswith("  read ") for line in lines[1:])
+    assert any("[" in line and "]" in line for line in lines[1:])
+    assert not (run / io.MEMORY_NAME).exists()
+    assert (
+        main(["eval", str(run), "--data", "facts200:test_10q", "--memory", "facts200:facts"]) == 0
+    )
+    assert main(["memory", "add", str(run), str(tmp_path / "missing.jsonl")]) == 2
+    assert "missing.jsonl: file not found" in capsys.readouterr().err

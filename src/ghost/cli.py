@@ -88,6 +88,7 @@ def cmd_train(args) -> int:
         "lr": args.lr,
         "precision": args.precision,
         "grad_checkpoint": True if args.grad_checkpoint else None,
+        "memory_training": args.memory_training,
         "max_minutes": args.max_minutes,
         "eval_every": args.eval_every,
         "save_every": args.save_every,
@@ -462,6 +463,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--grad-checkpoint",
         action="store_true",
         help="recompute each layer's activations in the backward pass (less memory, slower)",
+    )
+    p.add_argument(
+        "--memory-training",
+        choices=["auto", "on", "off"],
+        help="teach the model to read its fact memory: auto (default) when the Q&A records "
+        "carry facts, on, or off",
     )
     p.add_argument("--max-minutes", type=_float, help="time budget for --steps auto")
     p.add_argument("--eval-every", type=_nonnegative_int, help="steps between progress checks")

@@ -24,8 +24,12 @@ from ghost.errors import GhostInputError
 #   2  Mamba's A_log starts at log(1..N) per channel (version 1 re-drew it from N(0, 0.02), so
 #      A was about -1 everywhere); the train section gained recipes with options, init_from,
 #      val_data and val_fraction. Files are otherwise the same: version 1 runs load as before.
-CONFIG_FORMAT_VERSION = 2
-READABLE_FORMAT_VERSIONS = (1, 2)
+CONFIG_FORMAT_VERSION = 3
+READABLE_FORMAT_VERSIONS = (1, 2, 3)
+# Version 3: the memory is read byte by byte (per-byte entry states, a copy head, entry keys
+# for retrieval) instead of through 4 pooled slots per entry; memory_slots is gone and
+# memory_key_dim is new. Older runs never trained their memory (its gates were 0), so they
+# load with fresh memory parts and a closed copy gate, and answer exactly as before.
 
 
 @dataclass
@@ -56,12 +60,13 @@ class GhostConfig:
     """Each position sees the previous `attention_window` bytes (itself included)..."""
     attention_stride: int = 128
     """...and every position p with p % stride == stride - 1 before it."""
-    memory_top_k: int = 32
-    """Memory layers attend to the top-k entries when the bank holds more."""
-    memory_slots: int = 4
-    """Vectors per memory entry produced by the memory encoder."""
+    memory_top_k: int = 8
+    """Entries read per question: the whole bank when it holds at most this many, else the
+    top-k by key (exact)."""
+    memory_key_dim: int = 64
+    """Width of the retrieval keys and of the copy head's pointer attention."""
     memory_max_bytes: int = 128
-    """Entries are truncated to this many bytes before encoding."""
+    """An entry keeps its last this-many bytes."""
     tie_embeddings: bool = True
     """Share the byte embedding with the output head."""
     norm_eps: float = 1e-5
@@ -87,7 +92,7 @@ class GhostConfig:
             "attention_window",
             "attention_stride",
             "memory_top_k",
-            "memory_slots",
+            "memory_key_dim",
             "memory_max_bytes",
             "dt_rank",
         ]
@@ -190,7 +195,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "n_heads": 2,
         "attention_window": 8,
         "attention_stride": 4,
-        "memory_slots": 2,
+        "memory_key_dim": 16,
         "memory_max_bytes": 64,
     },
 }
@@ -247,6 +252,9 @@ class TrainConfig:
     """'auto' (bf16 autocast where the CPU has native bf16 matmul, fp32 elsewhere), 'fp32'
     or 'bf16'. The run records what 'auto' chose."""
     """'fp32' or 'bf16' (CPU autocast)."""
+    memory_training: str = "auto"
+    """'auto' (train the fact memory when the Q&A records carry `facts`), 'on' (demand
+    facts) or 'off'. See ghost.train.memory."""
     grad_checkpoint: bool = False
     """Recompute each layer's activations in the backward pass: less memory, more time."""
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -297,6 +305,11 @@ class TrainConfig:
         if self.precision not in ("auto", "fp32", "bf16"):
             raise GhostInputError(
                 f"{_setting('precision')} must be 'auto', 'fp32' or 'bf16', got {self.precision!r}"
+            )
+        if self.memory_training not in ("auto", "on", "off"):
+            raise GhostInputError(
+                f"{_setting('memory_training')} must be 'auto', 'on' or 'off', "
+                f"got {self.memory_training!r}"
             )
         self.recipes = parse_recipes(self.recipes)
         if not 0.0 <= self.val_fraction < 1.0:

@@ -65,6 +65,7 @@ class QABatcher:
         seed: int = 0,
     ):
         self.batch_size, self.seq_len, self.seed = batch_size, seq_len, seed
+        self.records = dataset.records
         self.samples = []
         for i, record in enumerate(dataset.records):
             template.check(record, f"{dataset.name} record {i + 1}")

@@ -177,7 +177,7 @@ def _entity_and_value(relation: str, names: _Names, rng: random.Random) -> tuple
 
 
 def fictional_facts(
-    n: int, seed: int, pool: str = "train", templates: str = "train"
+    n: int, seed: int | str, pool: str = "train", templates: str = "train"
 ) -> list[FictionalFact]:
     """`n` facts about distinct new entities of `pool` ('train' or 'bench'), worded with the
     `templates` ('train': training wordings only; 'heldout': only wordings training never

@@ -80,6 +80,8 @@ def generate(
         empty = [b""] * rows
         return (empty, [1.0] * rows) if return_confidence else empty
     longest = max(len(p) for p in data)
+    if memory is None and len(model.memory):  # retrieval keyed by each whole prompt, once
+        memory = model.memory.batch(data)
     # Prefill: the bytes before every row's last prompt byte go through one forward pass that
     # returns the recurrent cache (one pass instead of a step per byte); the rest is stepped.
     start = min(len(p) for p in data) - 1

@@ -28,8 +28,19 @@ from ghost.config import GhostConfig
 from ghost.data.batches import IGNORE
 from ghost.model.attention import AttentionCache, SparseSelfAttention
 from ghost.model.mamba import MambaMixer, MambaState
-from ghost.model.memory import ByteMemoryEncoder, FactMemory, MemoryBatch, MemoryCrossAttention
+from ghost.model.memory import (
+    ByteMemoryEncoder,
+    CopyHead,
+    FactMemory,
+    MemoryBatch,
+    MemoryCrossAttention,
+)
 from ghost.model.norm import RMSNorm, SwiGLU
+
+
+def _row_bytes(input_ids: torch.Tensor) -> list[bytes]:
+    """Each row's bytes without its right padding (byte 0): what retrieval is keyed by."""
+    return [bytes(row).rstrip(b"\0") or b" " for row in input_ids.tolist()]
 
 
 def next_byte_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean"):
@@ -90,7 +101,7 @@ class Block(nn.Module):
         self.mixer = MambaMixer(c.dim, c.d_state, c.d_conv, c.expand, c.dt_rank)
         self.extra_norm = RMSNorm(c.dim, c.norm_eps) if kind else None
         if kind == "memory":
-            self.extra = MemoryCrossAttention(c.dim, c.n_heads, c.memory_top_k)
+            self.extra = MemoryCrossAttention(c.dim, c.n_heads)
         elif kind == "attention":
             self.extra = SparseSelfAttention(
                 c.dim, c.n_heads, c.attention_window, c.attention_stride
@@ -144,9 +155,11 @@ class GhostModel(nn.Module):
         self.head = nn.Linear(config.dim, config.vocab_size, bias=False)
         self.memory = FactMemory(
             ByteMemoryEncoder(
-                config.dim, config.memory_slots, config.memory_max_bytes, config.d_state
-            )
+                config.dim, config.memory_max_bytes, config.d_state, config.memory_key_dim
+            ),
+            top_k=config.memory_top_k,
         )
+        self.copy = CopyHead(config.dim, config.memory_key_dim)
         self.gradient_checkpointing = False
         self._init_weights()
         if config.tie_embeddings:
@@ -157,7 +170,8 @@ class GhostModel(nn.Module):
         # Mamba parameters keep the mixer's own initialisation: conv1d and dt_proj (the step
         # sizes), and A_log = log(1..N), the S4D-real spectrum A = -(1..N) per channel.
         for name, p in self.named_parameters():
-            if p.dim() < 2 or any(part in name for part in ("conv1d", "dt_proj", "A_log")):
+            skip = ("conv1d", "dt_proj", "A_log", "copy.gate")  # keep their own initialisation
+            if p.dim() < 2 or any(part in name for part in skip):
                 continue
             std = 0.02
             if name.endswith(("out_proj.weight", "down.weight", "o_proj.weight")):
@@ -179,14 +193,16 @@ class GhostModel(nn.Module):
         use_cache: bool = False,
         mamba_states: list[MambaState] | None = None,
     ) -> ModelOutput:
-        """input_ids (B, L) int -> ModelOutput; `memory` defaults to the written bank.
+        """input_ids (B, L) int -> ModelOutput; `memory` defaults to what the written bank
+        gives these rows (`FactMemory.batch`: the whole bank, or each row's top-k entries).
+        With memory, `logits` are log-probabilities that include the copy head's.
 
         `mamba_states` (one per layer) start each Mamba mixer from a carried state instead of
         zeros (attention layers start fresh); gradients flow into the states' tensors. With
         `use_cache`, `output.cache` holds every layer's state after the last byte.
         """
-        if memory is None:
-            memory = self.memory.batch()
+        if memory is None and len(self.memory):
+            memory = self.memory.batch(_row_bytes(input_ids))
         h = self.embed(input_ids)  # (B, L, D)
         caches = []
         for i, layer in enumerate(self.layers):
@@ -198,9 +214,17 @@ class GhostModel(nn.Module):
                 h = checkpoint(layer, h, memory, use_reentrant=False)
             else:
                 h = layer(h, memory)
-        logits = self.head(self.norm(h))  # (B, L, 256)
+        logits = self._output(self.norm(h), memory)  # (B, L, 256)
         loss = next_byte_loss(logits, labels) if labels is not None else None
         return ModelOutput(loss, logits, Cache(caches, memory) if use_cache else None)
+
+    def _output(self, h: torch.Tensor, memory: MemoryBatch | None) -> torch.Tensor:
+        """Normed final hidden -> next-byte logits, mixed with the copy head's distribution
+        when there are entries to copy from (then log-probabilities)."""
+        logits = self.head(h)
+        if memory is not None and memory.n_entries:
+            logits = self.copy(h, logits, memory)
+        return logits
 
     def empty_cache(self, batch: int, memory: MemoryBatch | None = None) -> Cache:
         device = self.embed.weight.device
@@ -211,14 +235,14 @@ class GhostModel(nn.Module):
             )
             for layer in self.layers
         ]
-        return Cache(layers, memory if memory is not None else self.memory.batch())
+        return Cache(layers, memory)
 
     def step(self, byte_ids: torch.Tensor, cache: Cache) -> torch.Tensor:
         """byte_ids (B,) -> next-byte logits (B, 256), advancing `cache` by one byte."""
         h = self.embed(byte_ids)  # (B, D)
         for layer, layer_cache in zip(self.layers, cache.layers, strict=True):
             h = layer.step(h, layer_cache, cache.memory)
-        return self.head(self.norm(h))
+        return self._output(self.norm(h).unsqueeze(1), cache.memory).squeeze(1)
 
     def generate(
         self,
@@ -246,23 +270,23 @@ class GhostModel(nn.Module):
 
     @contextlib.contextmanager
     def trace_memory(self):
-        """Within the block, memory layers add up the attention each bank entry receives;
-        yields a dict that is filled on exit: {entry index: share of all memory attention}."""
-        layers = [layer.extra for layer in self.layers if layer.kind == "memory"]
-        for layer in layers:
-            layer.reads = torch.zeros(0)
+        """Within the block, the memory readers (the memory layers and the copy head) add up
+        the attention each bank entry receives; yields a dict filled on exit: {bank index:
+        share}, each reader's attention normalised to 1 and averaged over the readers."""
+        readers = [layer.extra for layer in self.layers if layer.kind == "memory"] + [self.copy]
+        for reader in readers:
+            reader.reads = torch.zeros(0)
         shares: dict[int, float] = {}
         try:
             yield shares
         finally:
-            total = None
-            for layer in layers:
-                if layer.reads.numel():
-                    total = layer.reads if total is None else total + layer.reads
-                layer.reads = None
-            if total is not None and float(total.sum()) > 0:
-                total = total / total.sum()
-                shares.update({i: float(v) for i, v in enumerate(total)})
+            totals = [reader.reads for reader in readers if float(reader.reads.sum()) > 0]
+            for reader in readers:
+                reader.reads = None
+            if totals:
+                size = max(t.numel() for t in totals)
+                mean = sum(F.pad(t / t.sum(), (0, size - t.numel())) for t in totals) / len(totals)
+                shares.update({i: float(v) for i, v in enumerate(mean) if v > 0})
 
     # Persistence: config.json + model.safetensors (+ memory.jsonl and memory.safetensors).
     # Nothing is unpickled.

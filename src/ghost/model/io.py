@@ -1,9 +1,9 @@
 """Saving and loading models: config.json + model.safetensors (+ the memory bank).
 
 The bank is two files: memory.jsonl ({"id", "text"} per entry: what a user reads and can
-edit) and memory.safetensors (the entries' encodings, with the ids they belong to and a
-fingerprint of the encoder weights that made them, so loading does not re-encode; an
-encoding that does not match is made again from the text). An empty bank has neither file.
+edit) and memory.safetensors (the entries' retrieval keys, with the ids they belong to
+and a fingerprint of the encoder weights that made them, so loading does not re-encode; keys
+that do not match are made again from the text). An empty bank has neither file.
 
 Nothing here unpickles: weights and encodings are safetensors, configuration and memory
 text are JSON. Every
@@ -95,7 +95,7 @@ def save_memory(model, directory: Path) -> None:
         "next_id": str(memory.next_id),
     }
     tensors = {
-        "vectors": memory.vectors().detach().contiguous(),
+        "keys": memory.keys().detach().contiguous(),
         "ids": torch.tensor(memory.ids, dtype=torch.int64),
     }
     _save_tensors(tensors, directory / MEMORY_VECTORS_NAME, metadata)
@@ -135,8 +135,8 @@ def _read_memory_text(path: Path) -> tuple[list[int], list[str]]:
 
 
 def load_memory(model, directory: Path) -> None:
-    """Fill `model.memory` from a run directory: the saved encodings when they were made by
-    these encoder weights for these entries, else the texts encoded again."""
+    """Fill `model.memory` from a run directory: the saved keys when they were made by these
+    encoder weights for these entries, else the texts encoded again."""
     directory = Path(directory)
     path, vectors_path = directory / MEMORY_NAME, directory / MEMORY_VECTORS_NAME
     if not path.is_file():
@@ -155,7 +155,7 @@ def load_memory(model, directory: Path) -> None:
                     )
                 saved_ids = f.get_tensor("ids").tolist()
                 if metadata.get("encoder") == model.memory.fingerprint() and saved_ids == ids:
-                    vectors = f.get_tensor("vectors").float()
+                    vectors = f.get_tensor("keys").float()
                 next_id = int(metadata.get("next_id", "1"))
         except (SafetensorError, OSError, ValueError, RuntimeError, KeyError) as e:
             raise GhostInputError(
@@ -201,8 +201,13 @@ def load_model(directory: Path, memory: bool = True):
 
     directory = Path(directory)
     config = read_run_config(directory)
+    older = config["format_version"] < 3  # memory read through pooled slots, never trained
+    model_config = dict(config["model"])
+    if older:
+        model_config.pop("memory_slots", None)
+        model_config["memory_top_k"] = GhostConfig.memory_top_k
     try:
-        model = GhostModel(GhostConfig.from_dict(config["model"]))
+        model = GhostModel(GhostConfig.from_dict(model_config))
     except (TypeError, ValueError) as e:
         raise GhostInputError(f"{directory / CONFIG_NAME}: bad model config: {e}") from None
     weights = directory / WEIGHTS_NAME
@@ -215,6 +220,12 @@ def load_model(directory: Path, memory: bool = True):
     if model.config.tie_embeddings:
         state.setdefault("head.weight", state.get("embed.weight"))
     expected = model.state_dict()
+    if older:  # keep the fresh memory parts; the copy gate stays shut: they never learned
+        state = {k: v for k, v in state.items() if not k.startswith("memory.")}
+        for name, tensor in expected.items():
+            if name.startswith(("memory.", "copy.")):
+                state[name] = tensor
+        state["copy.gate.bias"] = torch.full_like(expected["copy.gate.bias"], -30.0)
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:

@@ -216,6 +216,26 @@ def _resume_point(cfg: TrainConfig, run_dir: Path) -> Path | None:
     return checkpoint
 
 
+def _memory_training(cfg: TrainConfig, dataset: Dataset, dp) -> list[Recipe]:
+    """The memory-training service when the config and the data call for it."""
+    from ghost.train.memory import MemoryTraining, records_carry_facts
+
+    if cfg.memory_training == "off":
+        return []
+    has_facts = dataset.kind == "qa" and records_carry_facts(dataset.records)
+    if not has_facts:
+        if cfg.memory_training == "on":
+            raise GhostInputError(
+                f"--memory-training on: {dataset.name} has no Q&A records with a `facts` list"
+            )
+        return []
+    if dp.world_size > 1:
+        raise GhostInputError(
+            "memory training does not run under torchrun yet: pass --memory-training off"
+        )
+    return [MemoryTraining()]
+
+
 def train(
     config: TrainConfig | None = None,
     model_config: GhostConfig | None = None,
@@ -271,7 +291,8 @@ def train(
         }
     }
     guard = NonfiniteGuard(cfg.max_nonfinite_steps)
-    hooks = [*(recipes or []), *built, ProgressCheck(every, cfg.patience, val_batcher)]
+    hooks = [*(recipes or []), *built, *_memory_training(cfg, dataset, dp)]
+    hooks.append(ProgressCheck(every, cfg.patience, val_batcher))
     if dp.is_main:  # one writer: rank 0 alone logs and saves; the logger runs first, so a
         # checkpoint of step N never exists without metrics.csv's row N on disk
         hooks += [

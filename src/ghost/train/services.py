@@ -165,6 +165,7 @@ class MetricsLogger(Recipe):
         "val_exact_match",
         "batch_exact_match",
         "skip_fraction",
+        "retrieval_loss",
     ]
 
     def __init__(self, quiet: bool = False):

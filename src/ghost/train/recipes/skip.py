@@ -197,7 +197,9 @@ class ConfidenceSkipper(Recipe):
             indices, confidence, n_targets = _all_ranks(
                 state.rows.indices, state.rows.confidence, state.rows.n_targets
             )
-            seen = n_targets > 0  # a rank's placeholder row without targets says nothing
+            # A rank's placeholder row without targets says nothing; rows of index -1 were
+            # added by memory training and are no record of the dataset.
+            seen = (n_targets > 0) & (indices >= 0)
             self.confidence[indices[seen]] = confidence[seen].float()
         self.skipped_total += len(self.skipped_now)
         self.drawn_total += self.drawn_now

@@ -1,0 +1,142 @@
+"""Memory training: each row reads a bank of facts, and some rows can be answered only by
+reading it, so the memory layers and the copy head learn to read.
+
+On by default when the training records carry `facts` (TrainConfig.memory = "auto"; "off"
+turns it off, "on" demands facts). Per step:
+
+- every Q&A row of the batch reads a bank of its own facts plus distractor facts drawn from
+  the other records, shuffled, `bank_size` entries in all; a share `no_memory` of the rows
+  reads nothing (the model must still answer from its weights);
+- `fictional` x batch rows are added about entities that do not exist ("The capital of
+  Zorvania is Quessaro."): fresh ones every step, from the "train" pool of
+  `ghost.data.fictional`, so the only way to answer them is to copy from the bank;
+- `counterfactual` x batch rows are added that ask a trained question while the bank holds
+  an edited fact ("The capital of France is Tokyo.") and not the true one: memory overrides
+  the weights;
+- a contrastive loss (weight `retrieval_weight`) pulls each question's retrieval key towards
+  its first fact's key and away from the other rows' facts, so that top-k retrieval finds
+  the right entries in a bank far larger than `bank_size`.
+
+Added rows carry the index -1 (not a record of the dataset): recipes that keep per-record
+state ignore them. Everything drawn is a function of (seed, step), so a resumed run draws
+what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ghost.data.batches import Batch, QABatcher, pad_rows
+from ghost.data.fictional import counterfactual_edits, fictional_facts
+from ghost.data.template import QATemplate
+from ghost.errors import GhostInputError
+from ghost.train.hooks import Recipe, TrainState
+
+
+def records_carry_facts(records: list[dict]) -> bool:
+    return any(r.get("facts") for r in records)
+
+
+@dataclass
+class MemoryTraining(Recipe):
+    bank_size: int = 8
+    no_memory: float = 0.15
+    fictional: float = 0.25
+    counterfactual: float = 0.1
+    retrieval_weight: float = 0.1
+    temperature: float = 0.05
+
+    name = "memory"
+
+    def on_train_begin(self, state: TrainState) -> None:
+        batcher = state.batcher
+        if not isinstance(batcher, QABatcher) or not records_carry_facts(batcher.records):
+            raise GhostInputError(
+                "memory training needs Q&A records with a `facts` list (like facts200's)"
+            )
+        self.template = QATemplate.from_config(state.model.config)
+        self.records = batcher.records
+        self.all_facts = sorted({f for r in self.records for f in r.get("facts") or []})
+        self.edits = counterfactual_edits(self.records, seed=state.config.seed)
+        self.seed = state.config.seed
+        self._questions: list[tuple[str, str]] = []  # (question, its first fact), this step
+        self._retrieval_loss: float | None = None
+
+    def _bank(self, rng: random.Random, own: list[str]) -> list[str]:
+        if rng.random() < self.no_memory:
+            return []
+        own = own[: self.bank_size]
+        taken = set(own)
+        pool = [f for f in rng.sample(self.all_facts, min(len(self.all_facts), 4 * self.bank_size))
+                if f not in taken]  # fmt: skip
+        bank = own + pool[: self.bank_size - len(own)]
+        rng.shuffle(bank)
+        return bank
+
+    def _row(self, question: str, answer: str):
+        data, answer_start = self.template.render({"question": question, "answer": answer})
+        ids = torch.tensor(list(data), dtype=torch.long)
+        labels = ids.clone()
+        labels[:answer_start] = -100
+        return ids, labels
+
+    def on_batch(self, state: TrainState, batch: Batch) -> Batch:
+        rng = random.Random(f"memory-{self.seed}-{state.step}")
+        rows = [(batch.input_ids[i], batch.labels[i]) for i in range(len(batch.indices))]
+        banks, questions = [], []
+        for index in batch.indices.tolist():
+            record = self.records[index]
+            own = list(record.get("facts") or [])
+            banks.append(self._bank(rng, own))
+            if own:
+                questions.append((record["question"], own[0]))
+        n = len(rows)
+        made = fictional_facts(max(1, round(self.fictional * n)), seed=f"{self.seed}-{state.step}")
+        for fact in made:
+            rows.append(self._row(fact.question, fact.answer))
+            bank = self._bank(random.Random(rng.random()), [fact.fact]) or [fact.fact]
+            if fact.fact not in bank:
+                bank[0] = fact.fact
+            banks.append(bank)
+            questions.append((fact.question, fact.fact))
+        for edit in rng.sample(self.edits, min(len(self.edits), round(self.counterfactual * n))):
+            rows.append(self._row(edit.question, edit.answer))
+            true_facts = {f for r in self.records if r["question"] == edit.question
+                          for f in r.get("facts") or []}  # fmt: skip
+            bank = [f for f in self._bank(rng, []) if f not in true_facts]
+            banks.append([edit.fact, *bank[: self.bank_size - 1]])
+        width = max(len(ids) for ids, _ in rows)
+        if state.seq_len:
+            width = min(width, state.seq_len)
+        input_ids, labels = pad_rows([(i[:width], lab[:width]) for i, lab in rows])
+        extra = len(rows) - n
+        indices = torch.cat([batch.indices, torch.full((extra,), -1, dtype=torch.long)])
+        state.forward_kwargs["memory"] = state.model.memory.encode_rows(banks)
+        self._questions = questions
+        return Batch(input_ids, labels, indices)
+
+    def on_loss(self, state, loss, output, batch):
+        if not self.retrieval_weight or len(self._questions) < 2:
+            return loss
+        encoder = state.model.memory.encoder
+        questions = [self.template.prompt(q) for q, _ in self._questions]
+        facts = [f for _, f in self._questions]
+        q_ids, q_mask = encoder.tokenize(questions)
+        f_ids, f_mask = encoder.tokenize(facts)
+        q = encoder.keys(encoder.states(q_ids), q_mask)
+        f = encoder.keys(encoder.states(f_ids), f_mask)
+        scores = q @ f.T / self.temperature  # (Q, Q): row i's own fact is column i
+        same = torch.tensor([[a == b for b in facts] for a in facts])  # duplicates are no negatives
+        scores = scores.masked_fill(same & ~torch.eye(len(facts), dtype=torch.bool), -1e4)
+        retrieval = F.cross_entropy(scores, torch.arange(len(facts)))
+        self._retrieval_loss = float(retrieval.detach())
+        return loss + self.retrieval_weight * retrieval
+
+    def on_step_end(self, state: TrainState, metrics: dict[str, float]) -> None:
+        if self._retrieval_loss is not None:
+            metrics["retrieval_loss"] = self._retrieval_loss
+        self._retrieval_loss = None

@@ -1,0 +1,103 @@
+"""Memory training: on when the records carry facts, the rows it adds, what it records."""
+
+import json
+
+import pytest
+import torch
+
+from ghost.errors import GhostInputError
+from ghost.train.hooks import Recipe
+from ghost.train.loop import train
+from ghost.train.memory import MemoryTraining
+from tiny_runs import CAPITALS, tiny_config
+
+
+def write_qa_with_facts(path):
+    with open(path, "w", encoding="utf-8") as f:
+        for country, city in CAPITALS.items():
+            record = {
+                "question": f"What is the capital of {country}?",
+                "answer": city,
+                "facts": [f"The capital of {country} is {city}."],
+            }
+            f.write(json.dumps(record) + "\n")
+    return path
+
+
+class Spy(Recipe):
+    """Records what the memory service handed to each forward pass (runs after it)."""
+
+    name = "spy"
+
+    def __init__(self):
+        self.seen = []
+
+    def on_batch(self, state, batch):
+        self.seen.append((batch.indices.clone(), state.forward_kwargs.get("memory")))
+        return batch
+
+
+def test_records_with_facts_train_the_memory_by_default(tmp_path):
+    data = write_qa_with_facts(tmp_path / "facts.jsonl")
+    spy = Spy()
+    train(tiny_config(data, tmp_path / "run", steps=3))
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["train"]["memory_training"] == "auto"
+    metrics = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    column = metrics[0].split(",").index("retrieval_loss")
+    assert all(float(row.split(",")[column]) > 0 for row in metrics[1:])
+
+    # The service's batches, seen from a recipe after it (hook order: memory, then this).
+    from ghost.train import loop
+
+    original = loop._memory_training
+    loop._memory_training = lambda *a: [*original(*a), spy]
+    try:
+        train(tiny_config(data, tmp_path / "run2", steps=2))
+    finally:
+        loop._memory_training = original
+    indices, memory = spy.seen[0]
+    n_records = 8
+    assert (indices[:n_records] >= 0).all() and (indices[n_records:] == -1).all()
+    assert len(indices) > n_records  # fictional and counterfactual rows were added
+    assert memory is not None and memory.states.shape[0] == len(indices)
+    assert memory.states.requires_grad  # the encoder learns from the step's loss
+
+
+def test_memory_training_off_and_on(tmp_path, qa_file):
+    data = write_qa_with_facts(tmp_path / "facts.jsonl")
+    spy = Spy()
+    train(tiny_config(data, tmp_path / "off", steps=2, memory_training="off"), recipes=[spy])
+    assert all(memory is None for _, memory in spy.seen)
+    with pytest.raises(GhostInputError, match="no Q&A records with a `facts` list"):
+        train(tiny_config(qa_file, tmp_path / "on", steps=2, memory_training="on"))
+    with pytest.raises(GhostInputError, match="must be 'auto', 'on' or 'off'"):
+        tiny_config(qa_file, tmp_path / "x", memory_training="sometimes")
+
+
+def test_the_memory_parts_get_gradients(tmp_path):
+    data = write_qa_with_facts(tmp_path / "facts.jsonl")
+    before = {}
+
+    class Grab(Recipe):
+        name = "grab"
+
+        def on_train_begin(self, state):
+            before.update({n: p.detach().clone() for n, p in state.model.named_parameters()})
+
+    result = train(tiny_config(data, tmp_path / "run", steps=3), recipes=[Grab()])
+    after = dict(result.model.named_parameters())
+    for name in ("copy.gate.bias", "copy.q_proj.weight", "memory.encoder.key.weight"):
+        assert not torch.equal(after[name].detach(), before[name]), name
+    assert any(
+        not torch.equal(after[n].detach(), before[n]) for n in after if n.endswith("extra.gate")
+    )
+
+
+def test_bank_of_a_row_holds_its_facts_and_distractors():
+    service = MemoryTraining(bank_size=4, no_memory=0.0)
+    service.all_facts = [f"fact {i}" for i in range(20)]
+    import random
+
+    bank = service._bank(random.Random(0), ["own fact"])
+    assert len(bank) == 4 and "own fact" in bank and len(set(bank)) == 4

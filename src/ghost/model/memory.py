@@ -56,7 +56,11 @@ class MemoryBatch:
         return self.states.shape[1]
 
     def projected(self, reader: nn.Module, make):
-        """`make(states)` once per batch and reader (a layer's keys and values)."""
+        """`make(states)` once per batch and reader (a layer's keys and values). Not cached
+        while gradients are on: training recomputes them (and gradient checkpointing must
+        see the same operations again)."""
+        if torch.is_grad_enabled():
+            return make(self.states)
         key = id(reader)
         if key not in self.projections:
             self.projections[key] = make(self.states)
@@ -79,9 +83,10 @@ class MemoryBatch:
         )
 
 
-def _to_bytes(texts: list[str | bytes], limit: int) -> list[bytes]:
+def _to_bytes(texts: list[str | bytes], limit: int, keep_end: bool) -> list[bytes]:
     data = [t.encode("utf-8") if isinstance(t, str) else bytes(t) for t in texts]
-    return [d[-limit:] if len(d) > limit else d or b" " for d in data]
+    data = [d[-limit:] if keep_end else d[:limit] for d in data]
+    return [d or b" " for d in data]
 
 
 class ByteMemoryEncoder(nn.Module):
@@ -93,10 +98,13 @@ class ByteMemoryEncoder(nn.Module):
         self.norm = RMSNorm(dim)
         self.key = nn.Linear(dim, key_dim, bias=False)
 
-    def tokenize(self, texts: list[str | bytes]) -> tuple[torch.Tensor, torch.Tensor]:
-        """texts -> ids (M, T) and mask (M, T); an entry keeps its last `max_bytes` bytes."""
+    def tokenize(
+        self, texts: list[str | bytes], keep_end: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """texts -> ids (M, T) and mask (M, T). An entry keeps its first `max_bytes` bytes
+        (its subject), a query (`keep_end`) its last (the question just asked)."""
         device = self.embed.weight.device
-        data = _to_bytes(texts, self.max_bytes)
+        data = _to_bytes(list(texts), self.max_bytes, keep_end)
         width = max(len(d) for d in data)
         ids = torch.zeros(len(data), width, dtype=torch.long)
         mask = torch.zeros(len(data), width, dtype=torch.bool)
@@ -289,7 +297,7 @@ class FactMemory(nn.Module):
     def retrieve(self, queries: list[str | bytes], k: int | None = None) -> torch.Tensor:
         """(Q, min(k, M)) bank indices of each query's top-k entries by key, best first."""
         k = min(k or self.top_k, len(self))
-        ids, mask = self.encoder.tokenize(queries)
+        ids, mask = self.encoder.tokenize(queries, keep_end=True)
         query_keys = self.encoder.keys(self.encoder.states(ids), mask)  # (Q, K)
         return (query_keys @ self._keys.T).topk(k, dim=-1).indices
 
@@ -298,7 +306,7 @@ class FactMemory(nn.Module):
         """Per-byte (states, ids, mask) of bank entries, from the cache or encoded now."""
         todo = [i for i in dict.fromkeys(indices) if self.ids[i] not in self._states]
         if todo:
-            states, ids, mask = self.encoder(self.texts[i] for i in todo)[:3]
+            states, ids, mask = self.encoder([self.texts[i] for i in todo])[:3]
             for row, i in enumerate(todo):
                 n = int(mask[row].sum())
                 self._states[self.ids[i]] = (states[row, :n], ids[row, :n], mask[row, :n])
@@ -313,11 +321,8 @@ class FactMemory(nn.Module):
     def _gather(self, rows: list[list[int]]) -> MemoryBatch:
         width = max(self._entry_states([i])[0][0].shape[0] for row in rows for i in row)
         parts = []
-        for row in rows:
+        for row in rows:  # retrieval gives every row at least one entry
             encoded = self._entry_states(row)
-            if not encoded:
-                parts.append((torch.zeros(0, 0, 0), torch.zeros(0, 0), torch.zeros(0, 0)))
-                continue
             states, data, mask = _pad_entries(
                 [(s.unsqueeze(0), i.unsqueeze(0), m.unsqueeze(0)) for s, i, m in encoded], width
             )

@@ -125,7 +125,7 @@ class MemoryTraining(Recipe):
         encoder = state.model.memory.encoder
         questions = [self.template.prompt(q) for q, _ in self._questions]
         facts = [f for _, f in self._questions]
-        q_ids, q_mask = encoder.tokenize(questions)
+        q_ids, q_mask = encoder.tokenize(questions, keep_end=True)
         f_ids, f_mask = encoder.tokenize(facts)
         q = encoder.keys(encoder.states(q_ids), q_mask)
         f = encoder.keys(encoder.states(f_ids), f_mask)

@@ -95,7 +95,8 @@ def test_retrieval_returns_the_top_k_entries_a_brute_force_search_finds():
     found = model.memory.retrieve(queries)
     with torch.no_grad():
         enc = model.memory.encoder
-        q = enc.keys(enc.states(enc.tokenize(queries)[0]), enc.tokenize(queries)[1])
+        ids, mask = enc.tokenize(queries, keep_end=True)
+        q = enc.keys(enc.states(ids), mask)
         for row, query_key in enumerate(q):
             scores = [float(query_key @ enc(texts[i : i + 1])[3][0]) for i in range(len(texts))]
             best = sorted(range(len(texts)), key=lambda i: -scores[i])[:3]

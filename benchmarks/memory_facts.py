@@ -1,0 +1,170 @@
+"""What the fact memory does for a trained run: facts written at inference, no gradient step.
+
+    python benchmarks/memory_facts.py RUN_DIR [--results benchmarks/results/memory_facts]
+
+Measures, on a copy of the run's model (its saved bank is set aside and restored):
+- unseen facts: 120 facts about entities of the benchmark pool of `ghost.data.fictional`
+  (training never generates them), half in wordings training never uses (one relation,
+  "national animal", never trained at all), written among 240 other such entries; exact
+  match of the answers, and the same questions with those 120 facts absent;
+- counterfactual edits: facts200 questions after writing an edited fact ("The capital of
+  France is Tokyo."), answered from memory or from the weights;
+- locality: the trained facts200 questions before and after writing 500 unrelated facts;
+- the held-out facts200 splits (paraphrase, novel) with the 200-fact bank (facts200:facts)
+  and with an empty bank; two-hop questions whose both hops exist only in memory;
+- cost: seconds to write 1,000 facts, and the time per question (`ghost ask`'s path: load
+  is excluded) with 10,000 entries against an empty bank.
+Writes RESULTS.json and RESULTS.md with the machine beside the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from ghost.bench.machine import machine_record
+from ghost.data.builtin import load_builtin
+from ghost.data.fictional import counterfactual_edits, fictional_facts
+from ghost.data.records import Dataset
+from ghost.data.template import QATemplate
+from ghost.eval.metrics import evaluate_qa
+from ghost.model.generate import generate
+from ghost.model.ghost import GhostModel
+from ghost.runtime import configure
+
+
+def exact_match(model, pairs: list[tuple[str, str]]) -> float:
+    records = [{"question": q, "answer": a} for q, a in pairs]
+    summary, _ = evaluate_qa(model, Dataset("bench", "qa", records))
+    return summary["exact_match"]
+
+
+def two_hop(seed: int, n: int) -> tuple[list[str], list[tuple[str, str]]]:
+    """Facts "The capital of A is B." + "B stands on the C." and "On which river is the
+    capital of A?" (answer C): both hops only in memory."""
+    capitals = [f for f in fictional_facts(4 * n, seed, pool="bench") if f.relation == "capital"]
+    rivers = [f for f in fictional_facts(4 * n, seed + 1, pool="bench") if f.relation == "river"]
+    facts, questions = [], []
+    for capital, river in zip(capitals[:n], rivers[:n], strict=False):
+        country = capital.question.removeprefix("What is the capital of ").rstrip("?")
+        river_name = river.answer
+        facts += [capital.fact, f"{capital.answer} stands on the {river_name}."]
+        questions.append((f"On which river is the capital of {country}?", river_name))
+    return facts, questions
+
+
+def timed_question(model, question: str, template: QATemplate, rounds: int = 5) -> float:
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        generate(model, [template.prompt(question)], max_bytes=64,
+                 stop_bytes=bytes([template.marker]))  # fmt: skip
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--results", default="benchmarks/results/memory_facts")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    threads = configure(0, seed=0)
+    model = GhostModel.from_pretrained(args.run_dir, memory=False)
+    template = QATemplate.from_config(model.config)
+    memory = model.memory
+    results: dict = {"run_dir": args.run_dir, "machine": machine_record(threads)}
+
+    # Unseen facts among distractors, and without them.
+    targets = fictional_facts(120, args.seed, pool="bench", templates="all")
+    others = fictional_facts(360, args.seed + 1, pool="bench", templates="all")
+    target_entities = {f.question for f in targets}
+    others = [f for f in others if f.question not in target_entities][:240]
+    pairs = [(f.question, f.answer) for f in targets]
+    memory.clear()
+    memory.write([f.fact for f in others])
+    absent = exact_match(model, pairs)
+    memory.write([f.fact for f in targets])
+    present = exact_match(model, pairs)
+    by_template = {
+        kind: exact_match(model, [(f.question, f.answer) for f in targets if f.template == kind])
+        for kind in ("train", "heldout")
+    }
+    results["unseen_facts"] = {
+        "n": len(targets),
+        "other_entries": len(others),
+        "exact_match_with_facts": present,
+        "exact_match_without_facts": absent,
+        "by_template": by_template,
+    }
+
+    # Counterfactual edits of facts200.
+    edits = counterfactual_edits(load_builtin("facts200:train"), seed=args.seed, n=100)
+    memory.clear()
+    memory.write([e.fact for e in edits])
+    results["counterfactual"] = {
+        "n": len(edits),
+        "answers_from_memory": exact_match(model, [(e.question, e.answer) for e in edits]),
+    }
+
+    # Locality: trained answers before and after 500 unrelated writes.
+    trained = load_builtin("facts200:train")
+    memory.clear()
+    _, before = evaluate_qa(model, Dataset("facts200:train", "qa", trained))
+    memory.write([f.fact for f in fictional_facts(500, args.seed + 2, pool="bench")])
+    _, after = evaluate_qa(model, Dataset("facts200:train", "qa", trained))
+    unchanged = sum(a["prediction"] == b["prediction"] for a, b in zip(after, before, strict=True))
+    results["locality"] = {"n": len(trained), "unchanged": unchanged / len(trained)}
+
+    # Held-out facts200 splits with the whole fact bank, and with none.
+    bank = [r["text"] for r in load_builtin("facts200:facts")]
+    held = {}
+    for split in ("paraphrase", "novel"):
+        records = load_builtin(f"facts200:{split}")
+        memory.clear()
+        empty, _ = evaluate_qa(model, Dataset(split, "qa", records))
+        memory.write(bank)
+        full, _ = evaluate_qa(model, Dataset(split, "qa", records))
+        held[split] = {"empty_bank": empty["exact_match"], "fact_bank": full["exact_match"]}
+    results["heldout"] = held
+
+    facts, questions = two_hop(args.seed + 3, 50)
+    memory.clear()
+    memory.write(facts)
+    results["two_hop_memory_only"] = {
+        "n": len(questions),
+        "exact_match": exact_match(model, questions),
+    }
+
+    # Cost.
+    memory.clear()
+    thousand = [f.fact for f in fictional_facts(1000, args.seed + 4, pool="bench")]
+    started = time.perf_counter()
+    memory.write(thousand)
+    write_seconds = time.perf_counter() - started
+    question = "What is the capital of France?"
+    memory.clear()
+    empty_time = timed_question(model, question, template)
+    many = [f.fact for f in fictional_facts(10_000, args.seed + 5, pool="train")]
+    memory.write(many)
+    full_time = timed_question(model, question, template)
+    results["cost"] = {
+        "write_1000_seconds": write_seconds,
+        "question_seconds_empty_bank": empty_time,
+        "question_seconds_10000_entries": full_time,
+        "added_ms_per_question": 1000 * (full_time - empty_time),
+    }
+    out = Path(args.results)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    torch.set_grad_enabled(False)
+    main()

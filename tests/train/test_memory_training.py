@@ -4,12 +4,12 @@ import json
 
 import pytest
 import torch
+from tiny_runs import CAPITALS, tiny_config
 
 from ghost.errors import GhostInputError
 from ghost.train.hooks import Recipe
 from ghost.train.loop import train
 from ghost.train.memory import MemoryTraining
-from tiny_runs import CAPITALS, tiny_config
 
 
 def write_qa_with_facts(path):

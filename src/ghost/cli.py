@@ -205,7 +205,7 @@ def cmd_memory(args) -> int:
         io.read_run_config(args.run_dir)
         path = Path(args.run_dir) / io.MEMORY_NAME
         try:
-            count = len(io._read_memory_text(path)[0]) if path.is_file() else 0
+            count = len(io.read_memory_text(path)[0]) if path.is_file() else 0
         except GhostInputError:
             count = None
         for name in (io.MEMORY_NAME, io.MEMORY_VECTORS_NAME):
@@ -215,7 +215,7 @@ def cmd_memory(args) -> int:
     if args.memory_command == "list":
         io.read_run_config(args.run_dir)
         path = Path(args.run_dir) / io.MEMORY_NAME
-        ids, texts = io._read_memory_text(path) if path.is_file() else ([], [])
+        ids, texts = io.read_memory_text(path) if path.is_file() else ([], [])
         for entry_id, text in zip(ids, texts, strict=True):
             print(f"{entry_id:>6}  {text}")
         print(f"{len(ids)} {'entry' if len(ids) == 1 else 'entries'}", file=sys.stderr)
@@ -236,18 +236,18 @@ def cmd_memory(args) -> int:
     texts = [fact for item in args.items for fact in read_facts(item)]
     before = set(memory.ids)
     replaced = []
-    for text in texts:
+    for text in texts:  # against the entries already in the bank
         for old in memory.conflicts(text):
             if args.replace:
                 memory.remove([old.id])
                 replaced.append(old)
-            elif old.id in before:
+            else:
                 print(
                     f"note: entry {old.id} {old.text!r} has the same subject as {text!r}; both "
                     "are kept and the model may read either (--replace drops the old one)",
                     file=sys.stderr,
                 )
-        memory.write([text])
+    memory.write(texts)  # one encoding pass for all of them
     added = [e for e in memory.entries() if e.id not in before]
     io.save_memory(model, Path(args.run_dir))
     for old in replaced:

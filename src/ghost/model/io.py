@@ -106,7 +106,7 @@ def save_memory(model, directory: Path) -> None:
     atomic_write_text(directory / MEMORY_NAME, lines)
 
 
-def _read_memory_text(path: Path) -> tuple[list[int], list[str]]:
+def read_memory_text(path: Path) -> tuple[list[int], list[str]]:
     """memory.jsonl -> (ids, texts); entries without an id (older runs) are numbered."""
     fix = "(`ghost memory clear RUN_DIR` empties the bank)"
     try:
@@ -142,7 +142,7 @@ def load_memory(model, directory: Path) -> None:
     if not path.is_file():
         model.memory.clear()
         return
-    ids, texts = _read_memory_text(path)
+    ids, texts = read_memory_text(path)
     vectors, next_id = None, None
     if vectors_path.is_file():
         try:

@@ -138,7 +138,8 @@ class _Names:
         return self._draw(
             lambda: (
                 self._stem(self.rng.choice([2, 2, 3])) + self.rng.choice(SUFFIXES[kind])
-            ).capitalize()
+            ).capitalize(),
+            real_word_check=True,
         )
 
     def person(self) -> str:

@@ -29,7 +29,8 @@ READABLE_FORMAT_VERSIONS = (1, 2, 3)
 # Version 3: the memory is read byte by byte (per-byte entry states, a copy head, entry keys
 # for retrieval) instead of through 4 pooled slots per entry; memory_slots is gone and
 # memory_key_dim is new. Older runs never trained their memory (its gates were 0), so they
-# load with fresh memory parts and a closed copy gate, and answer exactly as before.
+# load with fresh memory parts and a shut copy gate, and answer as before; their checkpoints
+# cannot be resumed (the optimiser state lacks the new parameters): --init-from them instead.
 
 
 @dataclass
@@ -66,7 +67,7 @@ class GhostConfig:
     memory_key_dim: int = 64
     """Width of the retrieval keys and of the copy head's pointer attention."""
     memory_max_bytes: int = 128
-    """An entry keeps its last this-many bytes."""
+    """An entry keeps its first this-many bytes (a retrieval query its last)."""
     tie_embeddings: bool = True
     """Share the byte embedding with the output head."""
     norm_eps: float = 1e-5

@@ -114,11 +114,10 @@ def test_generation_with_a_large_bank_equals_the_full_forward_and_projects_it_on
     model.memory.write([f"The capital of Land{i} is City{i}." for i in range(6)])
     prompt = b"Q: What is the capital of Land3?\nA: "
     calls = []
-    k_proj = model.copy.k_proj
-    model.copy.k_proj = lambda x: calls.append(x.shape) or k_proj(x)
+    hook = model.copy.k_proj.register_forward_hook(lambda m, i, o: calls.append(i[0].shape))
     out = model.generate(prompt, max_bytes=10, stop_bytes=b"")
+    hook.remove()
     assert len(calls) == 1  # the bank's keys: once per generation, not once per byte
-    model.copy.k_proj = k_proj
     with torch.no_grad():
         full = model(torch.tensor([list(prompt + out)]), memory=model.memory.batch([prompt]))
     assert bytes(full.logits[0, len(prompt) - 1 : -1].argmax(-1).tolist()) == out

@@ -202,7 +202,8 @@ class GhostModel(nn.Module):
         `use_cache`, `output.cache` holds every layer's state after the last byte.
         """
         if memory is None and len(self.memory):
-            memory = self.memory.batch(_row_bytes(input_ids))
+            large = len(self.memory) > self.memory.top_k  # else the whole bank, no retrieval
+            memory = self.memory.batch(_row_bytes(input_ids) if large else None)
         h = self.embed(input_ids)  # (B, L, D)
         caches = []
         for i, layer in enumerate(self.layers):
@@ -227,6 +228,15 @@ class GhostModel(nn.Module):
         return logits
 
     def empty_cache(self, batch: int, memory: MemoryBatch | None = None) -> Cache:
+        """A cache before any byte; `memory` defaults to the whole bank when it holds at most
+        top_k entries (a larger bank needs the prompts it is retrieved for: `memory.batch`)."""
+        if memory is None and len(self.memory):
+            if len(self.memory) > self.memory.top_k:
+                raise ValueError(
+                    "empty_cache: the bank is larger than top_k; pass "
+                    "memory=model.memory.batch(prompts)"
+                )
+            memory = self.memory.batch()
         device = self.embed.weight.device
         layers = [
             LayerCache(

@@ -89,6 +89,8 @@ def save_memory(model, directory: Path) -> None:
         for name in (MEMORY_NAME, MEMORY_VECTORS_NAME):
             (directory / name).unlink(missing_ok=True)
         return
+    if not memory.keys_are_current():  # keys made by weights that have trained since
+        memory.refresh()
     metadata = {
         "format": MEMORY_FORMAT,
         "encoder": memory.fingerprint(),

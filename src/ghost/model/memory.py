@@ -183,6 +183,7 @@ class FactMemory(nn.Module):
         self._keys: torch.Tensor | None = None  # (M, K), encoded without gradient
         self._states: OrderedDict[int, tuple] = OrderedDict()  # entry id -> (states, ids, mask)
         self._whole: MemoryBatch | None = None  # the whole bank, when it is read whole
+        self._keys_made_by: str | None = None  # fingerprint() of the encoder behind _keys
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -208,7 +209,10 @@ class FactMemory(nn.Module):
                 new.append(text)
             ids.append(known[text])
         if new:
+            if len(self) and self._keys_made_by != self.fingerprint():
+                self.refresh()  # the encoder changed (training): old keys would not compare
             self._append([known[t] for t in new], new, self.encode_texts(new))
+            self._keys_made_by = self.fingerprint()
         return ids
 
     @torch.no_grad()
@@ -238,6 +242,7 @@ class FactMemory(nn.Module):
         self.clear()
         if texts:
             self._append(ids, texts, keys if keys is not None else self.encode_texts(texts))
+            self._keys_made_by = self.fingerprint()
         self.next_id = max(self.next_id, next_id or 1)
 
     def remove(self, ids: list[int]) -> None:
@@ -283,13 +288,21 @@ class FactMemory(nn.Module):
             digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
         return digest.hexdigest()[:16]
 
+    def invalidate(self) -> None:
+        """Forget the per-byte states made by earlier encoder weights (after a training step)."""
+        self._states.clear()
+        self._whole = None
+
+    def keys_are_current(self) -> bool:
+        return not len(self) or self._keys_made_by == self.fingerprint()
+
     @torch.no_grad()
     def refresh(self) -> None:
         """Encode every entry again with the current encoder weights (after training)."""
-        self._states.clear()
-        self._whole = None
+        self.invalidate()
         if self.texts:
             self._keys = self.encode_texts(self.texts)
+            self._keys_made_by = self.fingerprint()
 
     # --- Reading ---------------------------------------------------------------------------
 
@@ -319,19 +332,22 @@ class FactMemory(nn.Module):
         return found
 
     def _gather(self, rows: list[list[int]]) -> MemoryBatch:
-        width = max(self._entry_states([i])[0][0].shape[0] for row in rows for i in row)
+        flat = list(dict.fromkeys(i for row in rows for i in row))
+        encoded = dict(zip(flat, self._entry_states(flat), strict=True))  # one encoder pass
+        width = max(e[0].shape[0] for e in encoded.values())
         parts = []
         for row in rows:  # retrieval gives every row at least one entry
-            encoded = self._entry_states(row)
             states, data, mask = _pad_entries(
-                [(s.unsqueeze(0), i.unsqueeze(0), m.unsqueeze(0)) for s, i, m in encoded], width
-            )
+                [(s.unsqueeze(0), i.unsqueeze(0), m.unsqueeze(0)) for s, i, m in
+                 (encoded[j] for j in row)],
+                width,
+            )  # fmt: skip
             parts.append((states[:, 0], data[:, 0], mask[:, 0]))
         states, data, mask = _pad_entries(parts, width)
         entries = torch.full((len(rows), states.shape[1]), -1, dtype=torch.long)
         for r, row in enumerate(rows):
             entries[r, : len(row)] = torch.tensor(row, dtype=torch.long)
-        return MemoryBatch(states, data, mask, entries)
+        return MemoryBatch(states, data, mask, entries.to(states.device))
 
     def batch(self, queries: list[str | bytes] | None = None) -> MemoryBatch | None:
         """What a forward pass reads: None for an empty bank; every entry (shared by all rows)
@@ -342,7 +358,8 @@ class FactMemory(nn.Module):
         if len(self) <= self.top_k:
             if self._whole is None:
                 self._whole = self._gather([list(range(len(self)))])
-            return self._whole
+            w = self._whole  # the states are kept; each reading projects them anew, once
+            return MemoryBatch(w.states, w.data, w.mask, w.entries)
         if queries is None:
             raise ValueError(
                 f"the bank holds {len(self)} entries (> top_k {self.top_k}): pass the queries "
@@ -434,7 +451,8 @@ class CopyHead(nn.Module):
 
     The key of entry byte j is the encoder state after byte j-1 (a learned start vector for
     j = 0): it says what precedes j, so attending to it means "the byte that comes next is
-    byte j". The gate g = sigmoid(w . h + b) starts nearly closed (b = -4)."""
+    byte j". The gate g = sigmoid(w . h + b) starts nearly closed (b = -4); a model that never
+    trained its memory has it shut (b = -30: g ~ 1e-13), so a bank cannot disturb its answers."""
 
     def __init__(self, dim: int, head_dim: int = 64):
         super().__init__()
@@ -467,8 +485,9 @@ class CopyHead(nn.Module):
             -1, data, pointer
         )
         has_entries = allowed.any(-1, keepdim=True)  # (1|B, 1, 1)
-        log_g = F.logsigmoid(self.gate(h).float()) + torch.where(has_entries, 0.0, -torch.inf)
-        log_not_g = torch.log1p(-log_g.exp().clamp(max=1 - 1e-6))
+        z = self.gate(h).float()  # (B, L, 1)
+        log_g = F.logsigmoid(z).masked_fill(~has_entries, -torch.inf)
+        log_not_g = F.logsigmoid(-z).masked_fill(~has_entries, 0.0)
         vocab = torch.log_softmax(logits.float(), dim=-1)
         mixed = torch.logaddexp(log_not_g + vocab, log_g + torch.log(copy.clamp_min(1e-30)))
         return mixed.to(logits.dtype)

@@ -291,7 +291,14 @@ def train(
         }
     }
     guard = NonfiniteGuard(cfg.max_nonfinite_steps)
-    hooks = [*(recipes or []), *built, *_memory_training(cfg, dataset, dp)]
+    memory_hooks = _memory_training(cfg, dataset, dp)
+    with torch.no_grad():  # a model that does not learn to read keeps its copy gate shut
+        bias = model.copy.gate.bias
+        if not memory_hooks:
+            bias.fill_(-30.0)
+        elif float(bias.max()) < -10:  # it never read before (an older run, --init-from)
+            bias.fill_(-4.0)
+    hooks = [*(recipes or []), *built, *memory_hooks]
     hooks.append(ProgressCheck(every, cfg.patience, val_batcher))
     if dp.is_main:  # one writer: rank 0 alone logs and saves; the logger runs first, so a
         # checkpoint of step N never exists without metrics.csv's row N on disk

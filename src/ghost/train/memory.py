@@ -1,8 +1,8 @@
 """Memory training: each row reads a bank of facts, and some rows can be answered only by
 reading it, so the memory layers and the copy head learn to read.
 
-On by default when the training records carry `facts` (TrainConfig.memory = "auto"; "off"
-turns it off, "on" demands facts). Per step:
+On by default when the training records carry `facts` (TrainConfig.memory_training =
+"auto"; "off" turns it off, "on" demands facts). Per step:
 
 - every Q&A row of the batch reads a bank of its own facts plus distractor facts drawn from
   the other records, shuffled, `bank_size` entries in all; a share `no_memory` of the rows
@@ -77,12 +77,14 @@ class MemoryTraining(Recipe):
         rng.shuffle(bank)
         return bank
 
-    def _row(self, question: str, answer: str):
+    def _row(self, state: TrainState, question: str, answer: str):
+        """A rendered Q&A row cut as QABatcher cuts one: its start goes, its answer stays."""
         data, answer_start = self.template.render({"question": question, "answer": answer})
         ids = torch.tensor(list(data), dtype=torch.long)
         labels = ids.clone()
-        labels[:answer_start] = -100
-        return ids, labels
+        labels[: answer_start if state.config.answer_only_loss else 1] = -100
+        limit = state.seq_len or state.config.seq_len
+        return ids[-limit:], labels[-limit:]
 
     def on_batch(self, state: TrainState, batch: Batch) -> Batch:
         rng = random.Random(f"memory-{self.seed}-{state.step}")
@@ -95,24 +97,21 @@ class MemoryTraining(Recipe):
             if own:
                 questions.append((record["question"], own[0]))
         n = len(rows)
-        made = fictional_facts(max(1, round(self.fictional * n)), seed=f"{self.seed}-{state.step}")
+        made = fictional_facts(round(self.fictional * n), seed=f"{self.seed}-{state.step}")
         for fact in made:
-            rows.append(self._row(fact.question, fact.answer))
+            rows.append(self._row(state, fact.question, fact.answer))
             bank = self._bank(random.Random(rng.random()), [fact.fact]) or [fact.fact]
             if fact.fact not in bank:
                 bank[0] = fact.fact
             banks.append(bank)
             questions.append((fact.question, fact.fact))
         for edit in rng.sample(self.edits, min(len(self.edits), round(self.counterfactual * n))):
-            rows.append(self._row(edit.question, edit.answer))
+            rows.append(self._row(state, edit.question, edit.answer))
             true_facts = {f for r in self.records if r["question"] == edit.question
                           for f in r.get("facts") or []}  # fmt: skip
             bank = [f for f in self._bank(rng, []) if f not in true_facts]
             banks.append([edit.fact, *bank[: self.bank_size - 1]])
-        width = max(len(ids) for ids, _ in rows)
-        if state.seq_len:
-            width = min(width, state.seq_len)
-        input_ids, labels = pad_rows([(i[:width], lab[:width]) for i, lab in rows])
+        input_ids, labels = pad_rows(rows)
         extra = len(rows) - n
         indices = torch.cat([batch.indices, torch.full((extra,), -1, dtype=torch.long)])
         state.forward_kwargs["memory"] = state.model.memory.encode_rows(banks)
@@ -130,11 +129,16 @@ class MemoryTraining(Recipe):
         q = encoder.keys(encoder.states(q_ids), q_mask)
         f = encoder.keys(encoder.states(f_ids), f_mask)
         scores = q @ f.T / self.temperature  # (Q, Q): row i's own fact is column i
-        same = torch.tensor([[a == b for b in facts] for a in facts])  # duplicates are no negatives
-        scores = scores.masked_fill(same & ~torch.eye(len(facts), dtype=torch.bool), -1e4)
-        retrieval = F.cross_entropy(scores, torch.arange(len(facts)))
+        device = scores.device
+        same = torch.tensor([[a == b for b in facts] for a in facts], device=device)
+        others = ~torch.eye(len(facts), dtype=torch.bool, device=device)
+        scores = scores.masked_fill(same & others, -1e4)  # a duplicate fact is no negative
+        retrieval = F.cross_entropy(scores, torch.arange(len(facts), device=device))
         self._retrieval_loss = float(retrieval.detach())
         return loss + self.retrieval_weight * retrieval
+
+    def on_optimizer_step(self, state: TrainState) -> None:
+        state.model.memory.invalidate()  # states of the bank made by the old encoder weights
 
     def on_step_end(self, state: TrainState, metrics: dict[str, float]) -> None:
         if self._retrieval_loss is not None:

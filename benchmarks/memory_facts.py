@@ -2,7 +2,7 @@
 
     python benchmarks/memory_facts.py RUN_DIR [--results benchmarks/results/memory_facts]
 
-Measures, on a copy of the run's model (its saved bank is set aside and restored):
+Measures on the run's model loaded without its saved bank (which is neither read nor changed):
 - unseen facts: 120 facts about entities of the benchmark pool of `ghost.data.fictional`
   (training never generates them), half in wordings training never uses (one relation,
   "national animal", never trained at all), written among 240 other such entries; exact
@@ -14,7 +14,7 @@ Measures, on a copy of the run's model (its saved bank is set aside and restored
   and with an empty bank; two-hop questions whose both hops exist only in memory;
 - cost: seconds to write 1,000 facts, and the time per question (`ghost ask`'s path: load
   is excluded) with 10,000 entries against an empty bank.
-Writes RESULTS.json and RESULTS.md with the machine beside the numbers.
+Writes RESULTS.json with the machine beside the numbers.
 """
 
 from __future__ import annotations
@@ -47,10 +47,13 @@ def exact_match(model, pairs: list[tuple[str, str]]) -> float:
 def two_hop(seed: int, n: int) -> tuple[list[str], list[tuple[str, str]]]:
     """Facts "The capital of A is B." + "B stands on the C." and "On which river is the
     capital of A?" (answer C): both hops only in memory."""
-    capitals = [f for f in fictional_facts(4 * n, seed, pool="bench") if f.relation == "capital"]
-    rivers = [f for f in fictional_facts(4 * n, seed + 1, pool="bench") if f.relation == "river"]
+    pool = fictional_facts(40 * n, seed, pool="bench")  # ~1 in 8 of each relation
+    capitals = [f for f in pool if f.relation == "capital"][:n]
+    rivers = [f for f in pool if f.relation == "river"][:n]
+    if len(capitals) < n or len(rivers) < n:
+        raise RuntimeError("two_hop: too few capital/river facts drawn")
     facts, questions = [], []
-    for capital, river in zip(capitals[:n], rivers[:n], strict=False):
+    for capital, river in zip(capitals, rivers, strict=True):
         country = capital.question.removeprefix("What is the capital of ").rstrip("?")
         river_name = river.answer
         facts += [capital.fact, f"{capital.answer} stands on the {river_name}."]

@@ -17,7 +17,6 @@ Symbols: B batch, L length, D dim, M entries, S slots per entry, H heads, E head
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 
 import torch
@@ -71,15 +70,18 @@ class ByteMemoryEncoder(nn.Module):
         return torch.gather(h, 1, ends.unsqueeze(-1).expand(-1, -1, h.shape[-1]))
 
 
-# A fact's subject: its text up to the verb that links it to its value ("The capital of
-# France is Lyon." -> "the capital of france"). Two entries with one subject and different
-# values contradict each other.
-_LINK = re.compile(r"^(.*?)\s+(?:is|are|was|were|has|have)\s+\S", re.IGNORECASE)
+# What a fact says something about: its text up to the last linking word before its value
+# ("The capital of France is Lyon." -> "the capital of france is"; "The Great Gatsby was
+# written by F. Scott Fitzgerald." -> "the great gatsby was written by"). Two entries with
+# one key and different texts contradict each other. A value that itself contains a linking
+# word ("Bay of Bengal") makes the key longer: a missed conflict, never a false one.
+_LINKS = {"is", "are", "was", "were", "has", "have", "by", "in", "on", "of", "at", "the", "a"}
 
 
-def fact_subject(text: str) -> str | None:
-    found = _LINK.match(text.strip())
-    return found.group(1).strip().lower() if found else None
+def fact_key(text: str) -> str | None:
+    words = text.strip().rstrip(".").split()
+    links = [i for i, w in enumerate(words[:-1]) if w.lower() in _LINKS]
+    return " ".join(words[: links[-1] + 1]).lower() if links else None
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,11 @@ class FactMemory(nn.Module):
         self.texts: list[str] = []
         self.next_id = 1
         self._vectors: torch.Tensor | None = None  # (M, S, D), encoded without gradient
+        self.made_by: str | None = None  # fingerprint() of the encoder behind _vectors
+        # True once entries were removed or cleared: saving must then remove the bank's
+        # files too. A bank that is merely empty (a fresh model, or loaded with memory=False)
+        # leaves a run directory's bank files alone.
+        self.emptied = False
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -126,7 +133,10 @@ class FactMemory(nn.Module):
                 new.append(text)
             ids.append(known[text])
         if new:
+            if len(self) and self.made_by != self.fingerprint():
+                self.refresh()  # other encoder weights made the old encodings
             self._append([known[t] for t in new], new, self.encode_texts(new))
+            self.made_by = self.fingerprint()
         return ids
 
     def encode_texts(self, texts: list[str], batch: int = 256) -> torch.Tensor:
@@ -151,8 +161,10 @@ class FactMemory(nn.Module):
     ) -> None:
         """Replace the bank with saved entries; vectors None re-encodes the texts."""
         self.clear()
+        self.emptied, self.next_id = False, 1
         if texts:
             self._append(ids, texts, vectors if vectors is not None else self.encode_texts(texts))
+            self.made_by = self.fingerprint()
         self.next_id = max(self.next_id, next_id or 1)
 
     def remove(self, ids: list[int]) -> None:
@@ -166,20 +178,20 @@ class FactMemory(nn.Module):
         self.ids = [self.ids[i] for i in keep]
         self.texts = [self.texts[i] for i in keep]
         self._vectors = self._vectors[keep] if keep else None
+        self.emptied = True
 
     def clear(self) -> None:
-        """Empty the bank (ids are not reused: `next_id` stays)."""
+        """Empty the bank (ids are not reused while this object lives: `next_id` stays)."""
         self.ids, self.texts, self._vectors = [], [], None
+        self.emptied = True
 
     def conflicts(self, text: str) -> list[MemoryEntry]:
-        """Entries with the same subject as `text` but another value ("The capital of France
-        is Paris." for "The capital of France is Lyon.")."""
-        subject = fact_subject(text)
-        if subject is None:
+        """Entries that say something else about what `text` is about ("The capital of
+        France is Paris." for "The capital of France is Lyon."; see `fact_key`)."""
+        key = fact_key(text)
+        if key is None:
             return []
-        return [
-            e for e in self.entries() if e.text != text.strip() and fact_subject(e.text) == subject
-        ]
+        return [e for e in self.entries() if e.text != text.strip() and fact_key(e.text) == key]
 
     def vectors(self) -> torch.Tensor | None:
         return self._vectors
@@ -189,7 +201,7 @@ class FactMemory(nn.Module):
         digest = hashlib.sha256()
         for name, tensor in sorted(self.encoder.state_dict().items()):
             digest.update(name.encode())
-            digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+            digest.update(tensor.detach().float().contiguous().cpu().numpy().tobytes())
         return digest.hexdigest()[:16]
 
     @torch.no_grad()
@@ -197,6 +209,7 @@ class FactMemory(nn.Module):
         """Re-encode every entry with the current encoder weights (after training or loading)."""
         if self.texts:
             self._vectors = self.encode_texts(self.texts)
+            self.made_by = self.fingerprint()
 
     def encode(self, texts: list[str]) -> MemoryBatch:
         """Encode texts with gradient (per-batch facts in training), shared by all rows."""

@@ -3,12 +3,13 @@ its two tables into README.md, and each recipe's row into its method card.
 
     python benchmarks/publish_phase6.py BENCH_DIR [--name phase6]
 
-Copies report.md, report.html, results.json and the PNG plots of BENCH_DIR into
-benchmarks/results/NAME/; replaces the text between the `<!-- phase6:begin -->` and
-`<!-- phase6:end -->` markers of README.md with the technique and success tables (and the
-command and machine behind them); and replaces the body of the "## Measured effect" section
-of each card in docs/recipes/ with what the run measured for that recipe. Nothing here is
-typed by hand: re-running the plan and this script updates every number.
+Writes BENCH_DIR's results.json into benchmarks/results/NAME/ with its report (report.md,
+report.html, PNG plots) and tables rendered by this checkout's code; replaces the text
+between the `<!-- phase6:begin -->` and `<!-- phase6:end -->` markers of README.md with the
+technique and success tables (and the command and machine behind them); and replaces the
+body of the "## Measured effect" section of each card in docs/recipes/ with what the run
+measured for that recipe. Nothing here is typed by hand: re-running the plan and this script
+updates every number.
 """
 
 from __future__ import annotations
@@ -16,25 +17,19 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from ghost.bench.report import render_markdown  # noqa: E402
+from ghost.bench import phase6  # noqa: E402
+from ghost.bench.report import render_markdown, write_report  # noqa: E402
 
 BEGIN, END = "<!-- phase6:begin -->", "<!-- phase6:end -->"
 CARD_SECTION = "## Measured effect"
-# Which tests measure a recipe alone (arm name == recipe name), in the order a card lists them.
-TESTS_OF = {
-    "curriculum": ["techniques"],
-    "skip": ["techniques", "test1"],
-    "byte-lr": ["techniques", "test1"],
-    "depth-grad": ["techniques"],
-    "state-momentum": ["test1"],
-}
+# The tests whose arms a card reports, in order: every arm that runs the card's recipe alone.
+TESTS = ["techniques", "test1", "test3"]
 
 
 def _precision(machine: dict) -> str:
@@ -77,18 +72,25 @@ def _interval(low, high, fmt: str) -> str:
 def card_lines(document: dict, recipe: str, name: str) -> list[str]:
     tests = {t["key"]: t for t in document["tests"]}
     lines = []
-    for key in TESTS_OF.get(recipe, []):
+    seen_runs = set()
+    for key in TESTS:
         test = tests.get(key)
-        if test is None or recipe not in test["summary"]:
+        arm = _alone(test, recipe) if test else None
+        if arm is None:
             continue
-        entry = test["summary"][recipe]
+        runs = tuple(sorted((r["seed"], r["final"]["train_seconds"]) for r in test["runs"]
+                            if r["arm"] == arm))  # fmt: skip
+        if runs in seen_runs:  # test3 repeats the technique table's byte-lr runs
+            continue
+        seen_runs.add(runs)
+        entry = test["summary"][arm]
         s, loss = entry["speedup"], entry["final_loss"]
         target = test["target"]
         value = entry["target_value"]
         target_text = f"{target['metric']} {'>=' if target['higher_is_better'] else '<='} " + (
             f"{value:.4g}" if value is not None else "?"
         )
-        text = f"- {test['name']} ({test['data']}, {test['steps']} steps, seeds "
+        text = f"- {test['name']}, arm `{arm}` ({test['data']}, {test['steps']} steps, seeds "
         text += f"{', '.join(map(str, test['seeds']))}; target {target_text}): "
         if s:
             text += f"speed-up {s['geomean']:.2f}x" + _interval(s["low"], s["high"], "{:.2f}")
@@ -104,16 +106,18 @@ def card_lines(document: dict, recipe: str, name: str) -> list[str]:
     if recipe == "grad-checkpoint":
         success = tests.get("success")
         if success:
-            base, _, ckpt = success["arms"]
+            ckpt = success["arms"][-1]
+            without = success["arms"][-2]  # the same arm without checkpointing
             runs = {(r["arm"], r["seed"]): r["final"] for r in success["runs"]}
             for seed in success["seeds"]:
-                b, c = runs[(base, seed)], runs[(ckpt, seed)]
+                b, c = runs[(without, seed)], runs[(ckpt, seed)]
                 lines.append(
                     f"- Success runs ({success['data']}, {success['steps']} steps, seed {seed}): "
-                    f"peak RSS {c['peak_rss_mib']:.0f} MiB against plain training's "
-                    f"{b['peak_rss_mib']:.0f} MiB ({c['peak_rss_mib'] / b['peak_rss_mib']:.0%}), "
-                    f"training time {c['train_seconds']:.0f} s against {b['train_seconds']:.0f} s "
-                    f"({c['train_seconds'] / b['train_seconds']:.2f}x; `{ckpt}` vs `{base}`)."
+                    f"`{ckpt}` peak RSS {c['peak_rss_mib']:.0f} MiB against "
+                    f"{b['peak_rss_mib']:.0f} MiB for `{without}` "
+                    f"({c['peak_rss_mib'] / b['peak_rss_mib']:.0%}), training time "
+                    f"{c['train_seconds']:.0f} s against {b['train_seconds']:.0f} s "
+                    f"({c['train_seconds'] / b['train_seconds']:.2f}x)."
                 )
     if not lines:
         return [
@@ -129,6 +133,14 @@ def card_lines(document: dict, recipe: str, name: str) -> list[str]:
     ]
 
 
+def _alone(test: dict, recipe: str) -> str | None:
+    """The test's arm that runs `recipe` and nothing else (options allowed), if any."""
+    for arm, config in test.get("arm_configs", {}).items():
+        if list(config.get("recipes", {})) == [recipe]:
+            return arm
+    return None
+
+
 def replace_card_section(text: str, body: list[str]) -> str:
     start = text.index(CARD_SECTION) + len(CARD_SECTION)
     following = text.find("\n## ", start)
@@ -140,39 +152,43 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bench_dir", type=Path)
     parser.add_argument("--name", default="phase6")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to update")
     args = parser.parse_args(argv)
-    document = json.loads((args.bench_dir / "results.json").read_text(encoding="utf-8"))
-    if not document.get("tables"):
-        print(
-            f"{args.bench_dir}: results.json has no tables: the plan did not finish",
-            file=sys.stderr,
-        )
+    results = args.bench_dir / "results.json"
+    if not results.is_file():
+        print(f"{results}: not found (is {args.bench_dir} a finished bench?)", file=sys.stderr)
         return 2
-    dest = ROOT / "benchmarks" / "results" / args.name
-    dest.mkdir(parents=True, exist_ok=True)
-    for path in [
-        *args.bench_dir.glob("*.png"),
-        *(args.bench_dir / f for f in ("report.md", "report.html", "results.json")),
-    ]:
-        shutil.copy2(path, dest / path.name)
-
-    readme = ROOT / "README.md"
+    document = json.loads(results.read_text(encoding="utf-8"))
+    if not document.get("tables"):
+        print(f"{results}: no tables: the plan did not finish", file=sys.stderr)
+        return 2
+    # Tables and report rendered by this checkout's code from the recorded runs.
+    document["tables"] = phase6.tables(document)
+    root = args.root
+    readme = root / "README.md"
     text = readme.read_text(encoding="utf-8")
     if BEGIN not in text or END not in text:
         print(f"README.md: the markers {BEGIN} and {END} are missing", file=sys.stderr)
         return 2
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    readme.write_text(
-        f"{head}{BEGIN}\n{readme_block(document, args.name)}\n{END}{tail}", encoding="utf-8"
-    )
-
-    for card in sorted((ROOT / "docs" / "recipes").glob("*.md")):
+    new_readme = f"{head}{BEGIN}\n{readme_block(document, args.name)}\n{END}{tail}"
+    cards = {}
+    for card in sorted((root / "docs" / "recipes").glob("*.md")):
         card_text = card.read_text(encoding="utf-8")
         if CARD_SECTION in card_text:
-            body = card_lines(document, card.stem, args.name)
-            card.write_text(replace_card_section(card_text, body), encoding="utf-8")
-    print(f"published {args.bench_dir} to {dest.relative_to(ROOT)}, README.md and docs/recipes/")
+            cards[card] = replace_card_section(
+                card_text, card_lines(document, card.stem, args.name)
+            )
+    # Everything was built: now write.
+    dest = root / "benchmarks" / "results" / args.name
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "results.json").write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    write_report(document, dest)
+    readme.write_text(new_readme, encoding="utf-8")
+    for card, card_text in cards.items():
+        card.write_text(card_text, encoding="utf-8")
+    print(f"published {args.bench_dir} to {dest}, README.md and docs/recipes/")
     return 0
 
 

@@ -194,7 +194,7 @@ def _load_with_memory(args):
 
     model = GhostModel.from_pretrained(args.run_dir)
     if getattr(args, "memory", None):
-        model.memory.write(read_facts(args.memory))
+        model.memory.write(read_facts(args.memory, must_be_data=True))
     return model
 
 
@@ -223,31 +223,43 @@ def cmd_memory(args) -> int:
 
     from ghost.data.records import read_facts
     from ghost.model.ghost import GhostModel
+    from ghost.model.memory import fact_key
     from ghost.runtime import configure
 
     configure(args.threads, seed=0)
     model = GhostModel.from_pretrained(args.run_dir)
     memory = model.memory
     if args.memory_command == "remove":
-        memory.remove(args.ids)
+        ids = sorted(set(args.ids))
+        memory.remove(ids)
         io.save_memory(model, Path(args.run_dir))
-        print(f"removed {len(args.ids)}; the bank holds {len(memory)}")
+        print(f"removed {len(ids)}; the bank holds {len(memory)}")
         return 0
-    texts = [fact for item in args.items for fact in read_facts(item)]
+    texts = list(dict.fromkeys(fact for item in args.items for fact in read_facts(item)))
     before = set(memory.ids)
-    replaced = []
-    for text in texts:  # against the entries already in the bank
-        for old in memory.conflicts(text):
-            if args.replace:
-                memory.remove([old.id])
-                replaced.append(old)
-            else:
+    replaced, pending = [], []
+    by_key: dict[str, list] = {}  # what existing entries are about (fact_key), computed once
+    for entry in memory.entries():
+        by_key.setdefault(fact_key(entry.text), []).append(entry)
+    for text in texts:
+        key = fact_key(text)
+        old_entries = [e for e in by_key.get(key, []) if e.text != text] if key else []
+        earlier = [t for t in pending if t != text and fact_key(t) == key] if key else []
+        if args.replace:
+            memory.remove([e.id for e in old_entries])
+            replaced += old_entries
+            by_key[key] = [e for e in by_key.get(key, []) if e not in old_entries]
+            pending = [t for t in pending if t not in earlier]  # the last of the new ones wins
+        else:
+            for clash in [*(repr(e.text) + f" (entry {e.id})" for e in old_entries),
+                          *map(repr, earlier)]:  # fmt: skip
                 print(
-                    f"note: entry {old.id} {old.text!r} has the same subject as {text!r}; both "
-                    "are kept and the model may read either (--replace drops the old one)",
+                    f"note: {clash} and {text!r} say different things about the same subject; "
+                    "both are kept and the model may read either (--replace keeps the new one)",
                     file=sys.stderr,
                 )
-    memory.write(texts)  # one encoding pass for all of them
+        pending.append(text)
+    memory.write(pending)  # one encoding pass for all of them
     added = [e for e in memory.entries() if e.id not in before]
     io.save_memory(model, Path(args.run_dir))
     for old in replaced:
@@ -307,13 +319,13 @@ def cmd_ask(args) -> int:
         text = template.clean_answer(out)
         text = f"{text}\t{confidence:.3f}" if args.confidence else text
         if args.show_memory:
-            top = sorted(reads.items(), key=lambda item: -item[1])[: args.show_memory]
+            top = sorted(reads.items(), key=lambda item: -item[1])[:3]
             text += (
                 "".join(
                     f"\n  read {share:5.1%}  [{entries[i].id}] {entries[i].text}"
                     for i, share in top
                 )
-                or "\n  (the memory bank is empty)"
+                or f"\n  ({'the memory bank is empty' if not entries else 'nothing was read'})"
             )
         return text
 
@@ -576,13 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--show-memory",
-        type=_nonnegative_int,
-        nargs="?",
-        const=3,
-        default=0,
-        metavar="N",
-        help="after each answer, the N bank entries it read most (share of the memory "
-        "layers' attention; N default 3)",
+        action="store_true",
+        help="after each answer, the 3 bank entries the memory layers attended to most",
     )
     p.add_argument("--threads", type=_nonnegative_int, default=0, help=threads_help)
     p.set_defaults(func=cmd_ask)
@@ -687,6 +694,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args, unknown = parser.parse_known_args(argv)
+        if args.command == "ask" and args.question is None and len(unknown) == 1:
+            if not unknown[0].startswith("-"):  # `ghost ask RUN --confidence "question"`
+                args.question, unknown = unknown[0], []
         if unknown:  # argparse would name only "ghost"; say which subcommand refused them
             where = " ".join(
                 x

@@ -117,3 +117,55 @@ def test_success_runs_without_a_duplicate_arm_when_nothing_earned_its_place():
     )
     table = phase6.success_table({"tests": [section]})
     assert table["title"].endswith("(baseline)")
+
+
+def test_publish_writes_results_readme_tables_and_cards_without_touching_the_repo(tmp_path):
+    import json
+    import shutil
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(repo / "benchmarks"))
+    import publish_phase6
+
+    root = tmp_path / "checkout"
+    (root / "docs").mkdir(parents=True)
+    shutil.copytree(repo / "docs" / "recipes", root / "docs" / "recipes")
+    (root / "README.md").write_text("# x\n\n<!-- phase6:begin -->\nold\n<!-- phase6:end -->\nend\n")
+    arms = ["baseline", *phase6.QA_TECHNIQUES]
+    speeds = {"baseline": 1.0, "curriculum": 1.3, "skip": 1.0, "byte-lr": 0.8, "depth-grad": 1.0}
+    success_arms = ["baseline", "baseline + grad-checkpoint"]  # nothing earned its place
+    document = {
+        "title": "t",
+        "command": "ghost bench --plan phase6 --out x",
+        "machine": {"cpu": "Test CPU", "cpu_flags": ["avx2"], "threads": 2, "commit": "abc"},
+        "method": ["Sizes: tiny things.", "m"],
+        "tests": [
+            _section("techniques", arms, speeds),
+            _section("test3", ["baseline", "byte-lr"], speeds),
+            _section("success", success_arms, dict.fromkeys(success_arms, 1.0)),
+        ],
+    }
+    for test in document["tests"]:
+        test["question"] = "?"
+    document["tables"] = phase6.tables(document)
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "results.json").write_text(json.dumps(document))
+    assert publish_phase6.main([str(bench), "--root", str(root)]) == 0
+    readme = (root / "README.md").read_text()
+    assert "old" not in readme and readme.endswith("<!-- phase6:end -->\nend\n")
+    assert "| curriculum | 1.30x" in readme and "Success metrics" in readme
+    assert (root / "benchmarks" / "results" / "phase6" / "report.md").is_file()
+    curriculum = (root / "docs" / "recipes" / "curriculum.md").read_text()
+    assert "speed-up 1.30x" in curriculum and "To be filled" not in curriculum
+    byte_lr = (root / "docs" / "recipes" / "byte-lr.md").read_text()
+    assert byte_lr.count("arm `byte-lr`") == 1  # test3 repeats the same runs: reported once
+    assert (
+        "grad-checkpoint` peak RSS"
+        in (root / "docs" / "recipes" / "grad-checkpoint.md").read_text()
+    )
+    assert "Not measured by the Phase 6 plan" in (root / "docs" / "recipes" / "fim.md").read_text()
+    (bench / "results.json").unlink()
+    assert publish_phase6.main([str(bench), "--root", str(root)]) == 2

@@ -9,7 +9,7 @@ from ghost.cli import main
 from ghost.errors import GhostInputError
 from ghost.model import io
 from ghost.model.ghost import GhostModel
-from ghost.model.memory import fact_subject
+from ghost.model.memory import fact_key
 
 FACTS = ["The capital of Peru is Lima.", "Gold is Au.", "The Nile flows into the sea."]
 
@@ -58,13 +58,22 @@ def test_remove_takes_the_entry_out_of_what_the_model_reads(model):
     assert torch.equal(logits(model), empty)
 
 
-def test_conflicting_facts_are_found_by_subject(model):
-    model.memory.write(["The capital of France is Paris.", "Gold is Au."])
-    assert fact_subject("The capital of France is Lyon.") == "the capital of france"
+def test_conflicting_facts_are_found_by_what_they_are_about(model):
+    model.memory.write(
+        [
+            "The capital of France is Paris.",
+            "Gold is Au.",
+            "The Great Gatsby was written by F. Scott Fitzgerald.",
+        ]
+    )
+    assert fact_key("The capital of France is Lyon.") == "the capital of france is"
     (old,) = model.memory.conflicts("The capital of France is Lyon.")
     assert old.text == "The capital of France is Paris."
     assert model.memory.conflicts("The capital of France is Paris.") == []
-    assert model.memory.conflicts("no verb here") == []
+    assert model.memory.conflicts("The Great Gatsby was first published in 1925.") == []
+    (author,) = model.memory.conflicts("The Great Gatsby was written by Jane Austen.")
+    assert author.text.endswith("Fitzgerald.")
+    assert model.memory.conflicts("noverbhere") == []
 
 
 def test_save_load_reuses_the_encodings_and_answers_the_same(model, tmp_path):
@@ -143,7 +152,10 @@ def test_memory_commands_add_list_remove_clear(run, tmp_path, capsys):
     assert "added 3 entries (ids 1-3); the bank holds 3" in capsys.readouterr().out
     assert main(["memory", "add", str(run), "The capital of France is Lyon."]) == 0
     captured = capsys.readouterr()
-    assert "entry 1 'The capital of France is Paris.' has the same subject" in captured.err
+    assert (
+        "'The capital of France is Paris.' (entry 1) and 'The capital of France is Lyon.' say"
+        in captured.err
+    )
     assert main(["memory", "add", "--replace", str(run), "Gold is Aurum."]) == 0
     assert "replaced entry 2: 'Gold is Au.'" in capsys.readouterr().out
     assert main(["memory", "list", str(run)]) == 0
@@ -166,14 +178,52 @@ def test_memory_commands_add_list_remove_clear(run, tmp_path, capsys):
 def test_memory_file_for_one_call_is_read_but_not_saved(run, tmp_path, capsys):
     jsonl = tmp_path / "extra.jsonl"
     jsonl.write_text("".join(json.dumps({"text": t}) + "\n" for t in FACTS))
-    assert main(["ask", str(run), "What is the capital of Peru?", "--memory", str(jsonl),
-                 "--show-memory", "2", "--max-bytes", "4"]) == 0  # fmt: skip
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3 and all(line.startswith("  read ") for line in lines[1:])
-    assert any("[" in line and "]" in line for line in lines[1:])
+    question = "What is the capital of Peru?"
+    for argv in (
+        [str(run), question, "--memory", str(jsonl), "--show-memory"],
+        [str(run), "--memory", str(jsonl), "--show-memory", question],  # options first
+    ):
+        assert main(["ask", *argv, "--max-bytes", "4"]) == 0
+        shown = capsys.readouterr().out.split("\n  read ")
+        assert len(shown) == 4  # the answer, then the 3 entries read most
+        assert any(FACTS[0] in line for line in shown[1:])
     assert not (run / io.MEMORY_NAME).exists()
     assert (
         main(["eval", str(run), "--data", "facts200:test_10q", "--memory", "facts200:facts"]) == 0
     )
+    for bad in ("missing.jsonl", "facts200", "notes.csv"):
+        (tmp_path / "notes.csv").write_text("a,b\n")
+        item = str(tmp_path / bad) if bad != "facts200" else bad
+        assert main(["ask", str(run), "q", "--memory", item]) == 2
+        assert "Traceback" not in capsys.readouterr().err
     assert main(["memory", "add", str(run), str(tmp_path / "missing.jsonl")]) == 2
     assert "missing.jsonl: file not found" in capsys.readouterr().err
+
+
+def test_the_runs_bank_survives_saves_of_a_model_that_did_not_load_it(model, run, tmp_path):
+    from tiny_runs import StopAt, tiny_config, write_qa
+
+    from ghost.train.loop import train
+
+    model.memory.write(FACTS)
+    io.save_memory(model, run)
+    GhostModel.from_pretrained(run, memory=False).save_pretrained(run)  # an empty bank
+    assert len(GhostModel.from_pretrained(run).memory) == 3
+    # A resumed run keeps the entries added to its bank after its last checkpoint.
+    data = write_qa(tmp_path / "qa.jsonl")
+    train(tiny_config(data, tmp_path / "t", steps=4, save_every=2), recipes=[StopAt(2)])
+    assert main(["memory", "add", str(tmp_path / "t"), "Gold is Au."]) == 0
+    train(tiny_config(data, tmp_path / "t", steps=4, save_every=2, resume=True))
+    assert [e.text for e in GhostModel.from_pretrained(tmp_path / "t").memory.entries()] == [
+        "Gold is Au."
+    ]
+
+
+def test_a_hand_edited_entry_is_encoded_again(model, run):
+    model.memory.write(FACTS)
+    io.save_memory(model, run)
+    lines = (run / io.MEMORY_NAME).read_text().replace("Gold is Au.", "Gold is Aurum.")
+    (run / io.MEMORY_NAME).write_text(lines)
+    loaded = GhostModel.from_pretrained(run)
+    expected = loaded.memory.encode_texts(["Gold is Aurum."])
+    torch.testing.assert_close(loaded.memory.keys()[1:2], expected)

@@ -244,7 +244,7 @@ def _speedup_text(entry: dict) -> str:
     if not s:
         return "n/a"
     interval = f" [{s['low']:.2f}, {s['high']:.2f}]" if s.get("low") is not None else ""
-    censored = f", {s['censored']} censored" if s.get("censored") else ""
+    censored = f", {s['censored_pairs']} censored" if s.get("censored_pairs") else ""
     return f"{s['geomean']:.2f}x{interval}{censored}"
 
 
@@ -296,6 +296,14 @@ def technique_table(document: dict) -> dict:
     }
 
 
+def _shape(test: dict) -> str:
+    settings = test.get("settings", {})
+    return (
+        f"{settings.get('preset', 'v5-fast')}, batch {settings.get('batch_size', 32)} x "
+        f"{settings.get('seq_len', 256)} bytes, {test.get('data', '?')}"
+    )
+
+
 def success_table(document: dict) -> dict | None:
     test = _test(document, "success")
     if test is None:
@@ -312,7 +320,7 @@ def success_table(document: dict) -> dict | None:
     b_s, o_s, b_m, c_m = seconds(base), seconds(best), rss(base), rss(ckpt)
     rows = [
         [
-            f"time for {test['steps']} training steps",
+            f"time for {test['steps']} training steps ({_shape(test)})",
             *ORIGINAL_SUCCESS["time for 300 steps"],
             f"{b_s:.0f} s",
             f"{o_s:.0f} s ({b_s / o_s:.2f}x)",
@@ -344,7 +352,8 @@ def success_table(document: dict) -> dict | None:
             "memory (peak RSS)",
             *ORIGINAL_SUCCESS["memory"],
             f"{b_m:.0f} MiB",
-            f"{c_m:.0f} MiB ({c_m / b_m:.0%}) with gradient checkpointing",
+            f"{c_m:.0f} MiB ({c_m / b_m:.0%}) with gradient checkpointing; "
+            f"{rss(best):.0f} MiB without",
             "peak resident memory of the training process, each run its own process",
         ],
     ]

@@ -174,23 +174,31 @@ def load_data(spec: str, kind: str | None = None) -> Dataset:
     return Dataset(name=name, kind=found, records=records)
 
 
-def read_facts(item: str) -> list[str]:
+def read_facts(item: str, must_be_data: bool = False) -> list[str]:
     """Memory entries from one command-line item: a .txt file (one entry per non-empty line),
     a .jsonl file or built-in NAME:SPLIT of {"text"} records or of Q&A records with `facts`
-    lists (their facts, each once), or else the item itself as one entry's text."""
+    lists (their facts, each once), or else (unless `must_be_data`) the item itself as one
+    entry's text. An existing file of another kind is an error, never a fact."""
     path = Path(item)
+    is_builtin = " " not in item and ":" in item and _builtin().is_builtin(item)
+    if _exists(path) and path.is_file() and path.suffix not in (".txt", ".jsonl", ".json"):
+        raise GhostInputError(f"{path}: unknown memory file format (expected .txt or .jsonl)")
     if path.suffix == ".txt" and _exists(path) and path.is_file():
         try:
             text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as e:
             raise GhostInputError(f"{path}: not valid UTF-8 (byte {e.start})") from None
+        except OSError as e:
+            raise GhostInputError(f"{path}: cannot read ({e.strerror or e})") from None
         facts = [line.strip() for line in text.splitlines() if line.strip()]
         if not facts:
             raise GhostInputError(f"{path}: no entries (the file is empty)")
         return facts
-    looks_like_file = path.suffix in (".jsonl", ".json", ".txt")
-    looks_like_builtin = " " not in item and ":" in item and _builtin().is_builtin(item)
-    if not (looks_like_file or looks_like_builtin):
+    if path.suffix not in (".jsonl", ".json", ".txt") and not is_builtin:
+        if must_be_data:
+            raise GhostInputError(
+                f"{item}: no such memory file (.txt or .jsonl) or built-in NAME:SPLIT"
+            )
         return [item]
     dataset = load_data(item)
     facts: list[str] = []

@@ -14,6 +14,7 @@ naming the file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -52,7 +53,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def save_model(model, directory: Path, extra_config: dict[str, Any] | None = None) -> None:
-    """Write config.json, model.safetensors and (if the bank is not empty) memory.jsonl."""
+    """Write config.json, model.safetensors and the memory bank (`save_memory`)."""
     directory = Path(directory)
     config = {
         "format_version": CONFIG_FORMAT_VERSION,
@@ -80,24 +81,33 @@ def _save_tensors(tensors: dict, path: Path, metadata: dict[str, str]) -> None:
         raise
 
 
+def _entries_digest(ids: list[int], texts: list[str]) -> str:
+    text = json.dumps(list(zip(ids, texts, strict=True)), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
 def save_memory(model, directory: Path) -> None:
-    """Write the bank (memory.safetensors, then memory.jsonl), or remove both files when it
-    is empty, so a cleared bank stays cleared."""
+    """Write the bank (memory.safetensors, then memory.jsonl). An empty bank removes both
+    files only when entries were removed or cleared (so a cleared bank stays cleared); a
+    bank that is merely empty (a fresh model, one loaded with memory=False, a checkpoint's)
+    leaves the directory's bank as it is."""
     directory = Path(directory)
     memory = model.memory
     if not len(memory):
-        for name in (MEMORY_NAME, MEMORY_VECTORS_NAME):
-            (directory / name).unlink(missing_ok=True)
+        if memory.emptied:
+            for name in (MEMORY_NAME, MEMORY_VECTORS_NAME):
+                (directory / name).unlink(missing_ok=True)
         return
     if not memory.keys_are_current():  # keys made by weights that have trained since
         memory.refresh()
     metadata = {
         "format": MEMORY_FORMAT,
         "encoder": memory.fingerprint(),
+        "entries": _entries_digest(memory.ids, memory.texts),
         "next_id": str(memory.next_id),
     }
     tensors = {
-        "keys": memory.keys().detach().contiguous(),
+        "keys": memory.keys().detach().float().contiguous(),
         "ids": torch.tensor(memory.ids, dtype=torch.int64),
     }
     _save_tensors(tensors, directory / MEMORY_VECTORS_NAME, metadata)
@@ -142,28 +152,39 @@ def load_memory(model, directory: Path) -> None:
     directory = Path(directory)
     path, vectors_path = directory / MEMORY_NAME, directory / MEMORY_VECTORS_NAME
     if not path.is_file():
-        model.memory.clear()
+        model.memory.restore([], [], None)
         return
     ids, texts = read_memory_text(path)
     vectors, next_id = None, None
     if vectors_path.is_file():
+        fix = f"delete it to re-encode memory.jsonl, or `ghost memory clear {directory}`"
         try:
             with safe_open(str(vectors_path), framework="pt") as f:
                 metadata = f.metadata() or {}
                 if metadata.get("format") != MEMORY_FORMAT:
                     raise GhostInputError(
                         f"{vectors_path}: not a Ghost memory file (format "
-                        f"{metadata.get('format')!r}); delete it to re-encode memory.jsonl"
+                        f"{metadata.get('format')!r}); {fix}"
                     )
-                saved_ids = f.get_tensor("ids").tolist()
-                if metadata.get("encoder") == model.memory.fingerprint() and saved_ids == ids:
+                same = metadata.get("encoder") == model.memory.fingerprint() and metadata.get(
+                    "entries"
+                ) == _entries_digest(
+                    ids, texts
+                )  # else: other weights made them, or memory.jsonl was edited by hand
+                if same:
                     vectors = f.get_tensor("keys").float()
                 next_id = int(metadata.get("next_id", "1"))
+        except GhostInputError:
+            raise
         except (SafetensorError, OSError, ValueError, RuntimeError, KeyError) as e:
             raise GhostInputError(
-                f"{vectors_path}: corrupt memory encodings ({e}); delete it to re-encode "
-                f"memory.jsonl, or `ghost memory clear {directory}` to empty the bank"
+                f"{vectors_path}: corrupt memory encodings ({e}); {fix}"
             ) from None
+        expected = (len(ids), model.config.memory_key_dim)
+        if vectors is not None and tuple(vectors.shape) != expected:
+            raise GhostInputError(
+                f"{vectors_path}: keys of shape {tuple(vectors.shape)}, expected {expected}; {fix}"
+            )
     model.memory.restore(ids, texts, vectors, next_id=max(next_id or 1, max(ids, default=0) + 1))
 
 

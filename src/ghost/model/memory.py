@@ -28,7 +28,6 @@ Symbols: B batch, L length, D dim, M entries read, T bytes per entry, K key widt
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -131,15 +130,18 @@ class ByteMemoryEncoder(nn.Module):
         return states, ids, mask, self.keys(states, mask)
 
 
-# A fact's subject: its text up to the verb that links it to its value ("The capital of
-# France is Lyon." -> "the capital of france"). Two entries with one subject and different
-# values contradict each other.
-_LINK = re.compile(r"^(.*?)\s+(?:is|are|was|were|has|have)\s+\S", re.IGNORECASE)
+# What a fact says something about: its text up to the last linking word before its value
+# ("The capital of France is Lyon." -> "the capital of france is"; "The Great Gatsby was
+# written by F. Scott Fitzgerald." -> "the great gatsby was written by"). Two entries with
+# one key and different texts contradict each other. A value that itself contains a linking
+# word ("Bay of Bengal") makes the key longer: a missed conflict, never a false one.
+_LINKS = {"is", "are", "was", "were", "has", "have", "by", "in", "on", "of", "at", "the", "a"}
 
 
-def fact_subject(text: str) -> str | None:
-    found = _LINK.match(text.strip())
-    return found.group(1).strip().lower() if found else None
+def fact_key(text: str) -> str | None:
+    words = text.strip().rstrip(".").split()
+    links = [i for i, w in enumerate(words[:-1]) if w.lower() in _LINKS]
+    return " ".join(words[: links[-1] + 1]).lower() if links else None
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,10 @@ class FactMemory(nn.Module):
         self._states: OrderedDict[int, tuple] = OrderedDict()  # entry id -> (states, ids, mask)
         self._whole: MemoryBatch | None = None  # the whole bank, when it is read whole
         self._keys_made_by: str | None = None  # fingerprint() of the encoder behind _keys
+        # True once entries were removed or cleared: saving must then remove the bank's
+        # files too. A bank that is merely empty (a fresh model, or loaded with memory=False)
+        # leaves a run directory's bank files alone.
+        self.emptied = False
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -240,6 +246,7 @@ class FactMemory(nn.Module):
     ) -> None:
         """Replace the bank with saved entries; keys None encodes the texts again."""
         self.clear()
+        self.emptied, self.next_id = False, 1
         if texts:
             self._append(ids, texts, keys if keys is not None else self.encode_texts(texts))
             self._keys_made_by = self.fingerprint()
@@ -260,22 +267,22 @@ class FactMemory(nn.Module):
         for entry_id in gone:
             self._states.pop(entry_id, None)
         self._whole = None
+        self.emptied = True
 
     def clear(self) -> None:
-        """Empty the bank (ids are not reused: `next_id` stays)."""
+        """Empty the bank (ids are not reused while this object lives: `next_id` stays)."""
         self.ids, self.texts, self._keys = [], [], None
         self._states.clear()
         self._whole = None
+        self.emptied = True
 
     def conflicts(self, text: str) -> list[MemoryEntry]:
-        """Entries with the same subject as `text` but another value ("The capital of France
-        is Paris." for "The capital of France is Lyon.")."""
-        subject = fact_subject(text)
-        if subject is None:
+        """Entries that say something else about what `text` is about ("The capital of
+        France is Paris." for "The capital of France is Lyon."; see `fact_key`)."""
+        key = fact_key(text)
+        if key is None:
             return []
-        return [
-            e for e in self.entries() if e.text != text.strip() and fact_subject(e.text) == subject
-        ]
+        return [e for e in self.entries() if e.text != text.strip() and fact_key(e.text) == key]
 
     def keys(self) -> torch.Tensor | None:
         return self._keys
@@ -285,7 +292,7 @@ class FactMemory(nn.Module):
         digest = hashlib.sha256()
         for name, tensor in sorted(self.encoder.state_dict().items()):
             digest.update(name.encode())
-            digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+            digest.update(tensor.detach().float().contiguous().cpu().numpy().tobytes())
         return digest.hexdigest()[:16]
 
     def invalidate(self) -> None:

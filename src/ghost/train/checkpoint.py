@@ -25,7 +25,14 @@ from pathlib import Path
 import torch
 
 from ghost.errors import GhostInputError
-from ghost.model.io import CONFIG_NAME, MEMORY_NAME, WEIGHTS_NAME, atomic_write, save_model
+from ghost.model.io import (
+    CONFIG_NAME,
+    MEMORY_NAME,
+    MEMORY_VECTORS_NAME,
+    WEIGHTS_NAME,
+    atomic_write,
+    save_model,
+)
 
 STATE_NAME = "trainer_state.pt"
 CHECKPOINTS = "checkpoints"
@@ -73,7 +80,7 @@ def _remove_leftovers(run_dir: Path) -> None:
     """Temporary files of saves that a crash interrupted (one writer per run directory)."""
     for stale in (run_dir / CHECKPOINTS).glob(".step-*.tmp"):
         shutil.rmtree(stale, ignore_errors=True)
-    for name in (CONFIG_NAME, WEIGHTS_NAME, MEMORY_NAME):
+    for name in (CONFIG_NAME, WEIGHTS_NAME, MEMORY_NAME, MEMORY_VECTORS_NAME):
         for stale in run_dir.glob(f".{name}.*.tmp"):
             stale.unlink(missing_ok=True)
 

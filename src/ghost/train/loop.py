@@ -36,7 +36,7 @@ from ghost.data.records import Dataset, load_data
 from ghost.data.template import QATemplate
 from ghost.errors import GhostInputError
 from ghost.model.ghost import GhostModel, next_byte_loss
-from ghost.model.io import CONFIG_NAME, load_model, read_run_config
+from ghost.model.io import CONFIG_NAME, load_memory, load_model, read_run_config
 from ghost.runtime import autocast, configure, resolve_precision
 from ghost.train.checkpoint import (
     STATE_NAME,
@@ -261,6 +261,7 @@ def train(
     checkpoint = _resume_point(cfg, run_dir)
     if checkpoint is not None:
         model = load_model(checkpoint)
+        load_memory(model, run_dir)  # the run's own bank: entries added since the checkpoint
     elif cfg.init_from:
         if model_config is not None:
             raise GhostInputError(

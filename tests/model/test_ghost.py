@@ -100,7 +100,7 @@ def test_retrieval_returns_the_top_k_entries_a_brute_force_search_finds():
         for row, query_key in enumerate(q):
             scores = [float(query_key @ enc(texts[i : i + 1])[3][0]) for i in range(len(texts))]
             best = sorted(range(len(texts)), key=lambda i: -scores[i])[:3]
-            assert found[row].tolist() == best
+            assert set(found[row].tolist()) == set(best)  # the order may differ at near-ties
     # A bank larger than top_k is read per row: each row reads its own top-k entries.
     batch = model.memory.batch(queries)
     assert batch.states.shape[:2] == (3, 3)

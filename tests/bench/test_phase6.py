@@ -99,7 +99,7 @@ def test_best_arm_is_the_fastest_use_arm_of_test4_and_success_table_reads_its_ru
             run["final"]["peak_rss_mib"] = 300.0
     table = phase6.success_table({"tests": [test4, success]})
     metrics = [row[0] for row in table["rows"]]
-    assert metrics[0] == "time for 120 training steps" and len(metrics) == 5
+    assert metrics[0].startswith("time for 120 training steps (v5-fast") and len(metrics) == 5
     assert "300 MiB (60%)" in table["rows"][-1][4]
 
 

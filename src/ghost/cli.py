@@ -7,6 +7,7 @@ Exit codes: 0 success; 2 bad usage or bad input (one line on stderr, no tracebac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -308,7 +309,8 @@ def cmd_ask(args) -> int:
     def answer(question: str) -> str:
         if template.end_of_answer in question:
             raise GhostInputError("ghost ask: the question contains the end-of-answer marker byte")
-        with model.trace_memory() as reads:
+        tracing = model.trace_memory() if args.show_memory else contextlib.nullcontext({})
+        with tracing as reads:
             (out,), (confidence,) = generate(
                 model,
                 [template.prompt(question)],
@@ -402,6 +404,16 @@ def cmd_data_show(args) -> int:
 
 
 # Parser ----------------------------------------------------------------------------------
+
+
+def _add_memory_flag(p: argparse.ArgumentParser) -> None:
+    """--memory FILE, shared by eval, generate and ask."""
+    p.add_argument(
+        "--memory",
+        metavar="FILE",
+        help="add these facts to the run's memory bank for this call only (a .txt file of one "
+        'fact per line, a .jsonl of {"text"} records, or NAME:SPLIT; default: none)',
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -513,12 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--predictions", help="write one JSON line per question to this file (default: none)"
     )
-    p.add_argument(
-        "--memory",
-        metavar="FILE",
-        help="add these facts to the run's memory bank for this call only (a .txt file of one "
-        'fact per line, a .jsonl of {"text"} records, or NAME:SPLIT; default: none)',
-    )
+    _add_memory_flag(p)
     p.add_argument("--threads", type=_nonnegative_int, default=0, help=threads_help)
     p.set_defaults(func=cmd_eval)
 
@@ -552,12 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
         "with --recipe fim",
     )
     p.add_argument("--threads", type=_nonnegative_int, default=0, help=threads_help)
-    p.add_argument(
-        "--memory",
-        metavar="FILE",
-        help="add these facts to the run's memory bank for this call only (a .txt file of one "
-        'fact per line, a .jsonl of {"text"} records, or NAME:SPLIT; default: none)',
-    )
+    _add_memory_flag(p)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser(
@@ -580,12 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the answer's mean byte probability after a tab: near 1 for a recalled "
         "answer, low for a guess",
     )
-    p.add_argument(
-        "--memory",
-        metavar="FILE",
-        help="add these facts to the run's memory bank for this call only (a .txt file of one "
-        'fact per line, a .jsonl of {"text"} records, or NAME:SPLIT; default: none)',
-    )
+    _add_memory_flag(p)
     p.add_argument(
         "--show-memory",
         action="store_true",
@@ -650,8 +647,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument(
         "--replace",
         action="store_true",
-        help="drop older entries with the same subject (the words before is/are/was/were/"
-        "has/have); default: keep both and say so",
+        help="drop older entries about the same thing (the text up to the last linking word "
+        "before the value); default: keep both and say so",
     )
     q.add_argument("--threads", type=_nonnegative_int, default=0, help=threads_help)
     q.set_defaults(func=cmd_memory)

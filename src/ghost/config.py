@@ -175,7 +175,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "ffn_hidden": 640,
         "n_heads": 5,
     },
-    # The benchmark's screening size: every block kind of v5-fast at a quarter of its width
+    # The benchmark's screening size: every block kind of v5-fast at half its width
     # and two-thirds of its depth; learns facts200 in a few hundred steps on 2 cores.
     "small": {
         "dim": 128,

@@ -84,6 +84,7 @@ def run_tests(
     command: str,
     progress=print,
     method: list[str] | None = None,
+    workers: int = 1,
 ) -> dict:
     """Run `tests` (resuming in `out`), then write results.json and the report."""
     from ghost.bench.machine import machine_record
@@ -91,7 +92,7 @@ def run_tests(
 
     out = Path(out)
     threads = configure(0)
-    results = run_bench(tests, out, progress)
+    results = run_bench(tests, out, progress, workers)
     document = {
         "title": title,
         "command": command,
@@ -173,10 +174,11 @@ def run_plan(
     )
     title = f"Phase 6 test plan ({'quick, tiny preset' if quick else scale.preset + ' preset'})"
     method = [f"Sizes: {scale.why}.", *METHOD]
-    document = run_tests(tests, out, title, command, progress, method)
+    workers = scale.workers
+    document = run_tests(tests, out, title, command, progress, method, workers)
     best = phase6.best_arm(document)
     tests = tests + phase6.success_tests(scale, best)
-    document = run_tests(tests, out, title, command, progress, method)
+    document = run_tests(tests, out, title, command, progress, method, workers)
     document["tables"] = phase6.tables(document)
     _write(document, Path(out))
     return document

@@ -140,14 +140,25 @@ def _src_path() -> str:
     return os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
 
 
-def run_bench(tests: list[BenchTest], out_dir: Path, progress=print) -> dict[str, dict]:
-    """Run every planned run not already finished; returns {key: result} for all of them."""
+def run_bench(
+    tests: list[BenchTest], out_dir: Path, progress=print, workers: int = 1
+) -> dict[str, dict]:
+    """Run every planned run not already finished; returns {key: result} for all of them.
+    `workers` > 1 runs that many at a time: only for smoke runs whose times mean nothing
+    (`--plan phase6 --quick`), never for a comparison (runs sharing the CPU time each other)."""
     out_dir = Path(out_dir)
     plan = planned_runs(tests)
     finished = {key for *_, key, _ in plan if (out_dir / "runs" / f"{key}.json").exists()}
     todo = [p for p in plan if p[3] not in finished]
     if finished:
         progress(f"resuming: {len(finished)} of {len(plan)} runs already finished")
+    if workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        progress(f"running {len(todo)} runs, {workers} at a time (a smoke run: times mean nothing)")
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(lambda p: _run_worker(p[4], p[3], out_dir), todo))
+        todo = []
     durations: list[float] = []
     for i, (test, arm, seed, key, spec) in enumerate(todo, start=1):
         started = time.perf_counter()

@@ -98,11 +98,15 @@ def _read_jsonl(path: Path) -> list[dict]:
     return records
 
 
-def _read_txt(path: Path) -> list[dict]:
+def _utf8_text(path: Path) -> str:
     try:
-        text = path.read_bytes().decode("utf-8")
+        return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
         raise GhostInputError(f"{path}: not valid UTF-8 (byte {e.start})") from None
+
+
+def _read_txt(path: Path) -> list[dict]:
+    text = _utf8_text(path)
     blocks = [b.strip("\n") for b in text.replace("\r\n", "\n").split("\n\n")]
     return [{"text": b} for b in blocks if b.strip()]
 
@@ -185,9 +189,7 @@ def read_facts(item: str, must_be_data: bool = False) -> list[str]:
         raise GhostInputError(f"{path}: unknown memory file format (expected .txt or .jsonl)")
     if path.suffix == ".txt" and _exists(path) and path.is_file():
         try:
-            text = path.read_bytes().decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise GhostInputError(f"{path}: not valid UTF-8 (byte {e.start})") from None
+            text = _utf8_text(path)
         except OSError as e:
             raise GhostInputError(f"{path}: cannot read ({e.strerror or e})") from None
         facts = [line.strip() for line in text.splitlines() if line.strip()]

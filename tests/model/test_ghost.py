@@ -103,7 +103,7 @@ def test_retrieval_returns_the_top_k_entries_a_brute_force_search_finds():
             assert set(found[row].tolist()) == set(best)  # the order may differ at near-ties
     # A bank larger than top_k is read per row: each row reads its own top-k entries.
     batch = model.memory.batch(queries)
-    assert batch.states.shape[:2] == (3, 3)
+    assert batch.index.shape == (3, 3)
     assert batch.entries.tolist() == found.tolist()
 
 

@@ -60,7 +60,7 @@ def test_records_with_facts_train_the_memory_by_default(tmp_path):
     n_records = 8
     assert (indices[:n_records] >= 0).all() and (indices[n_records:] == -1).all()
     assert len(indices) > n_records  # fictional and counterfactual rows were added
-    assert memory is not None and memory.states.shape[0] == len(indices)
+    assert memory is not None and memory.index.shape[0] == len(indices)
     assert memory.states.requires_grad  # the encoder learns from the step's loss
 
 
@@ -96,8 +96,7 @@ def test_the_memory_parts_get_gradients(tmp_path):
 
 def test_bank_of_a_row_holds_its_facts_and_distractors():
     service = MemoryTraining(bank_size=4, no_memory=0.0)
-    service.all_facts = [f"fact {i}" for i in range(20)]
     import random
 
-    bank = service._bank(random.Random(0), ["own fact"])
+    bank = service._bank(random.Random(0), ["own fact"], [f"fact {i}" for i in range(20)])
     assert len(bank) == 4 and "own fact" in bank and len(set(bank)) == 4

@@ -9,8 +9,8 @@
 Symbols: B batch, L length, D dim, M entries read, T bytes per entry, K key width.
 
 - `ByteMemoryEncoder` maps an entry's bytes to the encoder's causal state after each byte
-  (a byte embedding, one Mamba mixer, a norm) and to one unit-length key: the state after
-  the last byte, projected. A question is keyed by the same network, so retrieval is a dot
+  (a byte embedding, one Mamba mixer, a norm) and to one unit-length key: the mean of the
+  states, projected. A question is keyed by the same network, so retrieval is a dot
   product between two outputs of one encoder, trained with its own contrastive loss.
 - `FactMemory` is the writable bank: texts with stable ids and their keys (kept, saved);
   per-byte states are made when entries are read (a bank no larger than `top_k` is read
@@ -42,39 +42,50 @@ from ghost.model.norm import RMSNorm
 
 @dataclass
 class MemoryBatch:
-    """Entries one forward pass reads: shared by all rows (first dim 1) or per row (B)."""
+    """Entries one forward pass reads. The encoder states are kept once per distinct entry
+    (U of them); `index` says which entries each row reads: one row shared by the whole
+    batch (first dim 1) or one row per batch row (B). Readers project the U distinct states
+    once and gather the projections per row."""
 
-    states: torch.Tensor  # (1|B, M, T, D) encoder state after each byte of each entry
+    states: torch.Tensor  # (U, T, D) encoder state after each byte of each distinct entry
+    index: torch.Tensor  # (1|B, M) int64: row r's m-th entry is states[index[r, m]]
     data: torch.Tensor  # (1|B, M, T) int64: the entries' bytes, what the copy head emits
-    mask: torch.Tensor  # (1|B, M, T) bool: True on real bytes
+    mask: torch.Tensor  # (1|B, M, T) bool: True on real bytes (False past a row's entries)
     entries: torch.Tensor  # (1|B, M) int64: each entry's index in the bank (-1: none)
-    projections: dict = field(default_factory=dict)  # per reader: its keys/values of `states`
+    projections: dict = field(default_factory=dict)  # per reader: its keys/values, gathered
 
     @property
     def n_entries(self) -> int:
-        return self.states.shape[1]
+        return self.index.shape[1]
 
     def projected(self, reader: nn.Module, make):
-        """`make(states)` once per batch and reader (a layer's keys and values). Not cached
-        while gradients are on: training recomputes them (and gradient checkpointing must
-        see the same operations again)."""
+        """`make(states)` (per distinct entry: (U, T, X) or a tuple of them) gathered to
+        (1|B, M, T, X), once per batch and reader (a layer's keys and values). Not cached while
+        gradients are on: training recomputes them (and gradient checkpointing must see the
+        same operations again)."""
         if torch.is_grad_enabled():
-            return make(self.states)
+            return self._gather(make(self.states))
         key = id(reader)
         if key not in self.projections:
-            self.projections[key] = make(self.states)
+            self.projections[key] = self._gather(make(self.states))
         return self.projections[key]
+
+    def _gather(self, value):
+        return (
+            tuple(self._gather(v) for v in value) if isinstance(value, tuple) else value[self.index]
+        )
 
     def select(self, rows: torch.Tensor) -> MemoryBatch:
         """The entries of the batch rows `rows` (a bank shared by all rows stays as it is)."""
-        if self.states.shape[0] == 1:
+        if self.index.shape[0] == 1:
             return self
 
         def pick(value):
             return tuple(pick(v) for v in value) if isinstance(value, tuple) else value[rows]
 
         return MemoryBatch(
-            self.states[rows],
+            self.states,
+            self.index[rows],
             self.data[rows],
             self.mask[rows],
             self.entries[rows],
@@ -118,10 +129,12 @@ class ByteMemoryEncoder(nn.Module):
         return self.norm(h + self.mixer(h))
 
     def keys(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(M, T, D) states -> (M, K) unit keys, from the state after each entry's last byte."""
-        last = (mask.sum(1) - 1).clamp(min=0)
-        final = states[torch.arange(states.shape[0], device=states.device), last]
-        return F.normalize(self.key(final), dim=-1)
+        """(M, T, D) states -> (M, K) unit keys, from the mean of the states over each text's
+        bytes. (The state after the last byte alone is mostly that byte, "." or "?": every
+        key came out the same.)"""
+        weights = mask.unsqueeze(-1).to(states.dtype)
+        mean = (states * weights).sum(1) / weights.sum(1).clamp(min=1)
+        return F.normalize(self.key(mean), dim=-1)
 
     def forward(self, texts: list[str | bytes]):
         """texts -> (states (M, T, D), ids (M, T), mask (M, T), keys (M, K))."""
@@ -148,21 +161,6 @@ def fact_key(text: str) -> str | None:
 class MemoryEntry:
     id: int  # stable: kept across saves, never reused within a bank
     text: str
-
-
-def _pad_entries(parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], width: int):
-    """[(states (M_i, T_i, D), ids, mask)] -> one (R, M, T, D) batch padded with masked zeros."""
-    rows, m = len(parts), max(1, max(p[0].shape[0] for p in parts))
-    d = next(p[0].shape[-1] for p in parts)
-    device = parts[0][0].device
-    states = torch.zeros(rows, m, width, d, device=device, dtype=parts[0][0].dtype)
-    data = torch.zeros(rows, m, width, dtype=torch.long, device=device)
-    mask = torch.zeros(rows, m, width, dtype=torch.bool, device=device)
-    for r, (s, i, k) in enumerate(parts):
-        states[r, : s.shape[0], : s.shape[1]] = s
-        data[r, : i.shape[0], : i.shape[1]] = i
-        mask[r, : k.shape[0], : k.shape[1]] = k
-    return states, data, mask
 
 
 class FactMemory(nn.Module):
@@ -339,22 +337,19 @@ class FactMemory(nn.Module):
         return found
 
     def _gather(self, rows: list[list[int]]) -> MemoryBatch:
+        """Bank indices per row -> a MemoryBatch holding each distinct entry's states once."""
         flat = list(dict.fromkeys(i for row in rows for i in row))
-        encoded = dict(zip(flat, self._entry_states(flat), strict=True))  # one encoder pass
-        width = max(e[0].shape[0] for e in encoded.values())
-        parts = []
-        for row in rows:  # retrieval gives every row at least one entry
-            states, data, mask = _pad_entries(
-                [(s.unsqueeze(0), i.unsqueeze(0), m.unsqueeze(0)) for s, i, m in
-                 (encoded[j] for j in row)],
-                width,
-            )  # fmt: skip
-            parts.append((states[:, 0], data[:, 0], mask[:, 0]))
-        states, data, mask = _pad_entries(parts, width)
-        entries = torch.full((len(rows), states.shape[1]), -1, dtype=torch.long)
-        for r, row in enumerate(rows):
-            entries[r, : len(row)] = torch.tensor(row, dtype=torch.long)
-        return MemoryBatch(states, data, mask, entries.to(states.device))
+        encoded = self._entry_states(flat)  # one encoder pass for the entries not cached
+        width = max(e[0].shape[0] for e in encoded)
+        d = encoded[0][0].shape[-1]
+        device = encoded[0][0].device
+        states = torch.zeros(len(flat), width, d, device=device, dtype=encoded[0][0].dtype)
+        ids = torch.zeros(len(flat), width, dtype=torch.long, device=device)
+        mask = torch.zeros(len(flat), width, dtype=torch.bool, device=device)
+        for u, (s, i, _) in enumerate(encoded):
+            states[u, : s.shape[0]], ids[u, : i.shape[0]], mask[u, : i.shape[0]] = s, i, True
+        where = {i: u for u, i in enumerate(flat)}
+        return _batch_of(states, ids, mask, [[where[i] for i in row] for row in rows], rows)
 
     def batch(self, queries: list[str | bytes] | None = None) -> MemoryBatch | None:
         """What a forward pass reads: None for an empty bank; every entry (shared by all rows)
@@ -366,7 +361,7 @@ class FactMemory(nn.Module):
             if self._whole is None:
                 self._whole = self._gather([list(range(len(self)))])
             w = self._whole  # the states are kept; each reading projects them anew, once
-            return MemoryBatch(w.states, w.data, w.mask, w.entries)
+            return MemoryBatch(w.states, w.index, w.data, w.mask, w.entries)
         if queries is None:
             raise ValueError(
                 f"the bank holds {len(self)} entries (> top_k {self.top_k}): pass the queries "
@@ -382,19 +377,26 @@ class FactMemory(nn.Module):
             return None
         states, ids, mask, _ = self.encoder(texts)
         where = {t: i for i, t in enumerate(texts)}
-        m = max(len(bank) for bank in banks)
-        index = torch.tensor(
-            [[where[t] for t in bank] + [0] * (m - len(bank)) for bank in banks],
-            device=states.device,
-        )  # (B, M)
-        present = torch.tensor([[True] * len(b) + [False] * (m - len(b)) for b in banks])
-        present = present.to(states.device)
-        return MemoryBatch(
-            states[index],  # (B, M, T, D)
-            ids[index],
-            mask[index] & present[..., None],
-            torch.where(present, index, -1),
-        )
+        return _batch_of(states, ids, mask, [[where[t] for t in bank] for bank in banks])
+
+
+def _batch_of(states, ids, mask, rows: list[list[int]], entries: list[list[int]] | None = None):
+    """Distinct entries' (states (U, T, D), ids, mask) and each row's list of them (indices
+    into U; rows may differ in length) -> a MemoryBatch; `entries` are the bank indices
+    (default: the positions in U)."""
+    device = states.device
+    m = max(1, max(len(row) for row in rows))
+    index = torch.tensor([row + [0] * (m - len(row)) for row in rows], dtype=torch.long)
+    present = torch.tensor([[True] * len(row) + [False] * (m - len(row)) for row in rows])
+    bank = torch.tensor([list(r) + [-1] * (m - len(r)) for r in (entries or rows)])
+    index, present = index.to(device), present.to(device)
+    return MemoryBatch(
+        states,
+        index,
+        ids[index],
+        mask[index] & present[..., None],
+        torch.where(present, bank.to(device), -1),
+    )
 
 
 class MemoryCrossAttention(nn.Module):
@@ -409,12 +411,7 @@ class MemoryCrossAttention(nn.Module):
         self.reads: torch.Tensor | None = None  # (M,) attention mass per entry, when traced
 
     def _keys_values(self, states: torch.Tensor):
-        nb, m, t, d = states.shape
-        flat = states.reshape(nb, m * t, d)
-        h, e = self.n_heads, self.head_dim
-        k = self.k_proj(flat).view(nb, m * t, h, e).transpose(1, 2)  # (1|B, H, M*T, E)
-        v = self.v_proj(flat).view(nb, m * t, h, e).transpose(1, 2)
-        return k, v
+        return self.k_proj(states), self.v_proj(states)  # (U, T, D) each
 
     def forward(self, x: torch.Tensor, memory: MemoryBatch | None) -> torch.Tensor:
         """x (B, L, D) -> the update to add to the residual stream (zeros without memory)."""
@@ -422,7 +419,10 @@ class MemoryCrossAttention(nn.Module):
             return torch.zeros_like(x)
         b, length, d = x.shape
         h, e = self.n_heads, self.head_dim
-        k, v = memory.projected(self, self._keys_values)
+        k, v = memory.projected(self, self._keys_values)  # (1|B, M, T, D) each
+        nb, m, t, _ = k.shape
+        k = k.reshape(nb, m * t, h, e).transpose(1, 2)  # (1|B, H, M*T, E)
+        v = v.reshape(nb, m * t, h, e).transpose(1, 2)
         q = self.q_proj(x).view(b, length, h, e).transpose(1, 2)  # (B, H, L, E)
         scores = (q @ k.to(x.dtype).transpose(-1, -2)) * e**-0.5  # (B, H, L, M*T)
         allowed = memory.mask.flatten(1)[:, None, None, :]  # (1|B, 1, 1, M*T)
@@ -473,14 +473,14 @@ class CopyHead(nn.Module):
         self.reads: torch.Tensor | None = None
 
     def _keys(self, states: torch.Tensor) -> torch.Tensor:
-        nb, m, t, d = states.shape
-        before = torch.cat([self.start.expand(nb, m, 1, d), states[:, :, :-1]], dim=2)
-        return self.k_proj(before).reshape(nb, m * t, self.head_dim)  # (1|B, M*T, P)
+        u, _, d = states.shape
+        before = torch.cat([self.start.expand(u, 1, d), states[:, :-1]], dim=1)
+        return self.k_proj(before)  # (U, T, P)
 
     def forward(self, h: torch.Tensor, logits: torch.Tensor, memory: MemoryBatch) -> torch.Tensor:
         """h (B, L, D) normed final hidden, logits (B, L, 256) -> log p(next byte) (B, L, 256)."""
         b, length, _ = h.shape
-        keys = memory.projected(self, self._keys).to(h.dtype)
+        keys = memory.projected(self, self._keys).flatten(1, 2).to(h.dtype)  # (1|B, M*T, P)
         scores = (self.q_proj(h) @ keys.transpose(-1, -2)) * self.head_dim**-0.5  # (B, L, M*T)
         allowed = memory.mask.flatten(1)[:, None, :]  # (1|B, 1, M*T)
         scores = scores.float().masked_fill(~allowed, float("-inf"))

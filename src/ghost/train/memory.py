@@ -49,6 +49,7 @@ class MemoryTraining(Recipe):
     counterfactual: float = 0.1
     retrieval_weight: float = 0.1
     temperature: float = 0.05
+    pool_size: int = 32  # distinct distractor facts per step, shared by its rows
 
     name = "memory"
 
@@ -66,14 +67,15 @@ class MemoryTraining(Recipe):
         self._questions: list[tuple[str, str]] = []  # (question, its first fact), this step
         self._retrieval_loss: float | None = None
 
-    def _bank(self, rng: random.Random, own: list[str]) -> list[str]:
+    def _bank(self, rng: random.Random, own: list[str], pool: list[str]) -> list[str]:
+        """Own facts plus distractors from this step's `pool` (shared by the rows, so the
+        encoder runs over few distinct texts), shuffled; empty for a `no_memory` share."""
         if rng.random() < self.no_memory:
             return []
         own = own[: self.bank_size]
         taken = set(own)
-        pool = [f for f in rng.sample(self.all_facts, min(len(self.all_facts), 4 * self.bank_size))
-                if f not in taken]  # fmt: skip
-        bank = own + pool[: self.bank_size - len(own)]
+        others = [f for f in pool if f not in taken]  # callers shuffle the pool
+        bank = own + others[: self.bank_size - len(own)]
         rng.shuffle(bank)
         return bank
 
@@ -88,19 +90,23 @@ class MemoryTraining(Recipe):
 
     def on_batch(self, state: TrainState, batch: Batch) -> Batch:
         rng = random.Random(f"memory-{self.seed}-{state.step}")
+        pool = rng.sample(self.all_facts, min(len(self.all_facts), self.pool_size))
         rows = [(batch.input_ids[i], batch.labels[i]) for i in range(len(batch.indices))]
         banks, questions = [], []
         for index in batch.indices.tolist():
             record = self.records[index]
             own = list(record.get("facts") or [])
-            banks.append(self._bank(rng, own))
+            banks.append(self._bank(rng, own, rng.sample(pool, len(pool))))
             if own:
                 questions.append((record["question"], own[0]))
         n = len(rows)
         made = fictional_facts(round(self.fictional * n), seed=f"{self.seed}-{state.step}")
+        made_facts = [f.fact for f in made]  # each other's distractors: same relations
         for fact in made:
             rows.append(self._row(state, fact.question, fact.answer))
-            bank = self._bank(random.Random(rng.random()), [fact.fact]) or [fact.fact]
+            alike = rng.sample(made_facts, len(made_facts))[: self.bank_size // 2]
+            bank = self._bank(rng, [fact.fact], alike + rng.sample(pool, len(pool)))
+            bank = bank or [fact.fact]
             if fact.fact not in bank:
                 bank[0] = fact.fact
             banks.append(bank)
@@ -109,7 +115,9 @@ class MemoryTraining(Recipe):
             rows.append(self._row(state, edit.question, edit.answer))
             true_facts = {f for r in self.records if r["question"] == edit.question
                           for f in r.get("facts") or []}  # fmt: skip
-            bank = [f for f in self._bank(rng, []) if f not in true_facts]
+            bank = [
+                f for f in self._bank(rng, [], rng.sample(pool, len(pool))) if f not in true_facts
+            ]
             banks.append([edit.fact, *bank[: self.bank_size - 1]])
         input_ids, labels = pad_rows(rows)
         extra = len(rows) - n

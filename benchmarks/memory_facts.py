@@ -71,11 +71,52 @@ def timed_question(model, question: str, template: QATemplate, rounds: int = 5) 
     return statistics.median(times)
 
 
+def training_cost(preset: str, steps: int, rounds: int, seed: int) -> dict:
+    """Median step time of `ghost train` on facts200 with memory training on and off, the two
+    runs alternating (`rounds` pairs, each in its own process under the launcher's allocator);
+    the first 5 steps of each run are left out (warm-up)."""
+    import csv
+    import subprocess
+    import sys
+    import tempfile
+
+    times: dict[str, list[float]] = {"off": [], "on": []}
+    rows: dict[str, list[float]] = {"off": [], "on": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for mode in ("off", "on"):
+                out = Path(tmp) / f"{mode}-{r}"
+                command = [sys.executable, "-m", "ghost", "train", "--data", "facts200",
+                           "--preset", preset, "--steps", str(steps), "--seed", str(seed),
+                           "--memory-training", mode, "--eval-every", str(steps), "--quiet",
+                           "--out", str(out)]  # fmt: skip
+                subprocess.run(command, check=True, capture_output=True)
+                with open(out / "metrics.csv", encoding="utf-8") as f:
+                    done = [row for row in csv.DictReader(f)][5:]
+                times[mode] += [float(row["step_seconds"]) for row in done]
+                rows[mode] += [float(row["batch_rows"]) for row in done]
+    off, on = statistics.median(times["off"]), statistics.median(times["on"])
+    return {
+        "preset": preset,
+        "steps_per_run": steps,
+        "rounds": rounds,
+        "step_seconds_off": off,
+        "step_seconds_on": on,
+        "ratio": on / off,
+        "rows_per_step_off": statistics.mean(rows["off"]),
+        "rows_per_step_on": statistics.mean(rows["on"]),
+        "ratio_per_row": (on / statistics.mean(rows["on"])) / (off / statistics.mean(rows["off"])),
+    }
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
     parser.add_argument("--results", default="benchmarks/results/memory_facts")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cost-preset", default=None,
+                        help="also time memory training on vs off with this preset (e.g. small)")
+    parser.add_argument("--cost-steps", type=int, default=40)
     args = parser.parse_args(argv)
     threads = configure(0, seed=0)
     model = GhostModel.from_pretrained(args.run_dir, memory=False)
@@ -162,6 +203,9 @@ def main(argv=None) -> None:
         "question_seconds_10000_entries": full_time,
         "added_ms_per_question": 1000 * (full_time - empty_time),
     }
+    if args.cost_preset:
+        torch.set_grad_enabled(True)
+        results["training_cost"] = training_cost(args.cost_preset, args.cost_steps, 2, args.seed)
     out = Path(args.results)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")

@@ -67,7 +67,7 @@ def test_an_empty_memory_bank_changes_nothing(model):
     with torch.no_grad():
         open_memory(model)  # open gates: only the empty bank keeps memory a no-op
         before = model(x).logits
-        rows_without_facts = model.memory.encode_rows([[], []])
+        rows_without_facts, _, _ = model.memory.encode_rows([[], []])
         assert rows_without_facts is None
         assert torch.equal(model(x, memory=rows_without_facts).logits, before)
         model.memory.write(["The capital of Peru is Lima."])
@@ -80,7 +80,7 @@ def test_a_row_without_facts_is_unchanged_by_its_neighbours_facts(model):
     x = torch.randint(0, 256, (2, 12))
     with torch.no_grad():
         plain = model(x).logits.log_softmax(-1)
-        banks = model.memory.encode_rows([["The capital of Peru is Lima."], []])
+        banks, _, _ = model.memory.encode_rows([["The capital of Peru is Lima."], []])
         mixed = model(x, memory=banks).logits
     torch.testing.assert_close(mixed[1], plain[1])
     assert not torch.allclose(mixed[0], plain[0])

@@ -72,6 +72,7 @@ class Cache:
 
     layers: list[LayerCache]
     memory: MemoryBatch | None = None
+    previous: torch.Tensor | None = None  # (B,) the last byte read (the copy head's match)
 
     def select(self, rows: torch.Tensor) -> Cache:
         """The cache of the batch rows `rows`: generation drops rows that have finished."""
@@ -82,7 +83,11 @@ class Cache:
             )
             for layer in self.layers
         ]
-        return Cache(layers, self.memory.select(rows) if self.memory is not None else None)
+        return Cache(
+            layers,
+            self.memory.select(rows) if self.memory is not None else None,
+            self.previous[rows] if self.previous is not None else None,
+        )
 
 
 @dataclass
@@ -202,8 +207,7 @@ class GhostModel(nn.Module):
         `use_cache`, `output.cache` holds every layer's state after the last byte.
         """
         if memory is None and len(self.memory):
-            large = len(self.memory) > self.memory.top_k  # else the whole bank, no retrieval
-            memory = self.memory.batch(_row_bytes(input_ids) if large else None)
+            memory = self.memory.batch(_row_bytes(input_ids))  # each row keys its retrieval
         h = self.embed(input_ids)  # (B, L, D)
         caches = []
         for i, layer in enumerate(self.layers):
@@ -215,16 +219,21 @@ class GhostModel(nn.Module):
                 h = checkpoint(layer, h, memory, use_reentrant=False)
             else:
                 h = layer(h, memory)
-        logits = self._output(self.norm(h), memory)  # (B, L, 256)
+        previous = F.pad(input_ids[:, :-1], (1, 0), value=-1)  # (B, L): the byte before each
+        logits = self._output(self.norm(h), memory, torch.stack([input_ids, previous], -1))
         loss = next_byte_loss(logits, labels) if labels is not None else None
-        return ModelOutput(loss, logits, Cache(caches, memory) if use_cache else None)
+        cache = Cache(caches, memory, input_ids[:, -1]) if use_cache else None
+        return ModelOutput(loss, logits, cache)
 
-    def _output(self, h: torch.Tensor, memory: MemoryBatch | None) -> torch.Tensor:
+    def _output(
+        self, h: torch.Tensor, memory: MemoryBatch | None, recent: torch.Tensor
+    ) -> torch.Tensor:
         """Normed final hidden -> next-byte logits, mixed with the copy head's distribution
-        when there are entries to copy from (then log-probabilities)."""
+        when there are entries to copy from (then log-probabilities). `recent` (B, L, 2): the
+        byte at each position and the one before it."""
         logits = self.head(h)
         if memory is not None and memory.n_entries:
-            logits = self.copy(h, logits, memory)
+            logits = self.copy(h, logits, memory, recent)
         return logits
 
     def empty_cache(self, batch: int, memory: MemoryBatch | None = None) -> Cache:
@@ -252,7 +261,10 @@ class GhostModel(nn.Module):
         h = self.embed(byte_ids)  # (B, D)
         for layer, layer_cache in zip(self.layers, cache.layers, strict=True):
             h = layer.step(h, layer_cache, cache.memory)
-        return self._output(self.norm(h).unsqueeze(1), cache.memory).squeeze(1)
+        previous = cache.previous if cache.previous is not None else torch.full_like(byte_ids, -1)
+        recent = torch.stack([byte_ids, previous], -1)[:, None]  # (B, 1, 2)
+        cache.previous = byte_ids
+        return self._output(self.norm(h).unsqueeze(1), cache.memory, recent).squeeze(1)
 
     def generate(
         self,

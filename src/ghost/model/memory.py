@@ -52,6 +52,9 @@ class MemoryBatch:
     data: torch.Tensor  # (1|B, M, T) int64: the entries' bytes, what the copy head emits
     mask: torch.Tensor  # (1|B, M, T) bool: True on real bytes (False past a row's entries)
     entries: torch.Tensor  # (1|B, M) int64: each entry's index in the bank (-1: none)
+    # (1|B, M): cosine between each row's query key and each entry's key (retrieval's score),
+    # None when no query was given; the copy head uses it to pick the entry to copy from.
+    prior: torch.Tensor | None = None
     projections: dict = field(default_factory=dict)  # per reader: its keys/values, gathered
 
     @property
@@ -76,19 +79,22 @@ class MemoryBatch:
         )
 
     def select(self, rows: torch.Tensor) -> MemoryBatch:
-        """The entries of the batch rows `rows` (a bank shared by all rows stays as it is)."""
-        if self.index.shape[0] == 1:
-            return self
+        """The entries of the batch rows `rows` (what all rows share stays as it is)."""
 
         def pick(value):
-            return tuple(pick(v) for v in value) if isinstance(value, tuple) else value[rows]
+            if value is None:
+                return None
+            if isinstance(value, tuple):
+                return tuple(pick(v) for v in value)
+            return value if value.shape[0] == 1 else value[rows]
 
         return MemoryBatch(
             self.states,
-            self.index[rows],
-            self.data[rows],
-            self.mask[rows],
-            self.entries[rows],
+            pick(self.index),
+            pick(self.data),
+            pick(self.mask),
+            pick(self.entries),
+            pick(self.prior),
             {k: pick(v) for k, v in self.projections.items()},
         )
 
@@ -312,12 +318,16 @@ class FactMemory(nn.Module):
     # --- Reading ---------------------------------------------------------------------------
 
     @torch.no_grad()
+    def query_keys(self, queries: list[str | bytes]) -> torch.Tensor:
+        """(Q, K) unit keys of queries (their last `max_bytes` bytes: the question asked)."""
+        ids, mask = self.encoder.tokenize(queries, keep_end=True)
+        return self.encoder.keys(self.encoder.states(ids), mask)
+
+    @torch.no_grad()
     def retrieve(self, queries: list[str | bytes], k: int | None = None) -> torch.Tensor:
         """(Q, min(k, M)) bank indices of each query's top-k entries by key, best first."""
         k = min(k or self.top_k, len(self))
-        ids, mask = self.encoder.tokenize(queries, keep_end=True)
-        query_keys = self.encoder.keys(self.encoder.states(ids), mask)  # (Q, K)
-        return (query_keys @ self._keys.T).topk(k, dim=-1).indices
+        return (self.query_keys(queries) @ self._keys.T).topk(k, dim=-1).indices
 
     @torch.no_grad()
     def _entry_states(self, indices: list[int]) -> list[tuple]:
@@ -354,30 +364,52 @@ class FactMemory(nn.Module):
     def batch(self, queries: list[str | bytes] | None = None) -> MemoryBatch | None:
         """What a forward pass reads: None for an empty bank; every entry (shared by all rows)
         when the bank holds at most `top_k`; else each query's top-k entries (one row per
-        query: the text each row's retrieval is keyed by, e.g. its question)."""
+        query: the text each row's retrieval is keyed by, e.g. its prompt). With queries,
+        each row's retrieval scores come too (`MemoryBatch.prior`)."""
         if not len(self):
             return None
         if len(self) <= self.top_k:
             if self._whole is None:
                 self._whole = self._gather([list(range(len(self)))])
             w = self._whole  # the states are kept; each reading projects them anew, once
-            return MemoryBatch(w.states, w.index, w.data, w.mask, w.entries)
+            prior = self.query_keys(queries) @ self._keys.T if queries is not None else None
+            return MemoryBatch(w.states, w.index, w.data, w.mask, w.entries, prior)
         if queries is None:
             raise ValueError(
                 f"the bank holds {len(self)} entries (> top_k {self.top_k}): pass the queries "
                 "its entries are retrieved for"
             )
-        return self._gather(self.retrieve(queries).tolist())
+        with torch.no_grad():
+            best = (self.query_keys(queries) @ self._keys.T).topk(self.top_k, dim=-1)
+        batch = self._gather(best.indices.tolist())
+        batch.prior = best.values
+        return batch
 
-    def encode_rows(self, banks: list[list[str]]) -> MemoryBatch | None:
-        """Per-row banks (training: each row's facts and distractors) encoded with gradient;
-        None when every bank is empty."""
-        texts = list(dict.fromkeys(t for bank in banks for t in bank))
+    def encode_rows(
+        self,
+        banks: list[list[str]],
+        keyed: list[str] = (),
+        queries: list[str | bytes] | None = None,
+    ) -> tuple[MemoryBatch | None, torch.Tensor | None, torch.Tensor | None]:
+        """Per-row banks (training: each row's facts and distractors), the texts `keyed` and
+        one query per row, encoded with gradient in one encoder pass. Returns the batch
+        (None when every bank is empty) with each row's retrieval scores (`prior`) when
+        queries are given, the keys of `keyed` (or None) and the keys of the queries (or
+        None)."""
+        cut = _to_bytes(queries, self.encoder.max_bytes, True) if queries else []
+        texts = list(dict.fromkeys([*(t for bank in banks for t in bank), *keyed, *cut]))
         if not texts:
-            return None
-        states, ids, mask, _ = self.encoder(texts)
+            return None, None, None
+        states, ids, mask, keys = self.encoder(texts)
         where = {t: i for i, t in enumerate(texts)}
-        return _batch_of(states, ids, mask, [[where[t] for t in bank] for bank in banks])
+        wanted = keys[[where[t] for t in keyed]] if keyed else None
+        query_keys = keys[[where[q] for q in cut]] if cut else None
+        if not any(banks):
+            return None, wanted, query_keys
+        batch = _batch_of(states, ids, mask, [[where[t] for t in bank] for bank in banks])
+        if query_keys is not None:
+            batch.prior = (query_keys[:, None, :] * keys[batch.index]).sum(-1)  # (B, M)
+        return batch, wanted, query_keys
 
 
 def _batch_of(states, ids, mask, rows: list[list[int]], entries: list[list[int]] | None = None):
@@ -456,10 +488,19 @@ class CopyHead(nn.Module):
     """A pointer over the bytes of the entries read: p(next byte) mixes the vocabulary's
     distribution with a copy of the entry byte the pointer attends to.
 
-    The key of entry byte j is the encoder state after byte j-1 (a learned start vector for
-    j = 0): it says what precedes j, so attending to it means "the byte that comes next is
-    byte j". The gate g = sigmoid(w . h + b) starts nearly closed (b = -4); a model that never
-    trained its memory has it shut (b = -30: g ~ 1e-13), so a bank cannot disturb its answers."""
+    The pointer's score for entry byte j adds three things:
+    - content: the key of byte j is the encoder state after byte j-1 (a learned start vector
+      for j = 0), so attending to it means "the byte that comes next is byte j";
+    - continuation: learned weights on two exact matches, "the byte just read equals entry
+      byte j-1" and "... and the one before it equals byte j-2": once an answer has started
+      copying an entry, the next byte of that entry is where the pointer goes (an induction
+      head, given rather than learned: at this scale attention alone takes thousands of
+      steps to find it);
+    - the entry: a learned scale times the cosine between the row's query key and the
+      entry's key (retrieval's score, trained by its own loss), so the pointer copies from
+      the entry the question is about.
+    The gate g = sigmoid(w . h + b) starts nearly closed (b = -4); a model that never trained
+    its memory has it shut (b = -30: g ~ 1e-13), so a bank cannot disturb its answers."""
 
     def __init__(self, dim: int, head_dim: int = 64):
         super().__init__()
@@ -470,6 +511,10 @@ class CopyHead(nn.Module):
         self.gate = nn.Linear(dim, 1)
         nn.init.zeros_(self.gate.weight)
         nn.init.constant_(self.gate.bias, -4.0)
+        # Weights of the continuation matches (one byte, two bytes) and of the entry's
+        # retrieval score; they start where they already matter (a score of a few units).
+        self.match = nn.Parameter(torch.tensor([2.0, 2.0]))
+        self.prior_scale = nn.Parameter(torch.tensor(20.0))  # = 1 / the retrieval loss temperature
         self.reads: torch.Tensor | None = None
 
     def _keys(self, states: torch.Tensor) -> torch.Tensor:
@@ -477,13 +522,27 @@ class CopyHead(nn.Module):
         before = torch.cat([self.start.expand(u, 1, d), states[:, :-1]], dim=1)
         return self.k_proj(before)  # (U, T, P)
 
-    def forward(self, h: torch.Tensor, logits: torch.Tensor, memory: MemoryBatch) -> torch.Tensor:
-        """h (B, L, D) normed final hidden, logits (B, L, 256) -> log p(next byte) (B, L, 256)."""
+    def forward(
+        self, h: torch.Tensor, logits: torch.Tensor, memory: MemoryBatch, recent: torch.Tensor
+    ) -> torch.Tensor:
+        """h (B, L, D) normed final hidden, logits (B, L, 256), recent (B, L, 2) the byte at
+        each position and the one before it (-1: none) -> log p(next byte) (B, L, 256)."""
         b, length, _ = h.shape
         keys = memory.projected(self, self._keys).flatten(1, 2).to(h.dtype)  # (1|B, M*T, P)
         scores = (self.q_proj(h) @ keys.transpose(-1, -2)) * self.head_dim**-0.5  # (B, L, M*T)
+        scores = scores.float()
+        none = torch.full_like(memory.data[..., :1], -2)  # matches no byte, nor -1
+        before = torch.cat([none, memory.data[..., :-1]], -1).flatten(1)[:, None, :]
+        two_before = torch.cat([none, none, memory.data[..., :-2]], -1).flatten(1)[:, None, :]
+        one = recent[..., :1] == before  # (B, L, M*T)
+        two = one & (recent[..., 1:] == two_before)
+        scores = scores + self.match[0] * one + self.match[1] * two
+        if memory.prior is not None:
+            t = memory.data.shape[-1]
+            entry = memory.prior[..., None].expand(-1, -1, t).flatten(1)[:, None, :]
+            scores = scores + self.prior_scale * entry.float()
         allowed = memory.mask.flatten(1)[:, None, :]  # (1|B, 1, M*T)
-        scores = scores.float().masked_fill(~allowed, float("-inf"))
+        scores = scores.masked_fill(~allowed, float("-inf"))
         pointer = torch.nan_to_num(torch.softmax(scores, dim=-1), nan=0.0)
         if self.reads is not None:
             _trace(self, pointer.sum(1), memory)

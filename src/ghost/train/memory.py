@@ -44,7 +44,7 @@ def records_carry_facts(records: list[dict]) -> bool:
 @dataclass
 class MemoryTraining(Recipe):
     bank_size: int = 8
-    no_memory: float = 0.15
+    no_memory: float = 0.5
     fictional: float = 0.25
     counterfactual: float = 0.1
     retrieval_weight: float = 0.1
@@ -64,7 +64,9 @@ class MemoryTraining(Recipe):
         self.all_facts = sorted({f for r in self.records for f in r.get("facts") or []})
         self.edits = counterfactual_edits(self.records, seed=state.config.seed)
         self.seed = state.config.seed
-        self._questions: list[tuple[str, str]] = []  # (question, its first fact), this step
+        self._questions: list[tuple[int, str]] = []  # (row, its first fact), this step
+        self._query_keys: torch.Tensor | None = None  # keys of every row's prompt
+        self._fact_keys: torch.Tensor | None = None  # keys of those facts, with gradient
         self._retrieval_loss: float | None = None
 
     def _bank(self, rng: random.Random, own: list[str], pool: list[str]) -> list[str]:
@@ -92,27 +94,30 @@ class MemoryTraining(Recipe):
         rng = random.Random(f"memory-{self.seed}-{state.step}")
         pool = rng.sample(self.all_facts, min(len(self.all_facts), self.pool_size))
         rows = [(batch.input_ids[i], batch.labels[i]) for i in range(len(batch.indices))]
-        banks, questions = [], []
-        for index in batch.indices.tolist():
+        banks, questions = [], []  # questions: (row, its first fact) for the retrieval loss
+        asked = [self.records[i]["question"] for i in batch.indices.tolist()]  # each row's
+        for row, index in enumerate(batch.indices.tolist()):
             record = self.records[index]
             own = list(record.get("facts") or [])
             banks.append(self._bank(rng, own, rng.sample(pool, len(pool))))
             if own:
-                questions.append((record["question"], own[0]))
+                questions.append((row, own[0]))
         n = len(rows)
         made = fictional_facts(round(self.fictional * n), seed=f"{self.seed}-{state.step}")
         made_facts = [f.fact for f in made]  # each other's distractors: same relations
         for fact in made:
             rows.append(self._row(state, fact.question, fact.answer))
+            asked.append(fact.question)
             alike = rng.sample(made_facts, len(made_facts))[: self.bank_size // 2]
             bank = self._bank(rng, [fact.fact], alike + rng.sample(pool, len(pool)))
             bank = bank or [fact.fact]
             if fact.fact not in bank:
                 bank[0] = fact.fact
             banks.append(bank)
-            questions.append((fact.question, fact.fact))
+            questions.append((len(rows) - 1, fact.fact))
         for edit in rng.sample(self.edits, min(len(self.edits), round(self.counterfactual * n))):
             rows.append(self._row(state, edit.question, edit.answer))
+            asked.append(edit.question)
             true_facts = {f for r in self.records if r["question"] == edit.question
                           for f in r.get("facts") or []}  # fmt: skip
             bank = [
@@ -122,20 +127,20 @@ class MemoryTraining(Recipe):
         input_ids, labels = pad_rows(rows)
         extra = len(rows) - n
         indices = torch.cat([batch.indices, torch.full((extra,), -1, dtype=torch.long)])
-        state.forward_kwargs["memory"] = state.model.memory.encode_rows(banks)
+        facts = [f for _, f in questions] if self.retrieval_weight and len(questions) > 1 else []
+        prompts = [self.template.prompt(q) for q in asked]  # what retrieval is keyed by
+        memory, self._fact_keys, query_keys = state.model.memory.encode_rows(banks, facts, prompts)
+        state.forward_kwargs["memory"] = memory
         self._questions = questions
+        self._query_keys = query_keys
         return Batch(input_ids, labels, indices)
 
     def on_loss(self, state, loss, output, batch):
-        if not self.retrieval_weight or len(self._questions) < 2:
+        if self._fact_keys is None:
             return loss
-        encoder = state.model.memory.encoder
-        questions = [self.template.prompt(q) for q, _ in self._questions]
         facts = [f for _, f in self._questions]
-        q_ids, q_mask = encoder.tokenize(questions, keep_end=True)
-        f_ids, f_mask = encoder.tokenize(facts)
-        q = encoder.keys(encoder.states(q_ids), q_mask)
-        f = encoder.keys(encoder.states(f_ids), f_mask)
+        q = self._query_keys[[row for row, _ in self._questions]]  # keys of those rows' prompts
+        f = self._fact_keys  # encoded with the step's banks (`on_batch`)
         scores = q @ f.T / self.temperature  # (Q, Q): row i's own fact is column i
         device = scores.device
         same = torch.tensor([[a == b for b in facts] for a in facts], device=device)

@@ -72,7 +72,7 @@ class Cache:
 
     layers: list[LayerCache]
     memory: MemoryBatch | None = None
-    previous: torch.Tensor | None = None  # (B,) the last byte read (the copy head's match)
+    previous: torch.Tensor | None = None  # (B, 3) the last bytes read, latest first (copy head)
 
     def select(self, rows: torch.Tensor) -> Cache:
         """The cache of the batch rows `rows`: generation drops rows that have finished."""
@@ -164,7 +164,7 @@ class GhostModel(nn.Module):
             ),
             top_k=config.memory_top_k,
         )
-        self.copy = CopyHead(config.dim, config.memory_key_dim)
+        self.copy = CopyHead(config.dim, config.memory_key_dim, ord(config.end_of_answer))
         self.gradient_checkpointing = False
         self._init_weights()
         if config.tie_embeddings:
@@ -219,10 +219,12 @@ class GhostModel(nn.Module):
                 h = checkpoint(layer, h, memory, use_reentrant=False)
             else:
                 h = layer(h, memory)
-        previous = F.pad(input_ids[:, :-1], (1, 0), value=-1)  # (B, L): the byte before each
-        logits = self._output(self.norm(h), memory, torch.stack([input_ids, previous], -1))
+        n = CopyHead.MATCHES  # the bytes at and before each position, latest first (-1: none)
+        recent = torch.stack([F.pad(input_ids, (i, 0), value=-1)[:, : input_ids.shape[1]]
+                              for i in range(n)], -1)  # fmt: skip
+        logits = self._output(self.norm(h), memory, recent)
         loss = next_byte_loss(logits, labels) if labels is not None else None
-        cache = Cache(caches, memory, input_ids[:, -1]) if use_cache else None
+        cache = Cache(caches, memory, recent[:, -1, : n - 1]) if use_cache else None
         return ModelOutput(loss, logits, cache)
 
     def _output(
@@ -261,9 +263,13 @@ class GhostModel(nn.Module):
         h = self.embed(byte_ids)  # (B, D)
         for layer, layer_cache in zip(self.layers, cache.layers, strict=True):
             h = layer.step(h, layer_cache, cache.memory)
-        previous = cache.previous if cache.previous is not None else torch.full_like(byte_ids, -1)
-        recent = torch.stack([byte_ids, previous], -1)[:, None]  # (B, 1, 2)
-        cache.previous = byte_ids
+        previous = cache.previous
+        if previous is None:
+            previous = torch.full((byte_ids.shape[0], CopyHead.MATCHES - 1), -1, dtype=torch.long,
+                                  device=byte_ids.device)  # fmt: skip
+        recent = torch.cat([byte_ids[:, None], previous], -1)  # (B, MATCHES), latest first
+        cache.previous = recent[:, :-1]
+        recent = recent[:, None]  # (B, 1, MATCHES)
         return self._output(self.norm(h).unsqueeze(1), cache.memory, recent).squeeze(1)
 
     def generate(

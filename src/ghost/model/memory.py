@@ -491,20 +491,26 @@ class CopyHead(nn.Module):
     The pointer's score for entry byte j adds three things:
     - content: the key of byte j is the encoder state after byte j-1 (a learned start vector
       for j = 0), so attending to it means "the byte that comes next is byte j";
-    - continuation: learned weights on two exact matches, "the byte just read equals entry
-      byte j-1" and "... and the one before it equals byte j-2": once an answer has started
-      copying an entry, the next byte of that entry is where the pointer goes (an induction
-      head, given rather than learned: at this scale attention alone takes thousands of
-      steps to find it);
+    - continuation: learned weights on exact matches of the last n bytes read with the n
+      entry bytes before j (n = 1..4, each adding its weight): once an answer has started
+      copying an entry, the next byte of that entry is where the pointer goes, and four
+      bytes of context keep it from looping on a repeated pair ("...thquuth...") (an
+      induction head, given rather than learned: at this scale attention alone takes
+      thousands of steps to find it);
     - the entry: a learned scale times the cosine between the row's query key and the
       entry's key (retrieval's score, trained by its own loss), so the pointer copies from
       the entry the question is about.
+    Copying a fact's final "." emits `stop_byte` (the end-of-answer marker) instead: the
+    value of most facts ends the sentence ("The capital of Zorvania is Quessaro."), so the
+    end of the fact is the end of the answer.
     The gate g = sigmoid(w . h + b) starts nearly closed (b = -4); a model that never trained
     its memory has it shut (b = -30: g ~ 1e-13), so a bank cannot disturb its answers."""
 
-    def __init__(self, dim: int, head_dim: int = 64):
+    MATCHES = 4  # continuation matches of 1..4 bytes
+
+    def __init__(self, dim: int, head_dim: int = 64, stop_byte: int = 3):
         super().__init__()
-        self.head_dim = head_dim
+        self.head_dim, self.stop_byte = head_dim, stop_byte
         self.q_proj = nn.Linear(dim, head_dim, bias=False)
         self.k_proj = nn.Linear(dim, head_dim, bias=False)
         self.start = nn.Parameter(torch.zeros(dim))
@@ -513,9 +519,17 @@ class CopyHead(nn.Module):
         nn.init.constant_(self.gate.bias, -4.0)
         # Weights of the continuation matches (one byte, two bytes) and of the entry's
         # retrieval score; they start where they already matter (a score of a few units).
-        self.match = nn.Parameter(torch.tensor([2.0, 2.0]))
+        self.match = nn.Parameter(torch.full((self.MATCHES,), 2.0))
         self.prior_scale = nn.Parameter(torch.tensor(20.0))  # = 1 / the retrieval loss temperature
         self.reads: torch.Tensor | None = None
+
+    def _emitted(self, memory: MemoryBatch) -> torch.Tensor:
+        """(1|B, M, T) the byte copying each entry position emits: its own, except a final
+        "." (the last real byte of an entry), which emits `stop_byte`."""
+        last = (memory.mask.sum(-1, keepdim=True) - 1).clamp(min=0)  # (1|B, M, 1)
+        positions = torch.arange(memory.data.shape[-1], device=memory.data.device)
+        final_dot = (positions == last) & (memory.data == ord(".")) & memory.mask
+        return memory.data.masked_fill(final_dot, self.stop_byte)
 
     def _keys(self, states: torch.Tensor) -> torch.Tensor:
         u, _, d = states.shape
@@ -525,18 +539,21 @@ class CopyHead(nn.Module):
     def forward(
         self, h: torch.Tensor, logits: torch.Tensor, memory: MemoryBatch, recent: torch.Tensor
     ) -> torch.Tensor:
-        """h (B, L, D) normed final hidden, logits (B, L, 256), recent (B, L, 2) the byte at
-        each position and the one before it (-1: none) -> log p(next byte) (B, L, 256)."""
+        """h (B, L, D) normed final hidden, logits (B, L, 256), recent (B, L, MATCHES) the byte
+        at each position and the ones before it, latest first (-1: none) -> log p(next byte)
+        (B, L, 256)."""
         b, length, _ = h.shape
         keys = memory.projected(self, self._keys).flatten(1, 2).to(h.dtype)  # (1|B, M*T, P)
         scores = (self.q_proj(h) @ keys.transpose(-1, -2)) * self.head_dim**-0.5  # (B, L, M*T)
         scores = scores.float()
-        none = torch.full_like(memory.data[..., :1], -2)  # matches no byte, nor -1
-        before = torch.cat([none, memory.data[..., :-1]], -1).flatten(1)[:, None, :]
-        two_before = torch.cat([none, none, memory.data[..., :-2]], -1).flatten(1)[:, None, :]
-        one = recent[..., :1] == before  # (B, L, M*T)
-        two = one & (recent[..., 1:] == two_before)
-        scores = scores + self.match[0] * one + self.match[1] * two
+        data = memory.data
+        matched = None
+        for n in range(1, self.MATCHES + 1):  # entry byte j-n == the n-th latest byte read
+            none = torch.full_like(data[..., :n], -2)  # before the entry: matches nothing
+            before = torch.cat([none, data[..., :-n]], -1).flatten(1)[:, None, :]
+            same = recent[..., n - 1 : n] == before  # (B, L, M*T)
+            matched = same if matched is None else matched & same
+            scores = scores + self.match[n - 1] * matched
         if memory.prior is not None:
             t = memory.data.shape[-1]
             entry = memory.prior[..., None].expand(-1, -1, t).flatten(1)[:, None, :]
@@ -546,7 +563,7 @@ class CopyHead(nn.Module):
         pointer = torch.nan_to_num(torch.softmax(scores, dim=-1), nan=0.0)
         if self.reads is not None:
             _trace(self, pointer.sum(1), memory)
-        data = memory.data.flatten(1)[:, None, :].expand(b, length, -1)
+        data = self._emitted(memory).flatten(1)[:, None, :].expand(b, length, -1)
         copy = torch.zeros(b, length, logits.shape[-1], device=h.device).scatter_add(
             -1, data, pointer
         )

@@ -417,6 +417,10 @@ def _batch_of(states, ids, mask, rows: list[list[int]], entries: list[list[int]]
     into U; rows may differ in length) -> a MemoryBatch; `entries` are the bank indices
     (default: the positions in U)."""
     device = states.device
+    used = sorted({i for row in rows for i in row})
+    if used:  # the pass may have encoded longer texts (queries): keep the entries' width
+        width = int(mask[used].sum(-1).max())
+        states, ids, mask = states[:, :width], ids[:, :width], mask[:, :width]
     m = max(1, max(len(row) for row in rows))
     index = torch.tensor([row + [0] * (m - len(row)) for row in rows], dtype=torch.long)
     present = torch.tensor([[True] * len(row) + [False] * (m - len(row)) for row in rows])
@@ -449,6 +453,9 @@ class MemoryCrossAttention(nn.Module):
         """x (B, L, D) -> the update to add to the residual stream (zeros without memory)."""
         if memory is None or memory.n_entries == 0:
             return torch.zeros_like(x)
+        return _rows_with_entries(memory, x, torch.zeros_like(x), self._read)
+
+    def _read(self, x: torch.Tensor, memory: MemoryBatch) -> torch.Tensor:
         b, length, d = x.shape
         h, e = self.n_heads, self.head_dim
         k, v = memory.projected(self, self._keys_values)  # (1|B, M, T, D) each
@@ -456,19 +463,37 @@ class MemoryCrossAttention(nn.Module):
         k = k.reshape(nb, m * t, h, e).transpose(1, 2)  # (1|B, H, M*T, E)
         v = v.reshape(nb, m * t, h, e).transpose(1, 2)
         q = self.q_proj(x).view(b, length, h, e).transpose(1, 2)  # (B, H, L, E)
-        scores = (q @ k.to(x.dtype).transpose(-1, -2)) * e**-0.5  # (B, H, L, M*T)
         allowed = memory.mask.flatten(1)[:, None, None, :]  # (1|B, 1, 1, M*T)
-        scores = scores.masked_fill(~allowed, float("-inf"))
-        probs = torch.softmax(scores.float(), dim=-1).to(x.dtype)
-        probs = torch.nan_to_num(probs, nan=0.0)  # a row with no entries reads nothing
-        if self.reads is not None:  # GhostModel.trace_memory(): which entries were read
+        k, v = k.to(x.dtype), v.to(x.dtype)
+        if self.reads is None:  # every row here has entries: no row is all masked
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        else:  # GhostModel.trace_memory(): which entries were read, so the weights by hand
+            scores = (q @ k.transpose(-1, -2)) * e**-0.5  # (B, H, L, M*T)
+            scores = scores.masked_fill(~allowed, float("-inf"))
+            probs = torch.softmax(scores.float(), dim=-1).to(x.dtype)
             _trace(self, probs.sum((1, 2)), memory)
-        y = (probs @ v.to(x.dtype)).transpose(1, 2).reshape(b, length, d)
+            y = probs @ v
+        y = y.transpose(1, 2).reshape(b, length, d)
         return torch.tanh(self.gate) * self.o_proj(y)
 
     def step(self, x: torch.Tensor, memory: MemoryBatch | None) -> torch.Tensor:
         """One byte: x (B, D) -> update (B, D). Memory layers keep no state of their own."""
         return self.forward(x.unsqueeze(1), memory).squeeze(1)
+
+
+def _rows_with_entries(memory: MemoryBatch, inputs, default: torch.Tensor, read):
+    """`read(*inputs, memory)` on the batch rows that have entries, `default` on the others
+    (rows without facts cost nothing; a bank shared by all rows reads every row)."""
+    inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+    has = memory.mask.flatten(1).any(-1)  # (1|B,)
+    if has.shape[0] == 1:
+        return read(*inputs, memory) if bool(has.all()) else default
+    if bool(has.all()):
+        return read(*inputs, memory)
+    keep = has.nonzero().squeeze(1)
+    if not keep.numel():
+        return default
+    return default.index_copy(0, keep, read(*(t[keep] for t in inputs), memory.select(keep)))
 
 
 def _trace(reader: nn.Module, mass: torch.Tensor, memory: MemoryBatch) -> None:
@@ -542,6 +567,10 @@ class CopyHead(nn.Module):
         """h (B, L, D) normed final hidden, logits (B, L, 256), recent (B, L, MATCHES) the byte
         at each position and the ones before it, latest first (-1: none) -> log p(next byte)
         (B, L, 256)."""
+        vocab = torch.log_softmax(logits.float(), dim=-1)  # rows without entries: just this
+        return _rows_with_entries(memory, (h, vocab, recent), vocab, self._mix).to(logits.dtype)
+
+    def _mix(self, h, vocab, recent, memory: MemoryBatch) -> torch.Tensor:
         b, length, _ = h.shape
         keys = memory.projected(self, self._keys).flatten(1, 2).to(h.dtype)  # (1|B, M*T, P)
         scores = (self.q_proj(h) @ keys.transpose(-1, -2)) * self.head_dim**-0.5  # (B, L, M*T)
@@ -560,17 +589,13 @@ class CopyHead(nn.Module):
             scores = scores + self.prior_scale * entry.float()
         allowed = memory.mask.flatten(1)[:, None, :]  # (1|B, 1, M*T)
         scores = scores.masked_fill(~allowed, float("-inf"))
-        pointer = torch.nan_to_num(torch.softmax(scores, dim=-1), nan=0.0)
+        pointer = torch.softmax(scores, dim=-1)  # every row read here has an entry
         if self.reads is not None:
             _trace(self, pointer.sum(1), memory)
         data = self._emitted(memory).flatten(1)[:, None, :].expand(b, length, -1)
-        copy = torch.zeros(b, length, logits.shape[-1], device=h.device).scatter_add(
+        copy = torch.zeros(b, length, vocab.shape[-1], device=h.device).scatter_add(
             -1, data, pointer
         )
-        has_entries = allowed.any(-1, keepdim=True)  # (1|B, 1, 1)
         z = self.gate(h).float()  # (B, L, 1)
-        log_g = F.logsigmoid(z).masked_fill(~has_entries, -torch.inf)
-        log_not_g = F.logsigmoid(-z).masked_fill(~has_entries, 0.0)
-        vocab = torch.log_softmax(logits.float(), dim=-1)
-        mixed = torch.logaddexp(log_not_g + vocab, log_g + torch.log(copy.clamp_min(1e-30)))
-        return mixed.to(logits.dtype)
+        copied = F.logsigmoid(z) + torch.log(copy.clamp_min(1e-30))
+        return torch.logaddexp(F.logsigmoid(-z) + vocab, copied)

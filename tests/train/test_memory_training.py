@@ -6,6 +6,7 @@ import pytest
 import torch
 from tiny_runs import CAPITALS, tiny_config
 
+from ghost.data.fictional import fictional_facts
 from ghost.errors import GhostInputError
 from ghost.train.hooks import Recipe
 from ghost.train.loop import train
@@ -94,9 +95,32 @@ def test_the_memory_parts_get_gradients(tmp_path):
     )
 
 
-def test_bank_of_a_row_holds_its_facts_and_distractors():
-    service = MemoryTraining(bank_size=4, no_memory=0.0)
+def test_a_rows_bank_holds_its_facts_and_the_distractors_nearest_its_question():
     import random
+    from types import SimpleNamespace
 
-    bank = service._bank(random.Random(0), ["own fact"], [f"fact {i}" for i in range(20)])
-    assert len(bank) == 4 and "own fact" in bank and len(set(bank)) == 4
+    from ghost.model.ghost import GhostModel
+
+    torch.manual_seed(0)
+    model = GhostModel.from_preset("tiny").eval()
+    service = MemoryTraining(bank_size=4, pool_size=12)
+    service.all_facts = [f"The capital of {c} is {city}." for c, city in CAPITALS.items()]
+    service.seed = 0
+    state = SimpleNamespace(model=model, step=3)
+    prompts = ["Q: What is the capital of Peru?\nA: ", "Q: Who wrote Hamlet?\nA: ", "Q: x\nA: "]
+    owns = [["The capital of Peru is Lima."], None, ["Hamlet was written by Shakespeare."]]
+    excluded = [set(), set(), {"The capital of Japan is Tokyo."}]
+    banks = service._banks(state, random.Random(0), prompts, owns, excluded, made=[])
+    assert banks[1] == []  # a row that answers from its weights reads nothing
+    for row in (0, 2):
+        bank = banks[row]
+        assert len(bank) == 4 and len(set(bank)) == 4 and owns[row][0] in bank
+        assert not excluded[row] & set(bank)
+    # The distractors are the candidates nearest the question by the encoder's keys.
+    extra = fictional_facts(12, seed="0-3-distractors")  # the step's fictional candidates
+    candidates = sorted((set(service.all_facts) | {f.fact for f in extra}) - {owns[0][0]})
+    with torch.no_grad():
+        query = model.memory.query_keys(prompts[:1])
+        scores = (query @ model.memory.encode_texts(candidates).T)[0].tolist()
+    nearest = {c for _, c in sorted(zip(scores, candidates, strict=True), reverse=True)[:3]}
+    assert set(banks[0]) - {owns[0][0]} == nearest

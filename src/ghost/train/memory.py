@@ -4,9 +4,11 @@ reading it, so the memory layers and the copy head learn to read.
 On by default when the training records carry `facts` (TrainConfig.memory_training =
 "auto"; "off" turns it off, "on" demands facts). Per step:
 
-- every Q&A row of the batch reads a bank of its own facts plus distractor facts drawn from
-  the other records, shuffled, `bank_size` entries in all; a share `no_memory` of the rows
-  reads nothing (the model must still answer from its weights);
+- every Q&A row of the batch reads a bank of its own facts plus the distractors its
+  retrieval would bring: the facts nearest its prompt by the current encoder's keys among a
+  pool of dataset and fictional facts drawn for the step (hard negatives, as top-k retrieval
+  gives them at inference), shuffled, `bank_size` entries in all; a share `no_memory` of
+  the dataset rows reads nothing (the model must still answer from its weights);
 - `fictional` x batch rows are added about entities that do not exist ("The capital of
   Zorvania is Quessaro."): fresh ones every step, from the "train" pool of
   `ghost.data.fictional`, so the only way to answer them is to copy from the bank;
@@ -18,8 +20,8 @@ On by default when the training records carry `facts` (TrainConfig.memory_traini
   the right entries in a bank far larger than `bank_size`.
 
 Added rows carry the index -1 (not a record of the dataset): recipes that keep per-record
-state ignore them. Everything drawn is a function of (seed, step), so a resumed run draws
-what an uninterrupted one would.
+state ignore them. Everything drawn is a function of (seed, step) and the weights, so a
+resumed run draws what an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class MemoryTraining(Recipe):
     counterfactual: float = 0.1
     retrieval_weight: float = 0.1
     temperature: float = 0.05
-    pool_size: int = 32  # distinct distractor facts per step, shared by its rows
+    pool_size: int = 32  # distractor candidates per step: this many dataset + fictional facts
 
     name = "memory"
 
@@ -63,23 +65,14 @@ class MemoryTraining(Recipe):
         self.records = batcher.records
         self.all_facts = sorted({f for r in self.records for f in r.get("facts") or []})
         self.edits = counterfactual_edits(self.records, seed=state.config.seed)
+        self.true_facts: dict[str, set[str]] = {}  # question -> its facts (not read with an edit)
+        for r in self.records:
+            self.true_facts.setdefault(r["question"], set()).update(r.get("facts") or [])
         self.seed = state.config.seed
         self._questions: list[tuple[int, str]] = []  # (row, its first fact), this step
         self._query_keys: torch.Tensor | None = None  # keys of every row's prompt
         self._fact_keys: torch.Tensor | None = None  # keys of those facts, with gradient
         self._retrieval_loss: float | None = None
-
-    def _bank(self, rng: random.Random, own: list[str], pool: list[str]) -> list[str]:
-        """Own facts plus distractors from this step's `pool` (shared by the rows, so the
-        encoder runs over few distinct texts), shuffled; empty for a `no_memory` share."""
-        if rng.random() < self.no_memory:
-            return []
-        own = own[: self.bank_size]
-        taken = set(own)
-        others = [f for f in pool if f not in taken]  # callers shuffle the pool
-        bank = own + others[: self.bank_size - len(own)]
-        rng.shuffle(bank)
-        return bank
 
     def _row(self, state: TrainState, question: str, answer: str):
         """A rendered Q&A row cut as QABatcher cuts one: its start goes, its answer stays."""
@@ -92,48 +85,60 @@ class MemoryTraining(Recipe):
 
     def on_batch(self, state: TrainState, batch: Batch) -> Batch:
         rng = random.Random(f"memory-{self.seed}-{state.step}")
-        pool = rng.sample(self.all_facts, min(len(self.all_facts), self.pool_size))
         rows = [(batch.input_ids[i], batch.labels[i]) for i in range(len(batch.indices))]
-        banks, questions = [], []  # questions: (row, its first fact) for the retrieval loss
-        asked = [self.records[i]["question"] for i in batch.indices.tolist()]  # each row's
-        for row, index in enumerate(batch.indices.tolist()):
+        asked, owns, excluded = [], [], []  # per row: question, facts it reads, facts it may not
+        for index in batch.indices.tolist():
             record = self.records[index]
-            own = list(record.get("facts") or [])
-            banks.append(self._bank(rng, own, rng.sample(pool, len(pool))))
-            if own:
-                questions.append((row, own[0]))
+            asked.append(record["question"])
+            owns.append(None if rng.random() < self.no_memory else list(record.get("facts") or []))
+            excluded.append(set())
         n = len(rows)
         made = fictional_facts(round(self.fictional * n), seed=f"{self.seed}-{state.step}")
-        made_facts = [f.fact for f in made]  # each other's distractors: same relations
         for fact in made:
             rows.append(self._row(state, fact.question, fact.answer))
             asked.append(fact.question)
-            alike = rng.sample(made_facts, len(made_facts))[: self.bank_size // 2]
-            bank = self._bank(rng, [fact.fact], alike + rng.sample(pool, len(pool)))
-            bank = bank or [fact.fact]
-            if fact.fact not in bank:
-                bank[0] = fact.fact
-            banks.append(bank)
-            questions.append((len(rows) - 1, fact.fact))
+            owns.append([fact.fact])
+            excluded.append(set())
         for edit in rng.sample(self.edits, min(len(self.edits), round(self.counterfactual * n))):
             rows.append(self._row(state, edit.question, edit.answer))
             asked.append(edit.question)
-            true_facts = {f for r in self.records if r["question"] == edit.question
-                          for f in r.get("facts") or []}  # fmt: skip
-            bank = [
-                f for f in self._bank(rng, [], rng.sample(pool, len(pool))) if f not in true_facts
-            ]
-            banks.append([edit.fact, *bank[: self.bank_size - 1]])
-        input_ids, labels = pad_rows(rows)
-        extra = len(rows) - n
-        indices = torch.cat([batch.indices, torch.full((extra,), -1, dtype=torch.long)])
-        facts = [f for _, f in questions] if self.retrieval_weight and len(questions) > 1 else []
+            owns.append([edit.fact])
+            excluded.append(self.true_facts.get(edit.question, set()))
         prompts = [self.template.prompt(q) for q in asked]  # what retrieval is keyed by
+        banks = self._banks(state, rng, prompts, owns, excluded, made)
+        questions = [(row, own[0]) for row, own in enumerate(owns) if own]
+        input_ids, labels = pad_rows(rows)
+        indices = torch.cat([batch.indices, torch.full((len(rows) - n,), -1, dtype=torch.long)])
+        facts = [f for _, f in questions] if self.retrieval_weight and len(questions) > 1 else []
         memory, self._fact_keys, query_keys = state.model.memory.encode_rows(banks, facts, prompts)
         state.forward_kwargs["memory"] = memory
         self._questions = questions
         self._query_keys = query_keys
         return Batch(input_ids, labels, indices)
+
+    @torch.no_grad()
+    def _banks(self, state, rng, prompts, owns, excluded, made) -> list[list[str]]:
+        """Each row's bank: its own facts plus the distractors its retrieval would bring, the
+        candidates nearest its prompt by the current encoder's keys (hard negatives, as top-k
+        retrieval gives them at inference), from a pool of dataset and fictional facts."""
+        pool = rng.sample(self.all_facts, min(len(self.all_facts), self.pool_size))
+        extra = fictional_facts(self.pool_size, seed=f"{self.seed}-{state.step}-distractors")
+        pool = list(dict.fromkeys(pool + [f.fact for f in made + extra]))
+        memory = state.model.memory
+        similarity = memory.query_keys(prompts) @ memory.encode_texts(pool).T  # (R, C)
+        order = similarity.argsort(dim=-1, descending=True).tolist()
+        banks = []
+        for row, own in enumerate(owns):
+            if own is None:  # this row answers from the weights
+                banks.append([])
+                continue
+            own = own[: self.bank_size]
+            skip = set(own) | excluded[row]
+            nearest = [pool[c] for c in order[row] if pool[c] not in skip]
+            bank = own + nearest[: self.bank_size - len(own)]
+            rng.shuffle(bank)
+            banks.append(bank)
+        return banks
 
     def on_loss(self, state, loss, output, batch):
         if self._fact_keys is None:

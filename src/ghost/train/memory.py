@@ -16,8 +16,9 @@ On by default when the training records carry `facts` (TrainConfig.memory_traini
   an edited fact ("The capital of France is Tokyo.") and not the true one: memory overrides
   the weights;
 - a contrastive loss (weight `retrieval_weight`) pulls each question's retrieval key towards
-  its first fact's key and away from the other rows' facts, so that top-k retrieval finds
-  the right entries in a bank far larger than `bank_size`.
+  its first fact's key and away from the other rows' facts and from the other entries of
+  its own bank (the hard negatives), so that top-k retrieval finds the right entries in a
+  bank far larger than `bank_size`, and the copy head's entry score picks the right one.
 
 Added rows carry the index -1 (not a record of the dataset): recipes that keep per-record
 state ignore them. Everything drawn is a function of (seed, step) and the weights, so a
@@ -49,7 +50,7 @@ class MemoryTraining(Recipe):
     no_memory: float = 0.5
     fictional: float = 0.25
     counterfactual: float = 0.1
-    retrieval_weight: float = 0.1
+    retrieval_weight: float = 0.2
     temperature: float = 0.05
     pool_size: int = 32  # distractor candidates per step: this many dataset + fictional facts
 
@@ -71,6 +72,7 @@ class MemoryTraining(Recipe):
         self.seed = state.config.seed
         self._questions: list[tuple[int, str]] = []  # (row, its first fact), this step
         self._query_keys: torch.Tensor | None = None  # keys of every row's prompt
+        self._bank_targets: list[tuple[int, int]] = []
         self._fact_keys: torch.Tensor | None = None  # keys of those facts, with gradient
         self._retrieval_loss: float | None = None
 
@@ -107,6 +109,8 @@ class MemoryTraining(Recipe):
         prompts = [self.template.prompt(q) for q in asked]  # what retrieval is keyed by
         banks = self._banks(state, rng, prompts, owns, excluded, made)
         questions = [(row, own[0]) for row, own in enumerate(owns) if own]
+        # (row, position of its first fact in its bank): the bank's hard-negative loss
+        self._bank_targets = [(row, banks[row].index(f)) for row, f in questions if banks[row]]
         input_ids, labels = pad_rows(rows)
         indices = torch.cat([batch.indices, torch.full((len(rows) - n,), -1, dtype=torch.long)])
         facts = [f for _, f in questions] if self.retrieval_weight and len(questions) > 1 else []
@@ -152,6 +156,15 @@ class MemoryTraining(Recipe):
         others = ~torch.eye(len(facts), dtype=torch.bool, device=device)
         scores = scores.masked_fill(same & others, -1e4)  # a duplicate fact is no negative
         retrieval = F.cross_entropy(scores, torch.arange(len(facts), device=device))
+        memory = state.forward_kwargs.get("memory")
+        if memory is not None and memory.prior is not None and self._bank_targets:
+            # Hard negatives: against the other entries of its own bank (the facts nearest
+            # its question), each question's fact must still score highest.
+            rows = torch.tensor([r for r, _ in self._bank_targets], device=device)
+            where = torch.tensor([m for _, m in self._bank_targets], device=device)
+            present = memory.mask.any(-1)[rows]  # (Q, M)
+            bank = (memory.prior[rows] / self.temperature).masked_fill(~present, -1e4)
+            retrieval = (retrieval + F.cross_entropy(bank, where)) / 2
         self._retrieval_loss = float(retrieval.detach())
         return loss + self.retrieval_weight * retrieval
 

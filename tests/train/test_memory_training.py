@@ -44,6 +44,8 @@ def test_records_with_facts_train_the_memory_by_default(tmp_path):
     train(tiny_config(data, tmp_path / "run", steps=3))
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["train"]["memory_training"] == "auto"
+    trained_with = config["train"]["memory_trained_with"]  # the run records how
+    assert trained_with["bank_size"] == 8 and trained_with["fictional"] > 0
     metrics = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
     column = metrics[0].split(",").index("retrieval_loss")
     assert all(float(row.split(",")[column]) > 0 for row in metrics[1:])
@@ -70,6 +72,8 @@ def test_memory_training_off_and_on(tmp_path, qa_file):
     spy = Spy()
     train(tiny_config(data, tmp_path / "off", steps=2, memory_training="off"), recipes=[spy])
     assert all(memory is None for _, memory in spy.seen)
+    config = json.loads((tmp_path / "off" / "config.json").read_text())
+    assert config["train"]["memory_trained_with"] is None
     with pytest.raises(GhostInputError, match="no Q&A records with a `facts` list"):
         train(tiny_config(qa_file, tmp_path / "on", steps=2, memory_training="on"))
     with pytest.raises(GhostInputError, match="must be 'auto', 'on' or 'off'"):
@@ -124,3 +128,67 @@ def test_a_rows_bank_holds_its_facts_and_the_distractors_nearest_its_question():
         scores = (query @ model.memory.encode_texts(candidates).T)[0].tolist()
     nearest = {c for _, c in sorted(zip(scores, candidates, strict=True), reverse=True)[:3]}
     assert set(banks[0]) - {owns[0][0]} == nearest
+
+
+@pytest.fixture(scope="module")
+def reader(tmp_path_factory):
+    """A tiny model trained 200 steps with memory on the eight capitals, with 2 fictional
+    rows per data row (so copying is learnt in a test's time): ~1 minute on one thread."""
+    import functools
+
+    from ghost.train import memory as service
+
+    data = write_qa_with_facts(tmp_path_factory.mktemp("reader") / "facts.jsonl")
+    original = service.MemoryTraining
+    service.MemoryTraining = functools.partial(original, fictional=2.0)
+    try:
+        result = train(tiny_config(data, data.parent / "run", steps=200))
+    finally:
+        service.MemoryTraining = original
+    return result.run_dir
+
+
+def answers(model, facts):
+    from ghost.data.template import QATemplate
+    from ghost.model.generate import generate
+
+    template = QATemplate.from_config(model.config)
+    prompts = [template.prompt(f.question) for f in facts]
+    with torch.no_grad():
+        out = generate(model, prompts, max_bytes=32, stop_bytes=bytes([template.marker]))
+    return [o.decode("utf-8", "replace") for o in out]
+
+
+def test_a_trained_model_answers_facts_it_never_saw_once_they_are_written(reader):
+    from ghost.model.ghost import GhostModel
+
+    unseen = fictional_facts(16, seed=0, pool="bench")  # entities training never drew
+    model = GhostModel.from_pretrained(reader).eval()
+    assert not any(a == f.answer for a, f in zip(answers(model, unseen), unseen, strict=True))
+    right = 0
+    for i in range(0, 16, 4):  # banks of four facts: each question has three distractors
+        group = unseen[i : i + 4]
+        model.memory.clear()
+        model.memory.write([f.fact for f in group])
+        right += sum(a == f.answer for a, f in zip(answers(model, group), group, strict=True))
+    assert right >= 10, f"{right}/16 unseen facts answered from memory"
+
+
+def test_written_facts_persist_and_removing_one_takes_its_answer_away(reader, tmp_path):
+    import shutil
+
+    from ghost.model.ghost import GhostModel
+
+    run = tmp_path / "run"
+    shutil.copytree(reader, run)
+    facts = fictional_facts(4, seed=1, pool="bench")
+    model = GhostModel.from_pretrained(run).eval()
+    ids = model.memory.write([f.fact for f in facts])
+    before = answers(model, facts)
+    model.save_pretrained(run)
+    loaded = GhostModel.from_pretrained(run).eval()
+    assert answers(loaded, facts) == before  # write -> save -> load: the same answers
+    known = [i for i, (a, f) in enumerate(zip(before, facts, strict=True)) if a == f.answer]
+    assert known, f"no written fact was answered: {before}"
+    loaded.memory.remove([ids[known[0]]])
+    assert answers(loaded, facts)[known[0]] != facts[known[0]].answer

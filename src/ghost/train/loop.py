@@ -293,6 +293,12 @@ def train(
     }
     guard = NonfiniteGuard(cfg.max_nonfinite_steps)
     memory_hooks = _memory_training(cfg, dataset, dp)
+    # How the memory was trained (None: it was not), so a run says what its memory can do.
+    run_config["train"]["memory_trained_with"] = (
+        {k: v for k, v in vars(memory_hooks[0]).items() if not k.startswith("_")}
+        if memory_hooks
+        else None
+    )
     with torch.no_grad():  # a model that does not learn to read keeps its copy gate shut
         bias = model.copy.gate.bias
         if not memory_hooks:

@@ -227,12 +227,15 @@ class FactMemory(nn.Module):
 
     @torch.no_grad()
     def encode_texts(self, texts: list[str], batch: int = 256) -> torch.Tensor:
-        """(M, K) keys of `texts`, without gradient, a batch at a time."""
-        keys = []
-        for i in range(0, len(texts), batch):
-            ids, mask = self.encoder.tokenize(texts[i : i + batch])
-            keys.append(self.encoder.keys(self.encoder.states(ids), mask))
-        return torch.cat(keys)
+        """(M, K) keys of `texts`, without gradient, a batch at a time; texts of similar
+        length share a batch (less padding to encode)."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        keys = torch.empty(len(texts), self.encoder.key.out_features)
+        for i in range(0, len(order), batch):
+            chunk = order[i : i + batch]
+            ids, mask = self.encoder.tokenize([texts[j] for j in chunk])
+            keys[chunk] = self.encoder.keys(self.encoder.states(ids), mask).float().cpu()
+        return keys.to(self.encoder.embed.weight.device)
 
     def _append(self, ids: list[int], texts: list[str], keys: torch.Tensor) -> None:
         self._keys = keys if self._keys is None else torch.cat([self._keys, keys])

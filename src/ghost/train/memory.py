@@ -8,7 +8,9 @@ On by default when the training records carry `facts` (TrainConfig.memory_traini
   retrieval would bring: the facts nearest its prompt by the current encoder's keys among a
   pool of dataset and fictional facts drawn for the step (hard negatives, as top-k retrieval
   gives them at inference), shuffled, `bank_size` entries in all; a share `no_memory` of
-  the dataset rows reads nothing (the model must still answer from its weights);
+  the dataset rows reads only distractors, never its own facts: the model must answer from
+  its weights while a bank is there (else writing unrelated facts would change trained
+  answers);
 - `fictional` x batch rows are added about entities that do not exist ("The capital of
   Zorvania is Quessaro."): fresh ones every step, from the "train" pool of
   `ghost.data.fictional`, so the only way to answer them is to copy from the bank;
@@ -92,8 +94,13 @@ class MemoryTraining(Recipe):
         for index in batch.indices.tolist():
             record = self.records[index]
             asked.append(record["question"])
-            owns.append(None if rng.random() < self.no_memory else list(record.get("facts") or []))
-            excluded.append(set())
+            facts = list(record.get("facts") or [])
+            if rng.random() < self.no_memory:  # its bank holds distractors only
+                owns.append([])
+                excluded.append(set(facts))
+            else:
+                owns.append(facts)
+                excluded.append(set())
         n = len(rows)
         made = fictional_facts(round(self.fictional * n), seed=f"{self.seed}-{state.step}")
         for fact in made:
@@ -133,9 +140,6 @@ class MemoryTraining(Recipe):
         order = similarity.argsort(dim=-1, descending=True).tolist()
         banks = []
         for row, own in enumerate(owns):
-            if own is None:  # this row answers from the weights
-                banks.append([])
-                continue
             own = own[: self.bank_size]
             skip = set(own) | excluded[row]
             nearest = [pool[c] for c in order[row] if pool[c] not in skip]

@@ -112,14 +112,13 @@ def test_a_rows_bank_holds_its_facts_and_the_distractors_nearest_its_question():
     service.seed = 0
     state = SimpleNamespace(model=model, step=3)
     prompts = ["Q: What is the capital of Peru?\nA: ", "Q: Who wrote Hamlet?\nA: ", "Q: x\nA: "]
-    owns = [["The capital of Peru is Lima."], None, ["Hamlet was written by Shakespeare."]]
-    excluded = [set(), set(), {"The capital of Japan is Tokyo."}]
+    owns = [["The capital of Peru is Lima."], [], ["Hamlet was written by Shakespeare."]]
+    excluded = [set(), {"The capital of Peru is Lima."}, {"The capital of Japan is Tokyo."}]
     banks = service._banks(state, random.Random(0), prompts, owns, excluded, made=[])
-    assert banks[1] == []  # a row that answers from its weights reads nothing
-    for row in (0, 2):
+    for row in (0, 1, 2):
         bank = banks[row]
-        assert len(bank) == 4 and len(set(bank)) == 4 and owns[row][0] in bank
-        assert not excluded[row] & set(bank)
+        assert len(bank) == 4 and len(set(bank)) == 4 and set(owns[row]) <= set(bank)
+        assert not excluded[row] & set(bank)  # a row answering from its weights: distractors
     # The distractors are the candidates nearest the question by the encoder's keys.
     extra = fictional_facts(12, seed="0-3-distractors")  # the step's fictional candidates
     candidates = sorted((set(service.all_facts) | {f.fact for f in extra}) - {owns[0][0]})
@@ -192,3 +191,17 @@ def test_written_facts_persist_and_removing_one_takes_its_answer_away(reader, tm
     assert known, f"no written fact was answered: {before}"
     loaded.memory.remove([ids[known[0]]])
     assert answers(loaded, facts)[known[0]] != facts[known[0]].answer
+
+
+def test_unrelated_facts_in_memory_leave_trained_answers_alone(reader):
+    from types import SimpleNamespace
+
+    from ghost.model.ghost import GhostModel
+
+    model = GhostModel.from_pretrained(reader).eval()
+    trained = [SimpleNamespace(question=f"What is the capital of {c}?") for c in CAPITALS]
+    before = answers(model, trained)
+    model.memory.write([f.fact for f in fictional_facts(24, seed=2, pool="bench")])
+    after = answers(model, trained)
+    same = sum(a == b for a, b in zip(before, after, strict=True))
+    assert same >= 7, f"{same}/8 trained answers unchanged: {before} -> {after}"

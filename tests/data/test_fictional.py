@@ -45,9 +45,14 @@ def test_heldout_wordings_and_relations_never_appear_in_training_facts():
     heldout = fictional_facts(200, seed=0, pool="bench", templates="heldout")
     assert {f.template for f in train} == {"train"} and {f.template for f in heldout} == {"heldout"}
     assert "animal" not in {f.relation for f in train} and "animal" in {f.relation for f in heldout}
-    train_questions = {q for pair in RELATIONS.values() if pair[0] for q in [pair[0][1]]}
-    prefixes = {q.split("{e}")[0] for q in train_questions}
+    trained = {wording for wordings, _ in RELATIONS.values() for wording in wordings}
+    held = {pair for _, pair in RELATIONS.values() if pair}
+    assert not {w for pair in held for w in pair} & {w for pair in trained for w in pair}
+    prefixes = {q.split("{e}")[0] for _, q in trained}
     assert not any(h.question.startswith(p) and p for h in heldout for p in prefixes if len(p) > 12)
+    # Several training wordings per relation, some with the value before the end.
+    assert all(len(wordings) >= 3 for r, (wordings, _) in RELATIONS.items() if r != "animal")
+    assert any(not f.fact.endswith(f"{f.answer}.") for f in train)
 
 
 def test_names_are_not_words_of_the_real_facts():

@@ -13,9 +13,9 @@ uses facts the training never generated.
   entity, whatever the seeds. Names that are words of the built-in facts200 data are never
   used.
 - Relations mirror the question kinds of facts200 (capital, currency, continent, landmark,
-  birthplace, publication year, river, author). Each has training templates (a fact wording
-  and a question wording) and held-out templates that training never uses; one relation
-  ("national animal") exists only in the held-out templates.
+  birthplace, publication year, river, author). Each has three training wordings (a fact
+  and a question; the value at the end of the fact or before it) and most have a held-out
+  wording that training never uses; one relation ("national animal") exists only held out.
 """
 
 from __future__ import annotations
@@ -55,37 +55,77 @@ class FictionalFact:
     template: str  # "train" or "heldout": whether training ever uses this wording
 
 
-# relation -> (training (fact, question), held-out (fact, question) or None)
-# {e}: the entity asked about, {v}: the answer.
-RELATIONS: dict[str, tuple[tuple[str, str] | None, tuple[str, str] | None]] = {
+# relation -> (training wordings [(fact, question), ...], held-out (fact, question) or None).
+# {e}: the entity asked about, {v}: the answer. Several training wordings per relation, the
+# value at the end of the fact or before it, so reading is learnt as "find the entity, copy
+# its value", not one sentence shape; the held-out wording of each is never trained.
+RELATIONS: dict[str, tuple[list[tuple[str, str]], tuple[str, str] | None]] = {
     "capital": (
-        ("The capital of {e} is {v}.", "What is the capital of {e}?"),
+        [
+            ("The capital of {e} is {v}.", "What is the capital of {e}?"),
+            ("{v} is where the government of {e} sits.", "Which city is the seat of {e}?"),
+            ("{e} has its capital at {v}.", "Name the capital of {e}."),
+        ],
         ("{v} is the capital city of {e}.", "Which city is the capital of {e}?"),
     ),
     "currency": (
-        ("The currency of {e} is the {v}.", "What is the currency of {e}?"),
+        [
+            ("The currency of {e} is the {v}.", "What is the currency of {e}?"),
+            ("{e} uses the {v} as its money.", "Which currency does {e} use?"),
+            ("The {v} is the money of {e}.", "Name the currency of {e}."),
+        ],
         ("People in {e} pay with the {v}.", "What money is used in {e}?"),
     ),
-    "continent": (("{e} is in {v}.", "On which continent is {e}?"), None),
+    "continent": (
+        [
+            ("{e} is in {v}.", "On which continent is {e}?"),
+            ("{e} lies on the continent of {v}.", "Which continent is {e} on?"),
+            ("{v} is the continent of {e}.", "Name the continent of {e}."),
+        ],
+        None,
+    ),
     "landmark": (
-        ("The {e} is in {v}.", "In which country is the {e}?"),
+        [
+            ("The {e} is in {v}.", "In which country is the {e}?"),
+            ("{v} is home to the {e}.", "Where is the {e}?"),
+            ("The {e} can be found in {v}.", "Name the country of the {e}."),
+        ],
         ("The {e} stands in {v}.", "Which country is the {e} in?"),
     ),
     "birthplace": (
-        ("{e} was born in {v}.", "In which city was {e} born?"),
+        [
+            ("{e} was born in {v}.", "In which city was {e} born?"),
+            ("{v} is the home town of {e}.", "What is the home town of {e}?"),
+            ("{e} came into the world in {v}.", "Name the city {e} was born in."),
+        ],
         ("The birthplace of {e} is {v}.", "Where was {e} born?"),
     ),
     "year": (
-        ("{e} was first published in {v}.", "In what year was {e} first published?"),
+        [
+            ("{e} was first published in {v}.", "In what year was {e} first published?"),
+            ("{v} is the year {e} came out.", "When did {e} come out?"),
+            ("{e} was released in {v}.", "Name the year {e} was released."),
+        ],
         ("{e} first appeared in {v}.", "When did {e} first appear?"),
     ),
-    "river": (("{e} stands on the {v}.", "On which river does {e} stand?"), None),
+    "river": (
+        [
+            ("{e} stands on the {v}.", "On which river does {e} stand?"),
+            ("The {v} flows through {e}.", "Which river flows through {e}?"),
+            ("{e} lies on the {v}.", "Name the river of {e}."),
+        ],
+        None,
+    ),
     "author": (
-        ("{e} was written by {v}.", "Who wrote {e}?"),
+        [
+            ("{e} was written by {v}.", "Who wrote {e}?"),
+            ("{v} wrote {e}.", "Who is the writer of {e}?"),
+            ("{e} is a book by {v}.", "Name the author of {e}."),
+        ],
         ("The author of {e} is {v}.", "Who is the author of {e}?"),
     ),
     "animal": (
-        None,
+        [],
         ("The national animal of {e} is the {v}.", "What is the national animal of {e}?"),
     ),
 }
@@ -189,9 +229,10 @@ def fictional_facts(
     names = _Names(rng, pool)
     choices = [
         (relation, kind, wording)
-        for relation, pair in RELATIONS.items()
-        for kind, wording in zip(("train", "heldout"), pair, strict=True)
-        if wording is not None and templates in (kind, "all")
+        for relation, (trained, heldout) in RELATIONS.items()
+        for kind, wordings in (("train", trained), ("heldout", [heldout] if heldout else []))
+        for wording in wordings
+        if templates in (kind, "all")
     ]
     facts = []
     for _ in range(n):

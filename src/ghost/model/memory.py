@@ -528,6 +528,8 @@ class CopyHead(nn.Module):
     - the entry: a learned scale times the cosine between the row's query key and the
       entry's key (retrieval's score, trained by its own loss), so the pointer copies from
       the entry the question is about.
+    The gate adds a learned function of the best entry's retrieval score, so a bank that
+    does not hold the fact asked about leaves the answer to the weights.
     Copying a fact's final "." emits `stop_byte` (the end-of-answer marker) instead: the
     value of most facts ends the sentence ("The capital of Zorvania is Quessaro."), so the
     end of the fact is the end of the answer.
@@ -549,6 +551,10 @@ class CopyHead(nn.Module):
         # retrieval score; they start where they already matter (a score of a few units).
         self.match = nn.Parameter(torch.full((self.MATCHES,), 2.0))
         self.prior_scale = nn.Parameter(torch.tensor(20.0))  # = 1 / the retrieval loss temperature
+        # The gate also sees how well the best entry matches the question (its retrieval
+        # score): copy when the bank holds the fact asked about, answer from the weights when
+        # it holds only other facts. z += scale * (best score - shift).
+        self.gate_prior = nn.Parameter(torch.tensor([20.0, 0.8]))
         self.reads: torch.Tensor | None = None
 
     def _emitted(self, memory: MemoryBatch) -> torch.Tensor:
@@ -600,5 +606,10 @@ class CopyHead(nn.Module):
             -1, data, pointer
         )
         z = self.gate(h).float()  # (B, L, 1)
+        if memory.prior is not None:
+            present = memory.mask.any(-1)  # (1|B, M)
+            best = memory.prior.float().masked_fill(~present, -1.0).amax(-1)  # (1|B,)
+            scale, shift = self.gate_prior
+            z = z + (scale * (best - shift))[:, None, None]
         copied = F.logsigmoid(z) + torch.log(copy.clamp_min(1e-30))
         return torch.logaddexp(F.logsigmoid(-z) + vocab, copied)

@@ -22,6 +22,8 @@ def test_runs_shared_between_tables_run_once():
     arms_per_seed = 5 + 2 + 2 + 4  # techniques, test4's two combinations, test2, test1
     assert len(plan) == arms_per_seed * len(scale.seeds)
     assert all(spec["train"]["eval_every"] == scale.check_every for *_, spec in plan)
+    # Recipes are compared on the weights: memory training is off in every run of the plan.
+    assert all(spec["train"]["memory_training"] == "off" for *_, spec in plan)
 
 
 def test_seeds_override_keeps_the_success_seeds_within_range():

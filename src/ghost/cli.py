@@ -491,8 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--memory-training",
         choices=["auto", "on", "off"],
-        help="teach the model to read its fact memory: auto (default) when the Q&A records "
-        "carry facts, on, or off",
+        help="teach the model to read its fact memory: off (default for now: it slows how "
+        "fast the weights learn; docs/memory.md), auto (when the Q&A records carry facts), "
+        "or on",
     )
     p.add_argument("--max-minutes", type=_float, help="time budget for --steps auto")
     p.add_argument("--eval-every", type=_nonnegative_int, help="steps between progress checks")

@@ -252,10 +252,10 @@ class TrainConfig:
     precision: str = "auto"
     """'auto' (bf16 autocast where the CPU has native bf16 matmul, fp32 elsewhere), 'fp32'
     or 'bf16'. The run records what 'auto' chose."""
-    """'fp32' or 'bf16' (CPU autocast)."""
-    memory_training: str = "auto"
-    """'auto' (train the fact memory when the Q&A records carry `facts`), 'on' (demand
-    facts) or 'off'. See ghost.train.memory."""
+    memory_training: str = "off"
+    """'off' (the default for now: memory training still slows how fast the weights learn
+    the training set, docs/memory.md), 'auto' (train the fact memory when the Q&A records
+    carry `facts`) or 'on' (demand facts). See ghost.train.memory."""
     grad_checkpoint: bool = False
     """Recompute each layer's activations in the backward pass: less memory, more time."""
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -87,7 +87,7 @@ SCALES = {
         seeds=(0, 1, 2),
         check_every=10,
         success_seeds=1,
-        why="the small preset (1.27M parameters, every block kind of v5-fast), 3 seeds, "
+        why="the small preset (1.30M parameters, every block kind of v5-fast), 3 seeds, "
         "checks every 10 steps, and one seed for the 300-step success runs: what fits in "
         "about two hours on a 2-core Zen 1 host (a v5-fast step takes 2.5 s there). "
         "`--seeds 5` runs 5 seeds on a faster machine",

@@ -51,6 +51,7 @@ def describe_model(model, seq_len: int = 256) -> str:
             for p in layer.extra.parameters()
         ),
         "memory encoder": sum(p.numel() for p in model.memory.parameters()),
+        "memory copy head": sum(p.numel() for p in model.copy.parameters()),
     }
     parts["norms"] = total - sum(parts.values())
     lines = [f"parameters: {total:,} ({total / 1e6:.2f}M)"]

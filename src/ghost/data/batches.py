@@ -52,6 +52,16 @@ def _permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
+def qa_row(template: QATemplate, record: dict, answer_only: bool = True):
+    """A Q&A record as one row: (ids, labels), the labels -100 before the answer (or only on
+    the first byte, with `answer_only` False)."""
+    data, answer_start = template.render(record)
+    ids = torch.tensor(list(data), dtype=torch.long)
+    labels = ids.clone()
+    labels[: answer_start if answer_only else 1] = IGNORE
+    return ids, labels
+
+
 class QABatcher:
     """Each row is one rendered Q&A record; loss on the answer (and marker) or everywhere."""
 
@@ -69,11 +79,7 @@ class QABatcher:
         self.samples = []
         for i, record in enumerate(dataset.records):
             template.check(record, f"{dataset.name} record {i + 1}")
-            data, answer_start = template.render(record)
-            ids = torch.tensor(list(data), dtype=torch.long)
-            labels = ids.clone()
-            labels[: answer_start if answer_only else 1] = IGNORE
-            self.samples.append((ids, labels))
+            self.samples.append(qa_row(template, record, answer_only))
         self.sources = dataset.sources if dataset.sources and dataset.sources[0].weight else None
         self.epoch, self.position = 0, 0
         self._order = self._epoch_order(0)

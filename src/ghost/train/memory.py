@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ghost.data.batches import Batch, QABatcher, pad_rows
+from ghost.data.batches import Batch, QABatcher, pad_rows, qa_row
 from ghost.data.fictional import counterfactual_edits, fictional_facts
 from ghost.data.template import QATemplate
 from ghost.errors import GhostInputError
@@ -80,10 +80,8 @@ class MemoryTraining(Recipe):
 
     def _row(self, state: TrainState, question: str, answer: str):
         """A rendered Q&A row cut as QABatcher cuts one: its start goes, its answer stays."""
-        data, answer_start = self.template.render({"question": question, "answer": answer})
-        ids = torch.tensor(list(data), dtype=torch.long)
-        labels = ids.clone()
-        labels[: answer_start if state.config.answer_only_loss else 1] = -100
+        record = {"question": question, "answer": answer}
+        ids, labels = qa_row(self.template, record, state.config.answer_only_loss)
         limit = state.seq_len or state.config.seq_len
         return ids[-limit:], labels[-limit:]
 

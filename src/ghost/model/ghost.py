@@ -43,6 +43,14 @@ def _row_bytes(input_ids: torch.Tensor) -> list[bytes]:
     return [bytes(row).rstrip(b"\0") or b" " for row in input_ids.tolist()]
 
 
+def _recent_bytes(input_ids: torch.Tensor) -> torch.Tensor:
+    """(B, L) -> (B, L, CopyHead.MATCHES): the byte at each position and the ones before it,
+    latest first (-1 before the start): what the copy head's continuation matches compare."""
+    length = input_ids.shape[1]
+    shifted = [F.pad(input_ids, (i, 0), value=-1)[:, :length] for i in range(CopyHead.MATCHES)]
+    return torch.stack(shifted, -1)
+
+
 def next_byte_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean"):
     """Cross-entropy of each position's prediction of the next byte, in nats.
 
@@ -219,20 +227,18 @@ class GhostModel(nn.Module):
                 h = checkpoint(layer, h, memory, use_reentrant=False)
             else:
                 h = layer(h, memory)
-        n = CopyHead.MATCHES  # the bytes at and before each position, latest first (-1: none)
-        recent = torch.stack([F.pad(input_ids, (i, 0), value=-1)[:, : input_ids.shape[1]]
-                              for i in range(n)], -1)  # fmt: skip
+        recent = _recent_bytes(input_ids) if memory is not None or use_cache else None
         logits = self._output(self.norm(h), memory, recent)
         loss = next_byte_loss(logits, labels) if labels is not None else None
-        cache = Cache(caches, memory, recent[:, -1, : n - 1]) if use_cache else None
+        cache = Cache(caches, memory, recent[:, -1, :-1]) if use_cache else None
         return ModelOutput(loss, logits, cache)
 
     def _output(
-        self, h: torch.Tensor, memory: MemoryBatch | None, recent: torch.Tensor
+        self, h: torch.Tensor, memory: MemoryBatch | None, recent: torch.Tensor | None
     ) -> torch.Tensor:
         """Normed final hidden -> next-byte logits, mixed with the copy head's distribution
-        when there are entries to copy from (then log-probabilities). `recent` (B, L, 2): the
-        byte at each position and the one before it."""
+        when there are entries to copy from (then log-probabilities). `recent` (B, L,
+        CopyHead.MATCHES): the byte at each position and the ones before it, latest first."""
         logits = self.head(h)
         if memory is not None and memory.n_entries:
             logits = self.copy(h, logits, memory, recent)

@@ -187,7 +187,7 @@ class FactMemory(nn.Module):
         self.texts: list[str] = []
         self.next_id = 1
         self._keys: torch.Tensor | None = None  # (M, K), encoded without gradient
-        self._states: OrderedDict[int, tuple] = OrderedDict()  # entry id -> (states, ids, mask)
+        self._states: OrderedDict[int, tuple] = OrderedDict()  # entry id -> (states, ids)
         self._whole: MemoryBatch | None = None  # the whole bank, when it is read whole
         self._keys_made_by: str | None = None  # fingerprint() of the encoder behind _keys
         # True once entries were removed or cleared: saving must then remove the bank's
@@ -326,21 +326,23 @@ class FactMemory(nn.Module):
         ids, mask = self.encoder.tokenize(queries, keep_end=True)
         return self.encoder.keys(self.encoder.states(ids), mask)
 
-    @torch.no_grad()
+    def scores(self, queries: list[str | bytes]) -> torch.Tensor:
+        """(Q, M) each query's retrieval score with every entry: the cosine of their keys."""
+        return self.query_keys(queries) @ self._keys.T
+
     def retrieve(self, queries: list[str | bytes], k: int | None = None) -> torch.Tensor:
         """(Q, min(k, M)) bank indices of each query's top-k entries by key, best first."""
-        k = min(k or self.top_k, len(self))
-        return (self.query_keys(queries) @ self._keys.T).topk(k, dim=-1).indices
+        return self.scores(queries).topk(min(k or self.top_k, len(self)), dim=-1).indices
 
     @torch.no_grad()
     def _entry_states(self, indices: list[int]) -> list[tuple]:
-        """Per-byte (states, ids, mask) of bank entries, from the cache or encoded now."""
+        """Per-byte (states, ids) of bank entries, unpadded, from the cache or encoded now."""
         todo = [i for i in dict.fromkeys(indices) if self.ids[i] not in self._states]
         if todo:
             states, ids, mask = self.encoder([self.texts[i] for i in todo])[:3]
             for row, i in enumerate(todo):
                 n = int(mask[row].sum())
-                self._states[self.ids[i]] = (states[row, :n], ids[row, :n], mask[row, :n])
+                self._states[self.ids[i]] = (states[row, :n], ids[row, :n])
         found = []
         for i in indices:
             self._states.move_to_end(self.ids[i])
@@ -359,7 +361,7 @@ class FactMemory(nn.Module):
         states = torch.zeros(len(flat), width, d, device=device, dtype=encoded[0][0].dtype)
         ids = torch.zeros(len(flat), width, dtype=torch.long, device=device)
         mask = torch.zeros(len(flat), width, dtype=torch.bool, device=device)
-        for u, (s, i, _) in enumerate(encoded):
+        for u, (s, i) in enumerate(encoded):
             states[u, : s.shape[0]], ids[u, : i.shape[0]], mask[u, : i.shape[0]] = s, i, True
         where = {i: u for u, i in enumerate(flat)}
         return _batch_of(states, ids, mask, [[where[i] for i in row] for row in rows], rows)
@@ -375,15 +377,14 @@ class FactMemory(nn.Module):
             if self._whole is None:
                 self._whole = self._gather([list(range(len(self)))])
             w = self._whole  # the states are kept; each reading projects them anew, once
-            prior = self.query_keys(queries) @ self._keys.T if queries is not None else None
+            prior = self.scores(queries) if queries is not None else None
             return MemoryBatch(w.states, w.index, w.data, w.mask, w.entries, prior)
         if queries is None:
             raise ValueError(
                 f"the bank holds {len(self)} entries (> top_k {self.top_k}): pass the queries "
                 "its entries are retrieved for"
             )
-        with torch.no_grad():
-            best = (self.query_keys(queries) @ self._keys.T).topk(self.top_k, dim=-1)
+        best = self.scores(queries).topk(self.top_k, dim=-1)
         batch = self._gather(best.indices.tolist())
         batch.prior = best.values
         return batch
@@ -547,8 +548,8 @@ class CopyHead(nn.Module):
         self.gate = nn.Linear(dim, 1)
         nn.init.zeros_(self.gate.weight)
         nn.init.constant_(self.gate.bias, -4.0)
-        # Weights of the continuation matches (one byte, two bytes) and of the entry's
-        # retrieval score; they start where they already matter (a score of a few units).
+        # Weights of the continuation matches (1..MATCHES bytes) and of the entry's retrieval
+        # score; they start where they already matter (a score of a few units).
         self.match = nn.Parameter(torch.full((self.MATCHES,), 2.0))
         self.prior_scale = nn.Parameter(torch.tensor(20.0))  # = 1 / the retrieval loss temperature
         # The gate also sees how well the best entry matches the question (its retrieval

@@ -1,0 +1,198 @@
+"""The readers of the fact memory: what a forward pass does with a `MemoryBatch`.
+
+- `MemoryCrossAttention` lets the stack condition on what it reads (layers 2 and 4 of
+  v5-fast).
+- `CopyHead` lets the output copy a byte of an entry: the key of entry byte j is the state
+  before it ("what comes next is byte j"), so "match the entity, then copy what follows" is
+  one attention per byte, helped by exact continuation matches and the entry's retrieval
+  score (its docstring).
+Both start as a no-op on a model that never learned to read (gates 0 / strongly closed),
+and without entries they do nothing at all. Rows without entries skip them.
+
+Symbols: B batch, L length, D dim, M entries read, T bytes per entry, U distinct entries.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ghost.model.memory import MemoryBatch
+
+
+class MemoryCrossAttention(nn.Module):
+    def __init__(self, dim: int, n_heads: int):
+        super().__init__()
+        self.n_heads, self.head_dim = n_heads, dim // n_heads
+        self.q_proj = nn.Linear(dim, dim, bias=False)
+        self.k_proj = nn.Linear(dim, dim, bias=False)
+        self.v_proj = nn.Linear(dim, dim, bias=False)
+        self.o_proj = nn.Linear(dim, dim, bias=False)
+        self.gate = nn.Parameter(torch.zeros(dim))  # tanh(0) = 0: starts as a no-op
+        self.reads: torch.Tensor | None = None  # (M,) attention mass per entry, when traced
+
+    def _keys_values(self, states: torch.Tensor):
+        return self.k_proj(states), self.v_proj(states)  # (U, T, D) each
+
+    def forward(self, x: torch.Tensor, memory: MemoryBatch | None) -> torch.Tensor:
+        """x (B, L, D) -> the update to add to the residual stream (zeros without memory)."""
+        if memory is None or memory.n_entries == 0:
+            return torch.zeros_like(x)
+        return _rows_with_entries(memory, x, torch.zeros_like(x), self._read)
+
+    def _read(self, x: torch.Tensor, memory: MemoryBatch) -> torch.Tensor:
+        b, length, d = x.shape
+        h, e = self.n_heads, self.head_dim
+        k, v = memory.projected(self, self._keys_values)  # (1|B, M, T, D) each
+        nb, m, t, _ = k.shape
+        k = k.reshape(nb, m * t, h, e).transpose(1, 2)  # (1|B, H, M*T, E)
+        v = v.reshape(nb, m * t, h, e).transpose(1, 2)
+        q = self.q_proj(x).view(b, length, h, e).transpose(1, 2)  # (B, H, L, E)
+        allowed = memory.mask.flatten(1)[:, None, None, :]  # (1|B, 1, 1, M*T)
+        k, v = k.to(x.dtype), v.to(x.dtype)
+        if self.reads is None:  # every row here has entries: no row is all masked
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        else:  # GhostModel.trace_memory(): which entries were read, so the weights by hand
+            scores = (q @ k.transpose(-1, -2)) * e**-0.5  # (B, H, L, M*T)
+            scores = scores.masked_fill(~allowed, float("-inf"))
+            probs = torch.softmax(scores.float(), dim=-1).to(x.dtype)
+            _trace(self, probs.sum((1, 2)), memory)
+            y = probs @ v
+        y = y.transpose(1, 2).reshape(b, length, d)
+        return torch.tanh(self.gate) * self.o_proj(y)
+
+    def step(self, x: torch.Tensor, memory: MemoryBatch | None) -> torch.Tensor:
+        """One byte: x (B, D) -> update (B, D). Memory layers keep no state of their own."""
+        return self.forward(x.unsqueeze(1), memory).squeeze(1)
+
+
+def _rows_with_entries(memory: MemoryBatch, inputs, default: torch.Tensor, read):
+    """`read(*inputs, memory)` on the batch rows that have entries, `default` on the others
+    (rows without facts cost nothing; a bank shared by all rows reads every row)."""
+    inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+    has = memory.mask.flatten(1).any(-1)  # (1|B,)
+    if has.shape[0] == 1:
+        return read(*inputs, memory) if bool(has.all()) else default
+    if bool(has.all()):
+        return read(*inputs, memory)
+    keep = has.nonzero().squeeze(1)
+    if not keep.numel():
+        return default
+    return default.index_copy(0, keep, read(*(t[keep] for t in inputs), memory.select(keep)))
+
+
+def _trace(reader: nn.Module, mass: torch.Tensor, memory: MemoryBatch) -> None:
+    """Add a reader's attention mass (B, M*T) to its per-bank-entry total."""
+    b = mass.shape[0]
+    per_entry = mass.detach().float().view(b, memory.n_entries, -1).sum(-1)  # (B, M)
+    index = memory.entries.expand(b, -1)
+    valid = index >= 0
+    size = max(int(index.max()) + 1, reader.reads.numel()) if valid.any() else reader.reads.numel()
+    total = torch.zeros(size)
+    total[: reader.reads.numel()] += reader.reads
+    total.index_add_(0, index[valid].cpu(), per_entry[valid].cpu())
+    reader.reads = total
+
+
+class CopyHead(nn.Module):
+    """A pointer over the bytes of the entries read: p(next byte) mixes the vocabulary's
+    distribution with a copy of the entry byte the pointer attends to.
+
+    The pointer's score for entry byte j adds three things:
+    - content: the key of byte j is the encoder state after byte j-1 (a learned start vector
+      for j = 0), so attending to it means "the byte that comes next is byte j";
+    - continuation: learned weights on exact matches of the last n bytes read with the n
+      entry bytes before j (n = 1..4, each adding its weight): once an answer has started
+      copying an entry, the next byte of that entry is where the pointer goes, and four
+      bytes of context keep it from looping on a repeated pair ("...thquuth...") (an
+      induction head, given rather than learned: at this scale attention alone takes
+      thousands of steps to find it);
+    - the entry: a learned scale times the cosine between the row's query key and the
+      entry's key (retrieval's score, trained by its own loss), so the pointer copies from
+      the entry the question is about.
+    The gate adds a learned function of the best entry's retrieval score, so a bank that
+    does not hold the fact asked about leaves the answer to the weights.
+    Copying a fact's final "." emits `stop_byte` (the end-of-answer marker) instead: the
+    value of most facts ends the sentence ("The capital of Zorvania is Quessaro."), so the
+    end of the fact is the end of the answer.
+    The gate g = sigmoid(w . h + b) starts nearly closed (b = -4); a model that never trained
+    its memory has it shut (b = -30: g ~ 1e-13), so a bank cannot disturb its answers."""
+
+    MATCHES = 4  # continuation matches of 1..4 bytes
+
+    def __init__(self, dim: int, head_dim: int = 64, stop_byte: int = 3):
+        super().__init__()
+        self.head_dim, self.stop_byte = head_dim, stop_byte
+        self.q_proj = nn.Linear(dim, head_dim, bias=False)
+        self.k_proj = nn.Linear(dim, head_dim, bias=False)
+        self.start = nn.Parameter(torch.zeros(dim))
+        self.gate = nn.Linear(dim, 1)
+        nn.init.zeros_(self.gate.weight)
+        nn.init.constant_(self.gate.bias, -4.0)
+        # Weights of the continuation matches (1..MATCHES bytes) and of the entry's retrieval
+        # score; they start where they already matter (a score of a few units).
+        self.match = nn.Parameter(torch.full((self.MATCHES,), 2.0))
+        self.prior_scale = nn.Parameter(torch.tensor(20.0))  # = 1 / the retrieval loss temperature
+        # The gate also sees how well the best entry matches the question (its retrieval
+        # score): copy when the bank holds the fact asked about, answer from the weights when
+        # it holds only other facts. z += scale * (best score - shift).
+        self.gate_prior = nn.Parameter(torch.tensor([20.0, 0.8]))
+        self.reads: torch.Tensor | None = None
+
+    def _emitted(self, memory: MemoryBatch) -> torch.Tensor:
+        """(1|B, M, T) the byte copying each entry position emits: its own, except a final
+        "." (the last real byte of an entry), which emits `stop_byte`."""
+        last = (memory.mask.sum(-1, keepdim=True) - 1).clamp(min=0)  # (1|B, M, 1)
+        positions = torch.arange(memory.data.shape[-1], device=memory.data.device)
+        final_dot = (positions == last) & (memory.data == ord(".")) & memory.mask
+        return memory.data.masked_fill(final_dot, self.stop_byte)
+
+    def _keys(self, states: torch.Tensor) -> torch.Tensor:
+        u, _, d = states.shape
+        before = torch.cat([self.start.expand(u, 1, d), states[:, :-1]], dim=1)
+        return self.k_proj(before)  # (U, T, P)
+
+    def forward(
+        self, h: torch.Tensor, logits: torch.Tensor, memory: MemoryBatch, recent: torch.Tensor
+    ) -> torch.Tensor:
+        """h (B, L, D) normed final hidden, logits (B, L, 256), recent (B, L, MATCHES) the byte
+        at each position and the ones before it, latest first (-1: none) -> log p(next byte)
+        (B, L, 256)."""
+        vocab = torch.log_softmax(logits.float(), dim=-1)  # rows without entries: just this
+        return _rows_with_entries(memory, (h, vocab, recent), vocab, self._mix).to(logits.dtype)
+
+    def _mix(self, h, vocab, recent, memory: MemoryBatch) -> torch.Tensor:
+        b, length, _ = h.shape
+        keys = memory.projected(self, self._keys).flatten(1, 2).to(h.dtype)  # (1|B, M*T, P)
+        scores = (self.q_proj(h) @ keys.transpose(-1, -2)) * self.head_dim**-0.5  # (B, L, M*T)
+        scores = scores.float()
+        data = memory.data
+        matched = None
+        for n in range(1, self.MATCHES + 1):  # entry byte j-n == the n-th latest byte read
+            none = torch.full_like(data[..., :n], -2)  # before the entry: matches nothing
+            before = torch.cat([none, data[..., :-n]], -1).flatten(1)[:, None, :]
+            same = recent[..., n - 1 : n] == before  # (B, L, M*T)
+            matched = same if matched is None else matched & same
+            scores = scores + self.match[n - 1] * matched
+        if memory.prior is not None:
+            t = memory.data.shape[-1]
+            entry = memory.prior[..., None].expand(-1, -1, t).flatten(1)[:, None, :]
+            scores = scores + self.prior_scale * entry.float()
+        allowed = memory.mask.flatten(1)[:, None, :]  # (1|B, 1, M*T)
+        scores = scores.masked_fill(~allowed, float("-inf"))
+        pointer = torch.softmax(scores, dim=-1)  # every row read here has an entry
+        if self.reads is not None:
+            _trace(self, pointer.sum(1), memory)
+        data = self._emitted(memory).flatten(1)[:, None, :].expand(b, length, -1)
+        copy = torch.zeros(b, length, vocab.shape[-1], device=h.device).scatter_add(
+            -1, data, pointer
+        )
+        z = self.gate(h).float()  # (B, L, 1)
+        if memory.prior is not None:
+            present = memory.mask.any(-1)  # (1|B, M)
+            best = memory.prior.float().masked_fill(~present, -1.0).amax(-1)  # (1|B,)
+            scale, shift = self.gate_prior
+            z = z + (scale * (best - shift))[:, None, None]
+        copied = F.logsigmoid(z) + torch.log(copy.clamp_min(1e-30))
+        return torch.logaddexp(F.logsigmoid(-z) + vocab, copied)

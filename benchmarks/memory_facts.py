@@ -47,14 +47,15 @@ def exact_match(model, pairs: list[tuple[str, str]]) -> float:
 def two_hop(seed: int, n: int) -> tuple[list[str], list[tuple[str, str]]]:
     """Facts "The capital of A is B." + "B stands on the C." and "On which river is the
     capital of A?" (answer C): both hops only in memory."""
-    pool = fictional_facts(40 * n, seed, pool="bench")  # ~1 in 8 of each relation
-    capitals = [f for f in pool if f.relation == "capital"][:n]
+    pool = fictional_facts(80 * n, seed, pool="bench")  # ~1 in 8 of each relation
+    prefix = "What is the capital of "  # the wording whose question names the country
+    capitals = [f for f in pool if f.relation == "capital" and f.question.startswith(prefix)][:n]
     rivers = [f for f in pool if f.relation == "river"][:n]
     if len(capitals) < n or len(rivers) < n:
         raise RuntimeError("two_hop: too few capital/river facts drawn")
     facts, questions = [], []
     for capital, river in zip(capitals, rivers, strict=True):
-        country = capital.question.removeprefix("What is the capital of ").rstrip("?")
+        country = capital.question.removeprefix(prefix).rstrip("?")
         river_name = river.answer
         facts += [capital.fact, f"{capital.answer} stands on the {river_name}."]
         questions.append((f"On which river is the capital of {country}?", river_name))

@@ -93,8 +93,8 @@ class MemoryTraining(Recipe):
             record = self.records[index]
             asked.append(record["question"])
             facts = list(record.get("facts") or [])
-            if rng.random() < self.no_memory:  # its bank holds distractors only
-                owns.append([])
+            if rng.random() < self.no_memory:  # its bank holds distractors only, or nothing
+                owns.append(None if rng.random() < 0.5 else [])
                 excluded.append(set(facts))
             else:
                 owns.append(facts)
@@ -138,6 +138,9 @@ class MemoryTraining(Recipe):
         order = similarity.argsort(dim=-1, descending=True).tolist()
         banks = []
         for row, own in enumerate(owns):
+            if own is None:
+                banks.append([])
+                continue
             own = own[: self.bank_size]
             skip = set(own) | excluded[row]
             nearest = [pool[c] for c in order[row] if pool[c] not in skip]

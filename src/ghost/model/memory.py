@@ -139,10 +139,23 @@ class ByteMemoryEncoder(nn.Module):
         mean = (states * weights).sum(1) / weights.sum(1).clamp(min=1)
         return F.normalize(self.key(mean), dim=-1)
 
-    def forward(self, texts: list[str | bytes]):
-        """texts -> (states (M, T, D), ids (M, T), mask (M, T), keys (M, K))."""
+    def forward(self, texts: list[str | bytes], groups: int = 3):
+        """texts -> (states (M, T, D), ids (M, T), mask (M, T), keys (M, K)). The texts are
+        encoded in `groups` passes of similar lengths (sorted), each only as wide as its
+        longest text: a training step's texts run from short facts to long prompts, and the
+        scan's cost is rows x width."""
         ids, mask = self.tokenize(texts)
-        states = self.states(ids)
+        lengths = mask.sum(-1)
+        if len(texts) < 4 * groups:
+            states = self.states(ids)
+        else:
+            order = lengths.argsort()
+            width = ids.shape[1]
+            parts = []
+            for chunk in order.tensor_split(groups):
+                w = int(lengths[chunk].max())
+                parts.append(F.pad(self.states(ids[chunk, :w]), (0, 0, 0, width - w)))
+            states = torch.cat(parts)[order.argsort()]
         return states, ids, mask, self.keys(states, mask)
 
 

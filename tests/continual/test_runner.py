@@ -46,7 +46,7 @@ def test_resume_between_tasks_gives_the_same_matrices_as_a_straight_run(two_task
     straight = run_continual(**settings, ewc_lambda=1e4, out=str(tmp_path / "straight"))
     out = tmp_path / "stopped"
     flags = ["continual", "--tasks", ",".join(two_tasks), "--strategy", "naive,ewc,replay",
-             "--preset", "tiny", "--batch-size", "8", "--lr", "0.01", "--retention-size", "8",
+             "--preset", "tiny", "--batch-size", "8", "--lr", "0.01", "--eval-size", "8",
              "--steps-per-task", "20", "--ewc-lambda", "1e4", "--threads", "1", "--quiet",
              "--out", str(out)]  # fmt: skip
     assert main([*flags, "--stop-after", "2"]) == 0

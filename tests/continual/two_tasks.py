@@ -39,7 +39,7 @@ def tiny_settings(tasks: list[str], **overrides) -> dict:
         preset="tiny",
         batch_size=8,
         lr=0.01,
-        retention_size=8,
+        eval_size=8,
         seeds=1,
         threads=1,
         quiet=True,

@@ -29,7 +29,7 @@ SETTINGS = {
     "replay_size": "replay_size",
     "fisher_samples": "fisher_samples",
     "fisher_targets": "fisher_targets",
-    "retention_size": "retention_size",
+    "eval_size": "eval_size",
     "preset": "preset",
     "batch_size": "batch_size",
     "seq_len": "seq_len",
@@ -117,10 +117,10 @@ def add_continual_command(sub) -> None:
         f"answers (default {d['fisher_targets']})",
     )
     p.add_argument(
-        "--retention-size",
+        "--eval-size",
         type=_positive_int,
-        help=f"training records per task scored for retention, and at most as many for the "
-        f"sweep's validation (default {d['retention_size']})",
+        help=f"records per task in each scored sample: retention (training records), the "
+        f"sweep's validation (other training records) and held-out (default {d['eval_size']})",
     )
     p.add_argument("--preset", choices=list(PRESETS), help=f"model preset (default {d['preset']})")
     p.add_argument(

@@ -100,9 +100,10 @@ class ContinualConfig:
     """Records of a finished task its Fisher is estimated from (all when fewer)."""
     fisher_targets: str = "model"
     """'model' (answers sampled from the model: the true Fisher) or 'empirical' (the data's)."""
-    retention_size: int = 100
-    """Records per task in the retention sample (and at most as many in the validation
-    sample); a task with fewer than twice this many training records gives each half."""
+    eval_size: int = 100
+    """Records per task in each scored sample: the retention sample and the sweep's
+    validation sample (a task with fewer than twice this many training records gives each
+    half), and a fixed sample of its held-out set."""
     preset: str = "v5-fast"
     batch_size: int = 32
     seq_len: int = 256
@@ -134,7 +135,7 @@ class ContinualConfig:
             "steps_per_task",
             "replay_size",
             "fisher_samples",
-            "retention_size",
+            "eval_size",
             "batch_size",
             "seq_len",
         ):

@@ -187,7 +187,12 @@ class _Runner:
     # --- training, Fisher, scores -----------------------------------------------------
 
     def train(self, node: Node) -> None:
-        from ghost.train.checkpoint import STATE_NAME, latest_checkpoint, load_trainer_state
+        from ghost.train.checkpoint import (
+            CHECKPOINTS,
+            STATE_NAME,
+            latest_checkpoint,
+            load_trainer_state,
+        )
         from ghost.train.loop import train
 
         run_dir = self.node_dir(node)
@@ -221,6 +226,10 @@ class _Runner:
             "wall_seconds": time.monotonic() - started,
         }
         atomic_write_text(run_dir / NODE_DONE, json.dumps(record, indent=1) + "\n")
+        # A finished node keeps its weights (what eval, ask and the next task read), not its
+        # checkpoint (~71 MB for v5-fast, the optimiser state included): only a resume of its
+        # own training would read it.
+        shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
         self.trained_now += 1
 
     def _train_config(self, node: Node, steps: int, resume: bool, data: str) -> TrainConfig:
@@ -316,7 +325,7 @@ class _Runner:
             started = time.monotonic()
             model = _load(self.node_dir(node))
             for task, kind in wanted:
-                saved.setdefault(task.name, {})[kind] = _score(model, task.subset(kind))
+                saved.setdefault(task.name, {})[kind] = score_sample(model, task.subset(kind))
             saved.setdefault("_seconds", 0.0)
             saved["_seconds"] += time.monotonic() - started
             atomic_write_text(path, json.dumps(saved, indent=1) + "\n")
@@ -441,7 +450,7 @@ def _load(run_dir: Path):
     return GhostModel.from_pretrained(run_dir)
 
 
-def _score(model, dataset) -> dict:
+def score_sample(model, dataset) -> dict:
     """Exact match (ghost.eval.metrics.evaluate_qa) and the mean loss of the target bytes."""
     from ghost.data.batches import QABatcher
     from ghost.data.template import QATemplate
@@ -473,7 +482,7 @@ def run_continual(
     cfg = replace(config, **overrides) if config is not None else ContinualConfig(**overrides)
     out = Path(cfg.out)
     _check_plan(out, cfg, resume)
-    tasks = load_tasks(cfg.tasks, cfg.heldout, cfg.retention_size)  # bad input: nothing written
+    tasks = load_tasks(cfg.tasks, cfg.heldout, cfg.eval_size)  # bad input: nothing written
     threads = configure(threads, seed=0)
     started = time.monotonic()
     previous = _previous_wall(out) if resume else 0.0

@@ -7,9 +7,10 @@ per task (the same for every seed and strategy) gives two disjoint samples:
     retention   the first min(R, ceil(n/2)) records: what forgetting is measured on
     validation  the next min(R, floor(n/2)): what the lambda sweep is scored on
 
-(R = --retention-size, n = the task's training records), so the sweep never reads a
-reported number. Both are training records: retention asks whether what was learnt is still
-known. The held-out set asks whether the task generalises, a separate question.
+(R = --eval-size, n = the task's training records), so the sweep never reads a reported
+number. Both are training records: retention asks whether what was learnt is still known.
+The held-out set (min(R, its size) records of it, also a fixed sample) asks whether the task
+generalises, a separate question.
 
 The Fisher of a finished task is estimated on a seeded sample of its training records, and
 replay keeps, per earlier task, the first records of another fixed permutation, so the
@@ -36,7 +37,7 @@ SAMPLE_SEED = 20261201  # fixes the retention / validation split of every task
 class Task:
     name: str  # as given: facts200, path/to/file.jsonl
     train: Dataset
-    heldout: Dataset | None
+    heldout: Dataset | None  # a fixed sample of at most --eval-size records
     retention: list[int]  # indices into train.records
     validation: list[int]
 
@@ -92,6 +93,10 @@ def load_tasks(names: list[str], heldout: list[str | None] | None, size: int) ->
             )
         held_name = heldout[position] if heldout is not None else _default_heldout(name)
         held = load_data(held_name, kind="qa") if held_name else None
+        if held is not None and len(held) > size:
+            keep = sorted(_permutation(len(held), SAMPLE_SEED, position, 1)[:size])
+            records = [held.records[i] for i in keep]
+            held = Dataset(f"{held.name} (sample of {size})", "qa", records)
         n = len(train)
         order = _permutation(n, SAMPLE_SEED, position)
         n_retention = min(size, math.ceil(n / 2))

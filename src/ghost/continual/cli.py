@@ -152,7 +152,8 @@ def add_continual_command(sub) -> None:
 
 
 def cmd_continual(args) -> int:
-    from ghost.continual.runner import run_continual, saved_plan
+    from ghost.continual.config import saved_plan
+    from ghost.continual.runner import run_continual
 
     given = {
         field: getattr(args, dest)

@@ -1,15 +1,18 @@
 """What a continual-learning run is: its tasks, strategies, seeds and budgets (`ContinualConfig`).
 
-Everything here decides the results, so it is saved as the run's plan (`plan.json`) and a
-resumed run must match it. How the run executes (threads, quiet, where to stop) is not part
-of it. This module imports no torch, so `ghost --help` stays fast.
+Everything here decides the results, so it is saved as the run's plan (OUT/plan.json) and a
+resumed run must match it (`check_plan`). How the run executes (threads, quiet, where to
+stop) is not part of it, nor is OUT itself (a directory may move). This module imports no
+torch, so `ghost --help` stays fast.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ghost.errors import GhostInputError
@@ -29,6 +32,8 @@ PENALTY_STRATEGIES = ("ewc", "online-ewc")
 FISHER_TARGETS = ("model", "empirical")
 SWEEP = "sweep"
 DEFAULT_LAMBDA_GRID = (1e2, 1e3, 1e4, 1e5)
+PLAN = "plan.json"
+NOT_PLANNED = ("out",)  # settings a resumed run may change
 
 
 def _names(value, what: str) -> list[str]:
@@ -173,3 +178,48 @@ class ContinualConfig:
     @classmethod
     def fields(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
+
+
+def saved_plan(out: str | Path) -> dict | None:
+    """The ContinualConfig fields saved in OUT/plan.json, or None when there is none."""
+    path = Path(out) / PLAN
+    if not path.is_file():
+        return None
+    try:
+        plan = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise GhostInputError(f"{path}: unreadable plan ({e})") from None
+    if not isinstance(plan, dict) or not isinstance(plan.get("config"), dict):
+        raise GhostInputError(f"{path}: not a continual-learning plan")
+    return plan["config"]
+
+
+def check_plan(out: Path, cfg: ContinualConfig, resume: bool) -> None:
+    """A fresh run needs a new (or empty) directory; a resumed one its plan, unchanged."""
+    if out.exists() and not out.is_dir():
+        raise GhostInputError(f"{out}: is a file, expected an output directory (--out)")
+    saved = saved_plan(out)
+    if not resume:
+        if saved is not None:
+            raise GhostInputError(
+                f"{out}: already holds a continual run; pass --resume to continue it, "
+                "or choose another --out"
+            )
+        if out.exists() and any(out.iterdir()):
+            raise GhostInputError(f"{out}: not empty and not a continual run; choose another --out")
+        return
+    if saved is None:
+        raise GhostInputError(f"{out}: nothing to resume (no {PLAN})")
+    mine = cfg.to_dict()
+    for name in ContinualConfig.fields():
+        if name not in NOT_PLANNED and saved.get(name) != mine[name]:
+            raise GhostInputError(
+                f"{out}: --{name.replace('_', '-')} {mine[name]!r} differs from the run being "
+                f"resumed ({saved.get(name)!r}); a resumed run keeps its settings"
+            )
+
+
+def write_plan(out: Path, cfg: ContinualConfig) -> None:
+    from ghost.model.io import atomic_write_text
+
+    atomic_write_text(out / PLAN, json.dumps({"config": cfg.to_dict()}, indent=1) + "\n")

@@ -41,7 +41,13 @@ from pathlib import Path
 
 from ghost.config import GhostConfig, TrainConfig
 from ghost.continual import metrics as cl_metrics
-from ghost.continual.config import PENALTY_STRATEGIES, SWEEP, ContinualConfig
+from ghost.continual.config import (
+    PENALTY_STRATEGIES,
+    SWEEP,
+    ContinualConfig,
+    check_plan,
+    write_plan,
+)
 from ghost.continual.tasks import (
     Task,
     fisher_records,
@@ -51,13 +57,11 @@ from ghost.continual.tasks import (
     replay_buffer,
     with_replay,
 )
-from ghost.errors import GhostInputError
 from ghost.model.io import atomic_write_text
 
-PLAN, RESULTS = "plan.json", "results.json"
+RESULTS = "results.json"
 NODE_DONE, SCORES, FISHER = "node.json", "scores.json", "fisher.safetensors"
 SAVE_EVERY = 50  # steps between a node's checkpoints: how much a killed run repeats
-NOT_PLANNED = ("out",)  # settings a resumed run may change (the directory may have moved)
 
 
 class _Stop(Exception):
@@ -76,44 +80,6 @@ class Node:
 def _key(prefix: str, spec: dict) -> str:
     digest = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:10]
     return f"{prefix}-{digest}"
-
-
-def saved_plan(out: str | Path) -> dict | None:
-    """The ContinualConfig fields saved in OUT/plan.json, or None when there is none."""
-    path = Path(out) / PLAN
-    if not path.is_file():
-        return None
-    try:
-        plan = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise GhostInputError(f"{path}: unreadable plan ({e})") from None
-    if not isinstance(plan, dict) or not isinstance(plan.get("config"), dict):
-        raise GhostInputError(f"{path}: not a continual-learning plan")
-    return plan["config"]
-
-
-def _check_plan(out: Path, cfg: ContinualConfig, resume: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise GhostInputError(f"{out}: is a file, expected an output directory (--out)")
-    saved = saved_plan(out)
-    if not resume:
-        if saved is not None:
-            raise GhostInputError(
-                f"{out}: already holds a continual run; pass --resume to continue it, "
-                "or choose another --out"
-            )
-        if out.exists() and any(out.iterdir()):
-            raise GhostInputError(f"{out}: not empty and not a continual run; choose another --out")
-        return
-    if saved is None:
-        raise GhostInputError(f"{out}: nothing to resume (no {PLAN})")
-    mine = cfg.to_dict()
-    for name in ContinualConfig.fields():
-        if name not in NOT_PLANNED and saved.get(name) != mine[name]:
-            raise GhostInputError(
-                f"{out}: --{name.replace('_', '-')} {mine[name]!r} differs from the run being "
-                f"resumed ({saved.get(name)!r}); a resumed run keeps its settings"
-            )
 
 
 class _Runner:
@@ -481,14 +447,14 @@ def run_continual(
 
     cfg = replace(config, **overrides) if config is not None else ContinualConfig(**overrides)
     out = Path(cfg.out)
-    _check_plan(out, cfg, resume)
+    check_plan(out, cfg, resume)
     tasks = load_tasks(cfg.tasks, cfg.heldout, cfg.eval_size)  # bad input: nothing written
     threads = configure(threads, seed=0)
     started = time.monotonic()
     previous = _previous_wall(out) if resume else 0.0
     out.mkdir(parents=True, exist_ok=True)
     if not resume:
-        atomic_write_text(out / PLAN, json.dumps({"config": cfg.to_dict()}, indent=1) + "\n")
+        write_plan(out, cfg)
     runner = _Runner(cfg, tasks, threads, quiet, stop_after)
     stopped = None
 

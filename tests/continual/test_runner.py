@@ -82,3 +82,17 @@ def test_bad_input_is_one_line_and_exit_2_with_nothing_written(flags, needle, tm
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and needle in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_a_corrupt_fisher_file_in_a_run_stops_the_resume_with_exit_2(two_tasks, tmp_path, capsys):
+    out = tmp_path / "cl"
+    flags = ["continual", "--tasks", ",".join(two_tasks), "--strategy", "ewc", "--preset",
+             "tiny", "--steps-per-task", "5", "--ewc-lambda", "10", "--threads", "1", "--quiet",
+             "--out", str(out)]  # fmt: skip
+    assert main([*flags, "--stop-after", "1"]) == 0
+    (first,) = (out / "runs").iterdir()
+    (first / "fisher.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    capsys.readouterr()
+    assert main(["continual", "--out", str(out), "--resume", "--threads", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "corrupt Fisher file" in err and "Traceback" not in err

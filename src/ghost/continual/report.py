@@ -63,7 +63,7 @@ def target_check(summary: dict) -> dict | None:
 
 def _timing(out: Path, wall: tuple[float, float]) -> dict:
     """Seconds spent, summed over the node directories on disk, and wall time."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     from ghost.continual.runner import FISHER, NODE_DONE, SCORES
 
@@ -76,8 +76,11 @@ def _timing(out: Path, wall: tuple[float, float]) -> dict:
         if (run_dir / SCORES).is_file():
             evaluation += json.loads((run_dir / SCORES).read_text(encoding="utf-8"))["_seconds"]
         if (run_dir / FISHER).is_file():
-            with safe_open(str(run_dir / FISHER), framework="pt") as f:
-                fisher += float((f.metadata() or {}).get("seconds", "0"))
+            try:
+                with safe_open(str(run_dir / FISHER), framework="pt") as f:
+                    fisher += float((f.metadata() or {}).get("seconds", "0"))
+            except (SafetensorError, OSError, ValueError):
+                pass  # a damaged file is reported where it is used (the ewc recipe)
     this, before = wall
     return {
         "trainings": nodes,

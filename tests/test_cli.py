@@ -6,7 +6,7 @@ import pytest
 
 from ghost.cli import build_parser, main
 
-SUBCOMMANDS = ["info", "train", "eval", "generate", "ask", "bench", "data"]
+SUBCOMMANDS = ["info", "train", "eval", "generate", "ask", "bench", "continual", "data"]
 
 
 def run(*args, env=None):

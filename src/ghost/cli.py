@@ -665,6 +665,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("run_dir", help="a run directory")
     q.set_defaults(func=cmd_memory)
 
+    from ghost.continual.cli import add_continual_command
+
+    add_continual_command(sub)
+
     p = sub.add_parser("data", help="the built-in datasets")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser)
     q = data_sub.add_parser("list", help="name, records, splits and purpose of each dataset")

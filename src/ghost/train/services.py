@@ -166,6 +166,7 @@ class MetricsLogger(Recipe):
         "batch_exact_match",
         "skip_fraction",
         "retrieval_loss",
+        "ewc_penalty",
     ]
 
     def __init__(self, quiet: bool = False):

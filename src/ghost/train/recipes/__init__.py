@@ -38,6 +38,16 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
         "recompute activations in the backward pass: less memory, more time",
     ),
     "fim": ("fim", "FillInTheMiddle", "text data: train fill-in-the-middle rearrangements"),
+    "ewc": (
+        "ewc",
+        "ElasticWeightConsolidation",
+        "hold weights earlier tasks need: (lambda/2) sum F (theta - theta*)^2 per Fisher file",
+    ),
+    "online-ewc": (
+        "ewc",
+        "OnlineElasticWeightConsolidation",
+        "EWC with one running Fisher decayed by gamma, anchored at the latest task",
+    ),
 }
 
 

@@ -1,0 +1,125 @@
+"""The EWC penalty: zero at the anchor, quadratic away from it, (lambda/2) sum F d^2 exactly;
+online EWC folds the Fisher files with decay gamma and anchors at the last one."""
+
+import pytest
+import torch
+
+from ghost.config import GhostConfig
+from ghost.model.ghost import GhostModel
+from ghost.train.recipes import build_recipes
+from ghost.train.recipes.ewc import running_fisher, save_fisher
+
+
+class State:
+    def __init__(self, model):
+        self.model = model
+
+
+def random_fisher(model, seed: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {name: torch.rand(p.shape, generator=g) for name, p in model.named_parameters()}
+
+
+def shift(model, direction: dict[str, torch.Tensor], scale: float, anchor: dict) -> None:
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.copy_(anchor[name] + scale * direction[name])
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return GhostModel(GhostConfig.from_preset("tiny"))
+
+
+def penalty(recipe, model) -> float:
+    return float(recipe.on_loss(State(model), torch.tensor(0.0), None, None).detach())
+
+
+def test_penalty_is_zero_at_the_anchor_and_quadratic_away_from_it(model, tmp_path):
+    fisher = random_fisher(model, 1)
+    path = tmp_path / "a.safetensors"
+    save_fisher(path, model, fisher, {"task": "a"})
+    anchor = {name: p.detach().clone() for name, p in model.named_parameters()}
+    (recipe,) = build_recipes({"ewc": {"fisher": str(path), "ewc_lambda": 3.0}})
+    recipe.on_train_begin(State(model))
+    assert penalty(recipe, model) == 0.0
+    g = torch.Generator().manual_seed(2)
+    direction = {name: torch.randn(a.shape, generator=g) for name, a in anchor.items()}
+    shift(model, direction, 0.01, anchor)
+    small = penalty(recipe, model)
+    by_hand = 0.5 * 3.0 * sum(float((fisher[n] * (0.01 * direction[n]) ** 2).sum()) for n in fisher)
+    assert small == pytest.approx(by_hand, rel=1e-4) and small > 0
+    shift(model, direction, 0.02, anchor)
+    assert penalty(recipe, model) == pytest.approx(4 * small, rel=1e-4)
+    shift(model, direction, -0.03, anchor)
+    assert penalty(recipe, model) == pytest.approx(9 * small, rel=1e-4)
+    # Its gradient, lambda * F * (theta - theta*), is what reaches the weights.
+    model.zero_grad()
+    recipe.on_loss(State(model), torch.tensor(0.0), None, None).backward()
+    for name, p in model.named_parameters():
+        expected = 3.0 * fisher[name] * (p.detach() - anchor[name])
+        torch.testing.assert_close(p.grad, expected)
+
+
+def test_ewc_adds_one_term_per_earlier_task(model, tmp_path):
+    anchors, fishers, paths = [], [], []
+    for k in range(2):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.05)
+        fishers.append(random_fisher(model, 10 + k))
+        anchors.append({n: p.detach().clone() for n, p in model.named_parameters()})
+        paths.append(tmp_path / f"{k}.safetensors")
+        save_fisher(paths[-1], model, fishers[-1], {"task": str(k)})
+    (recipe,) = build_recipes({"ewc": {"fisher": [str(p) for p in paths], "ewc_lambda": 2.0}})
+    recipe.on_train_begin(State(model))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01)
+    params = dict(model.named_parameters())
+    by_hand = sum(
+        0.5 * 2.0 * float((f[n] * (params[n].detach() - a[n]) ** 2).sum())
+        for f, a in zip(fishers, anchors, strict=True)
+        for n in f
+    )
+    assert penalty(recipe, model) == pytest.approx(by_hand, rel=1e-4)
+
+
+def test_online_ewc_folds_the_fisher_with_decay_gamma(model, tmp_path):
+    fishers, paths = [], []
+    for k in range(3):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.02 * (k + 1))
+        fishers.append(random_fisher(model, 20 + k))
+        paths.append(tmp_path / f"{k}.safetensors")
+        save_fisher(paths[-1], model, fishers[-1], {"task": str(k)})
+    last_anchor = {n: p.detach().clone() for n, p in model.named_parameters()}
+    gamma = 0.5
+    running = None
+    for f in fishers:
+        running = running_fisher(running, f, gamma)
+    options = {"fisher": [str(p) for p in paths], "ewc_lambda": 4.0, "gamma": gamma}
+    (recipe,) = build_recipes({"online-ewc": options})
+    (term,) = recipe.terms
+    for name in fishers[0]:
+        closed_form = gamma**2 * fishers[0][name] + gamma * fishers[1][name] + fishers[2][name]
+        torch.testing.assert_close(running[name], closed_form)
+        torch.testing.assert_close(term.fisher[name], closed_form)
+        assert torch.equal(term.anchor[name], last_anchor[name])
+    recipe.on_train_begin(State(model))
+    assert penalty(recipe, model) == 0.0  # anchored at the latest weights
+
+
+def test_bad_options_are_refused(tmp_path):
+    from ghost.errors import GhostInputError
+
+    with pytest.raises(GhostInputError, match="Fisher file not found"):
+        build_recipes({"ewc": {"fisher": str(tmp_path / "none.safetensors")}})
+    with pytest.raises(GhostInputError, match="fisher must name"):
+        build_recipes({"ewc": {}})
+    with pytest.raises(GhostInputError, match="ewc_lambda"):
+        build_recipes({"ewc": {"fisher": "x", "ewc_lambda": -1}})
+    with pytest.raises(GhostInputError, match="gamma"):
+        build_recipes({"online-ewc": {"fisher": "x", "gamma": 1.5}})

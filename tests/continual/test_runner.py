@@ -1,0 +1,98 @@
+"""`ghost continual` on two tiny tasks: EWC forgets less than naive fine-tuning, a run
+stopped between tasks and resumed gives the straight run's matrices, and bad input is one
+line and exit code 2 with nothing written."""
+
+import json
+
+import pytest
+from two_tasks import tiny_settings
+
+from ghost.cli import main
+from ghost.continual import run_continual
+
+
+def test_ewc_forgets_measurably_less_than_naive_fine_tuning(two_tasks, tmp_path):
+    results = run_continual(
+        **tiny_settings(two_tasks, strategies=["naive", "ewc"], steps_per_task=80),
+        ewc_lambda=1e4,
+        out=str(tmp_path / "cl"),
+    )
+    naive, ewc = results["runs"]["naive"]["0"], results["runs"]["ewc"]["0"]
+    assert naive["nodes"][0] == ewc["nodes"][0]  # the first task is one shared training
+    assert naive["retention"][0][0] == ewc["retention"][0][0] == 1.0
+    assert naive["retention"][1][1] == 1.0 and ewc["retention"][1][1] >= 0.75  # both learnt B
+    # Forgetting of the first task: exact match (coarse on 4 records) and the mean loss of
+    # its answer bytes (nats), which the exact match is a threshold of.
+    em = {
+        name: r["retention"][0][0] - r["retention"][1][0]
+        for name, r in (("naive", naive), ("ewc", ewc))
+    }
+    rise = {
+        name: r["retention_loss"][1][0] - r["retention_loss"][0][0]
+        for name, r in (("naive", naive), ("ewc", ewc))
+    }
+    assert naive["retention"][1][0] == 0.0 and rise["naive"] > 3.0  # naive forgets it all
+    assert em["ewc"] <= em["naive"]
+    assert rise["ewc"] < 0.4 * rise["naive"]
+    summary = results["summary"]
+    assert summary["ewc"]["retention"]["average_forgetting"]["median"] <= 1.0
+    assert (tmp_path / "cl" / "report.md").is_file()
+    assert (tmp_path / "cl" / "runs" / ewc["nodes"][0] / "fisher.safetensors").is_file()
+    assert (tmp_path / "cl" / "ewc" / "seed-0" / "2-task_b" / "model.safetensors").is_file()
+
+
+def test_resume_between_tasks_gives_the_same_matrices_as_a_straight_run(two_tasks, tmp_path):
+    settings = tiny_settings(two_tasks, strategies=["naive", "ewc", "replay"], steps_per_task=20)
+    straight = run_continual(**settings, ewc_lambda=1e4, out=str(tmp_path / "straight"))
+    out = tmp_path / "stopped"
+    flags = ["continual", "--tasks", ",".join(two_tasks), "--strategy", "naive,ewc,replay",
+             "--preset", "tiny", "--batch-size", "8", "--lr", "0.01", "--eval-size", "8",
+             "--steps-per-task", "20", "--ewc-lambda", "1e4", "--threads", "1", "--quiet",
+             "--out", str(out)]  # fmt: skip
+    assert main([*flags, "--stop-after", "2"]) == 0
+    stopped = json.loads((out / "results.json").read_text())
+    assert not stopped["complete"] and stopped["timing"]["trainings"] == 2
+    assert main(["continual", "--out", str(out), "--resume", "--threads", "1", "--quiet"]) == 0
+    resumed = json.loads((out / "results.json").read_text())
+    assert resumed["complete"]
+    for strategy in ("naive", "ewc", "replay"):
+        for kind in ("retention", "retention_loss"):
+            assert resumed["runs"][strategy]["0"][kind] == straight["runs"][strategy]["0"][kind]
+    # A resumed run keeps its settings.
+    assert main(["continual", "--out", str(out), "--resume", "--steps-per-task", "5"]) == 2
+
+
+@pytest.mark.parametrize(
+    "flags,needle",
+    [
+        (["--tasks", "facts200,nosuch"], "nosuch: no such file or built-in dataset"),
+        (["--tasks", "facts200,bash100", "--strategy", "ewc,magic"], "unknown strategy 'magic'"),
+        (["--tasks", "facts200,bash100", "--ewc-lambda", "-3"], "--ewc-lambda"),
+        (["--tasks", "facts200,bash100", "--ewc-lambda", "lots"], "--ewc-lambda"),
+        (["--tasks", "facts200"], "at least two tasks"),
+        (["--tasks", "facts200,bash100", "--heldout", "-"], "--heldout: give one per task"),
+        (["--tasks", "facts200,code50:test"], "holds text records"),
+        (["--out", "x"], "--tasks is required"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2_with_nothing_written(flags, needle, tmp_path, capsys):
+    out = tmp_path / "cl"
+    args = ["continual", *flags] + ([] if "--out" in flags else ["--out", str(out)])
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_a_corrupt_fisher_file_in_a_run_stops_the_resume_with_exit_2(two_tasks, tmp_path, capsys):
+    out = tmp_path / "cl"
+    flags = ["continual", "--tasks", ",".join(two_tasks), "--strategy", "ewc", "--preset",
+             "tiny", "--steps-per-task", "5", "--ewc-lambda", "10", "--threads", "1", "--quiet",
+             "--out", str(out)]  # fmt: skip
+    assert main([*flags, "--stop-after", "1"]) == 0
+    (first,) = (out / "runs").iterdir()
+    (first / "fisher.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    capsys.readouterr()
+    assert main(["continual", "--out", str(out), "--resume", "--threads", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "corrupt Fisher file" in err and "Traceback" not in err

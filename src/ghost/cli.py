@@ -199,84 +199,6 @@ def _load_with_memory(args):
     return model
 
 
-def cmd_memory(args) -> int:
-    from ghost.model import io
-
-    if args.memory_command == "clear":  # reads no bank file: it works on a corrupt bank too
-        io.read_run_config(args.run_dir)
-        path = Path(args.run_dir) / io.MEMORY_NAME
-        try:
-            count = len(io.read_memory_text(path)[0]) if path.is_file() else 0
-        except GhostInputError:
-            count = None
-        for name in (io.MEMORY_NAME, io.MEMORY_VECTORS_NAME):
-            (Path(args.run_dir) / name).unlink(missing_ok=True)
-        print(f"cleared {'the' if count is None else count} {'entry' if count == 1 else 'entries'}")
-        return 0
-    if args.memory_command == "list":
-        io.read_run_config(args.run_dir)
-        path = Path(args.run_dir) / io.MEMORY_NAME
-        ids, texts = io.read_memory_text(path) if path.is_file() else ([], [])
-        for entry_id, text in zip(ids, texts, strict=True):
-            print(f"{entry_id:>6}  {text}")
-        print(f"{len(ids)} {'entry' if len(ids) == 1 else 'entries'}", file=sys.stderr)
-        return 0
-
-    from ghost.data.records import read_facts
-    from ghost.model.ghost import GhostModel
-    from ghost.model.memory import fact_key
-    from ghost.runtime import configure
-
-    configure(args.threads, seed=0)
-    model = GhostModel.from_pretrained(args.run_dir)
-    memory = model.memory
-    if args.memory_command == "remove":
-        ids = sorted(set(args.ids))
-        memory.remove(ids)
-        io.save_memory(model, Path(args.run_dir))
-        print(f"removed {len(ids)}; the bank holds {len(memory)}")
-        return 0
-    texts = list(dict.fromkeys(fact for item in args.items for fact in read_facts(item)))
-    before = set(memory.ids)
-    replaced, pending = [], []
-    by_key: dict[str, list] = {}  # what existing entries are about (fact_key), computed once
-    for entry in memory.entries():
-        by_key.setdefault(fact_key(entry.text), []).append(entry)
-    for text in texts:
-        key = fact_key(text)
-        old_entries = [e for e in by_key.get(key, []) if e.text != text] if key else []
-        earlier = [t for t in pending if t != text and fact_key(t) == key] if key else []
-        if args.replace:
-            memory.remove([e.id for e in old_entries])
-            replaced += old_entries
-            by_key[key] = [e for e in by_key.get(key, []) if e not in old_entries]
-            pending = [t for t in pending if t not in earlier]  # the last of the new ones wins
-        else:
-            for clash in [*(repr(e.text) + f" (entry {e.id})" for e in old_entries),
-                          *map(repr, earlier)]:  # fmt: skip
-                print(
-                    f"note: {clash} and {text!r} say different things about the same subject; "
-                    "both are kept and the model may read either (--replace keeps the new one)",
-                    file=sys.stderr,
-                )
-        pending.append(text)
-    memory.write(pending)  # one encoding pass for all of them
-    added = [e for e in memory.entries() if e.id not in before]
-    io.save_memory(model, Path(args.run_dir))
-    for old in replaced:
-        print(f"replaced entry {old.id}: {old.text!r}")
-    span = (
-        f" (ids {added[0].id}-{added[-1].id})"
-        if len(added) > 1
-        else (f" (id {added[0].id})" if added else "")
-    )
-    print(
-        f"added {len(added)} {'entry' if len(added) == 1 else 'entries'}{span}; "
-        f"the bank holds {len(memory)}"
-    )
-    return 0
-
-
 def cmd_generate(args) -> int:
     from ghost.runtime import configure
 
@@ -339,45 +261,6 @@ def cmd_ask(args) -> int:
         question = line.rstrip("\r\n")
         if question.strip():
             print(answer(question), flush=True)
-    return 0
-
-
-def cmd_bench(args) -> int:
-    from ghost import bench
-
-    if args.plan:
-        if args.data or args.arms:
-            raise GhostInputError(
-                "ghost bench: --plan runs its own data and arms; drop --data/--arms"
-            )
-        bench.run_plan(args.plan, out=args.out, quick=args.quick, seeds=args.seeds)
-        return 0
-    if not args.data:
-        raise GhostInputError("ghost bench: give --data (and --arms), or --plan phase6")
-    settings = {
-        k: v
-        for k, v in {
-            "preset": args.preset,
-            "batch_size": args.batch_size,
-            "seq_len": args.seq_len,
-            "lr": args.lr,
-            "val_data": args.val_data,
-            "val_fraction": args.val_fraction,
-            "threads": args.threads,
-        }.items()
-        if v is not None
-    }
-    bench.bench(
-        data=args.data,
-        arms=args.arms or "baseline",
-        arms_file=args.arms_file,
-        out=args.out,
-        seeds=args.seeds or 5,
-        target=args.target,
-        steps=args.steps,
-        heldout=args.heldout.split(",") if args.heldout else None,
-        **settings,
-    )
     return 0
 
 
@@ -592,81 +475,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_nonnegative_int, default=0, help=threads_help)
     p.set_defaults(func=cmd_ask)
 
-    p = sub.add_parser(
-        "bench",
-        help="which recipe helps, by how much, how sure: paired runs over seeds, and a report",
-    )
-    p.add_argument("--data", help="what to train on (as for ghost train)")
-    p.add_argument(
-        "--arms",
-        help="arms to compare, comma-separated: baseline, a recipe, or recipes joined by + "
-        "with options (curriculum+skip:threshold=0.8); default baseline",
-    )
-    p.add_argument("--arms-file", help="a TOML file of [arms.NAME] tables (default: none)")
-    p.add_argument("--plan", choices=["phase6"], help="run the original author's Phase 6 test plan")
-    p.add_argument(
-        "--quick", action="store_true", help="with --plan: the tiny preset, a few minutes"
-    )
-    p.add_argument(
-        "--seeds",
-        type=_positive_int,
-        help="seeds per arm (default 5; with --plan, the plan's own: 3 full, 2 quick)",
-    )
-    p.add_argument(
-        "--target",
-        help="METRIC>=VALUE or METRIC<=VALUE (train_exact_match, val_exact_match, val_loss, "
-        "check_loss), or a metric alone for the baseline's final value (default: "
-        "train_exact_match>=0.95 for Q&A, val_loss for text)",
-    )
-    p.add_argument(
-        "--steps", type=_positive_int, default=200, help="fixed steps per run (default 200)"
-    )
-    p.add_argument("--preset", choices=list(PRESETS), help="model preset (default v5-fast)")
-    p.add_argument("--batch-size", type=_positive_int, help="rows per step (default 32)")
-    p.add_argument("--seq-len", type=_positive_int, help="longest sample (default 256)")
-    p.add_argument("--lr", type=_float, help="peak learning rate (default 0.003)")
-    p.add_argument("--val-data", help="validation data for the target and final loss")
-    p.add_argument(
-        "--val-fraction", type=_float, help="hold out this fraction of --data as validation"
-    )
-    p.add_argument(
-        "--heldout", help="splits scored after each run, comma-separated (default: none)"
-    )
-    p.add_argument("--threads", type=_nonnegative_int, help="CPU threads (default 0: all cores)")
-    p.add_argument("--out", required=True, help="output directory (results, report, runs)")
-    p.set_defaults(func=cmd_bench)
-
-    p = sub.add_parser(
-        "memory", help="write, list and remove the facts in a run's memory bank (no training)"
-    )
-    memory_sub = p.add_subparsers(dest="memory_command", metavar="ACTION", parser_class=_Parser)
-    q = memory_sub.add_parser(
-        "add", help="write facts: TEXT, a .txt file (one per line), .jsonl or NAME:SPLIT"
-    )
-    q.add_argument("run_dir", help="a run directory (from ghost train --out)")
-    q.add_argument("items", nargs="+", metavar="FACT_OR_FILE", help="fact texts or files")
-    q.add_argument(
-        "--replace",
-        action="store_true",
-        help="drop older entries about the same thing (the text up to the last linking word "
-        "before the value); default: keep both and say so",
-    )
-    q.add_argument("--threads", type=_nonnegative_int, default=0, help=threads_help)
-    q.set_defaults(func=cmd_memory)
-    q = memory_sub.add_parser("list", help="print every entry: id and text")
-    q.add_argument("run_dir", help="a run directory")
-    q.set_defaults(func=cmd_memory)
-    q = memory_sub.add_parser("remove", help="remove entries by id (see list)")
-    q.add_argument("run_dir", help="a run directory")
-    q.add_argument("ids", nargs="+", type=_positive_int, metavar="ID", help="entry ids")
-    q.add_argument("--threads", type=_nonnegative_int, default=0, help=threads_help)
-    q.set_defaults(func=cmd_memory)
-    q = memory_sub.add_parser("clear", help="remove every entry (and the bank's files)")
-    q.add_argument("run_dir", help="a run directory")
-    q.set_defaults(func=cmd_memory)
-
+    from ghost.bench.cli import add_bench_command
     from ghost.continual.cli import add_continual_command
+    from ghost.model.memory_cli import add_memory_command
 
+    add_bench_command(sub)
+    add_memory_command(sub)
     add_continual_command(sub)
 
     p = sub.add_parser("data", help="the built-in datasets")

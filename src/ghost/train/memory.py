@@ -1,16 +1,19 @@
 """Memory training: each row reads a bank of facts, and some rows can be answered only by
 reading it, so the memory layers and the copy head learn to read.
 
-On by default when the training records carry `facts` (TrainConfig.memory_training =
-"auto"; "off" turns it off, "on" demands facts). Per step:
+Off by default for now (TrainConfig.memory_training = "off": it costs ~2.4x a step);
+"auto" trains the memory when the training records carry `facts`, "on" demands facts.
+Per step:
 
 - every Q&A row of the batch reads a bank of its own facts plus the distractors its
   retrieval would bring: the facts nearest its prompt by the current encoder's keys among a
   pool of dataset and fictional facts drawn for the step (hard negatives, as top-k retrieval
   gives them at inference), shuffled, `bank_size` entries in all; a share `no_memory` of
-  the dataset rows reads only distractors, never its own facts: the model must answer from
-  its weights while a bank is there (else writing unrelated facts would change trained
-  answers);
+  the dataset rows never reads its own facts: half of them read only distractors (the
+  model must answer from its weights while a bank is there, else writing unrelated facts
+  would change trained answers), half an empty bank (the weights learn as without memory
+  training: with distractor-only banks alone, training exact match after 300 steps of
+  `small` on facts200 was 6% against 53%);
 - `fictional` x batch rows are added about entities that do not exist ("The capital of
   Zorvania is Quessaro."): fresh ones every step, from the "train" pool of
   `ghost.data.fictional`, so the only way to answer them is to copy from the bank;
@@ -93,7 +96,7 @@ class MemoryTraining(Recipe):
             record = self.records[index]
             asked.append(record["question"])
             facts = list(record.get("facts") or [])
-            if rng.random() < self.no_memory:  # its bank holds distractors only, or nothing
+            if rng.random() < self.no_memory:  # its bank: distractors only, or nothing
                 owns.append(None if rng.random() < 0.5 else [])
                 excluded.append(set(facts))
             else:

@@ -172,6 +172,10 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--cost-steps", type=int, default=40)
     args = parser.parse_args(argv)
+    if argv is None:
+        from ghost.launcher import ensure_fast_allocator
+
+        ensure_fast_allocator()  # as the `ghost` command runs (tcmalloc where it exists)
     threads = configure(0, seed=0)
     model = GhostModel.from_pretrained(args.run_dir, memory=False)
     template = QATemplate.from_config(model.config)

@@ -477,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ghost.bench.cli import add_bench_command
     from ghost.continual.cli import add_continual_command
-    from ghost.model.memory_cli import add_memory_command
+    from ghost.memory_cli import add_memory_command
 
     add_bench_command(sub)
     add_memory_command(sub)

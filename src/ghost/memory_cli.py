@@ -1,5 +1,6 @@
-"""`ghost memory`: write, list and remove the facts of a run's memory bank (no training);
-its flags and handler, kept beside the memory so that ghost/cli.py only wires it in."""
+"""`ghost memory`: write, list and remove the facts of a run's memory bank (no training).
+Its flags and handler live here, out of ghost/cli.py (which only wires them in) and out of
+the ghost.model package (whose import loads torch, which `ghost --help` must not)."""
 
 from __future__ import annotations
 

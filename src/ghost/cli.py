@@ -25,6 +25,9 @@ class _Parser(argparse.ArgumentParser):
         raise GhostInputError(f"{where}{message} (see --help)")
 
 
+THREADS_HELP = "CPU threads (default 0: all cores)"  # every subcommand's --threads
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -394,14 +397,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--seed", type=_nonnegative_int, help="seed of weights and data order (default 0)"
     )
-    p.add_argument("--threads", type=_nonnegative_int, help="CPU threads (default 0: all cores)")
+    p.add_argument("--threads", type=_nonnegative_int, help=THREADS_HELP)
     p.add_argument("--out", help="run directory (default runs/ghost)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--config", help="a TOML (or YAML) file of settings; flags override it")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_train)
 
-    threads_help = "CPU threads (default 0: all cores)"
     p = sub.add_parser("eval", help="exact match (Q&A) or bits per byte (text) of a run")
     p.add_argument("run_dir", help="a run directory (from ghost train --out)")
     p.add_argument("--data", required=True, help="built-in NAME[:SPLIT] or a file path")
@@ -410,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--predictions", help="write one JSON line per question to this file (default: none)"
     )
     _add_memory_flag(p)
-    p.add_argument("--threads", type=_nonnegative_int, default=0, help=threads_help)
+    p.add_argument("--threads", type=_nonnegative_int, default=0, help=THREADS_HELP)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser(
@@ -442,7 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="fill the hole between the prompt (the prefix) and TEXT; needs a model trained "
         "with --recipe fim",
     )
-    p.add_argument("--threads", type=_nonnegative_int, default=0, help=threads_help)
+    p.add_argument("--threads", type=_nonnegative_int, default=0, help=THREADS_HELP)
     _add_memory_flag(p)
     p.set_defaults(func=cmd_generate)
 
@@ -472,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="after each answer, the 3 bank entries the memory layers attended to most",
     )
-    p.add_argument("--threads", type=_nonnegative_int, default=0, help=threads_help)
+    p.add_argument("--threads", type=_nonnegative_int, default=0, help=THREADS_HELP)
     p.set_defaults(func=cmd_ask)
 
     from ghost.bench.cli import add_bench_command

@@ -12,9 +12,8 @@ from ghost.errors import GhostInputError
 
 def add_memory_command(sub) -> None:
     """Add `ghost memory add|list|remove|clear` to the `ghost` command's subparsers."""
-    from ghost.cli import _nonnegative_int, _Parser, _positive_int
+    from ghost.cli import THREADS_HELP, _nonnegative_int, _Parser, _positive_int
 
-    threads_help = "CPU threads (default 0: all cores)"
     p = sub.add_parser(
         "memory", help="write, list and remove the facts in a run's memory bank (no training)"
     )
@@ -30,7 +29,7 @@ def add_memory_command(sub) -> None:
         help="drop older entries about the same thing (the text up to the last linking word "
         "before the value); default: keep both and say so",
     )
-    q.add_argument("--threads", type=_nonnegative_int, default=0, help=threads_help)
+    q.add_argument("--threads", type=_nonnegative_int, default=0, help=THREADS_HELP)
     q.set_defaults(func=cmd_memory)
     q = memory_sub.add_parser("list", help="print every entry: id and text")
     q.add_argument("run_dir", help="a run directory")
@@ -38,7 +37,7 @@ def add_memory_command(sub) -> None:
     q = memory_sub.add_parser("remove", help="remove entries by id (see list)")
     q.add_argument("run_dir", help="a run directory")
     q.add_argument("ids", nargs="+", type=_positive_int, metavar="ID", help="entry ids")
-    q.add_argument("--threads", type=_nonnegative_int, default=0, help=threads_help)
+    q.add_argument("--threads", type=_nonnegative_int, default=0, help=THREADS_HELP)
     q.set_defaults(func=cmd_memory)
     q = memory_sub.add_parser("clear", help="remove every entry (and the bank's files)")
     q.add_argument("run_dir", help="a run directory")

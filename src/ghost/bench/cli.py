@@ -8,7 +8,7 @@ from ghost.errors import GhostInputError
 
 def add_bench_command(sub) -> None:
     """Add `ghost bench` to the `ghost` command's subparsers."""
-    from ghost.cli import _float, _nonnegative_int, _positive_int
+    from ghost.cli import THREADS_HELP, _float, _nonnegative_int, _positive_int
     from ghost.config import PRESETS
 
     p = sub.add_parser(
@@ -51,7 +51,7 @@ def add_bench_command(sub) -> None:
     p.add_argument(
         "--heldout", help="splits scored after each run, comma-separated (default: none)"
     )
-    p.add_argument("--threads", type=_nonnegative_int, help="CPU threads (default 0: all cores)")
+    p.add_argument("--threads", type=_nonnegative_int, help=THREADS_HELP)
     p.add_argument("--out", required=True, help="output directory (results, report, runs)")
     p.set_defaults(func=cmd_bench)
 

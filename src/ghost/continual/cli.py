@@ -47,7 +47,7 @@ def _defaults() -> dict:
 
 def add_continual_command(sub) -> None:
     """Add `ghost continual` to the `ghost` command's subparsers."""
-    from ghost.cli import _float, _nonnegative_int, _positive_int
+    from ghost.cli import THREADS_HELP, _float, _nonnegative_int, _positive_int
     from ghost.config import PRESETS
 
     d = _defaults()
@@ -135,9 +135,7 @@ def add_continual_command(sub) -> None:
         choices=["auto", "fp32", "bf16"],
         help="auto (default): bf16 autocast where the CPU has native bf16 matmul, else fp32",
     )
-    p.add_argument(
-        "--threads", type=_nonnegative_int, default=0, help="CPU threads (default 0: all cores)"
-    )
+    p.add_argument("--threads", type=_nonnegative_int, default=0, help=THREADS_HELP)
     p.add_argument("--out", required=True, help="output directory (runs, results, report)")
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --out with its saved settings"

@@ -93,6 +93,7 @@ def cmd_train(args) -> int:
         "precision": args.precision,
         "grad_checkpoint": True if args.grad_checkpoint else None,
         "memory_training": args.memory_training,
+        "augment": args.augment,
         "max_minutes": args.max_minutes,
         "eval_every": args.eval_every,
         "save_every": args.save_every,
@@ -381,6 +382,12 @@ def build_parser() -> argparse.ArgumentParser:
         "fast the weights learn; docs/memory.md), auto (when the Q&A records carry facts), "
         "or on",
     )
+    p.add_argument(
+        "--augment",
+        choices=["none", "surface"],
+        help="surface: half the training questions typed casually (lower case, no final '?'), "
+        "so casual questions are answered too (default none)",
+    )
     p.add_argument("--max-minutes", type=_float, help="time budget for --steps auto")
     p.add_argument("--eval-every", type=_nonnegative_int, help="steps between progress checks")
     p.add_argument(
@@ -479,11 +486,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ghost.bench.cli import add_bench_command
     from ghost.continual.cli import add_continual_command
+    from ghost.distill.cli import add_distill_command
     from ghost.memory_cli import add_memory_command
 
     add_bench_command(sub)
     add_memory_command(sub)
     add_continual_command(sub)
+    add_distill_command(sub)
 
     p = sub.add_parser("data", help="the built-in datasets")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser)

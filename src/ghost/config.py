@@ -232,6 +232,10 @@ class TrainConfig:
     grad_clip: float = 1.0
     answer_only_loss: bool = True
     """For Q&A data, train only on the answer bytes (and the end-of-answer marker)."""
+    augment: str = "none"
+    """Q&A questions as users type them: 'surface' gives half the training rows a casual
+    form (lower case, no final '?', or both; answers unchanged), 'none' trains them as
+    written. See ghost.data.batches.surface_variant."""
     eval_every: int = 0
     """Steps between checks (training exact match / loss); 0 picks about one epoch."""
     patience: int = 3
@@ -306,6 +310,10 @@ class TrainConfig:
         if self.precision not in ("auto", "fp32", "bf16"):
             raise GhostInputError(
                 f"{_setting('precision')} must be 'auto', 'fp32' or 'bf16', got {self.precision!r}"
+            )
+        if self.augment not in ("none", "surface"):
+            raise GhostInputError(
+                f"{_setting('augment')} must be 'none' or 'surface', got {self.augment!r}"
             )
         if self.memory_training not in ("auto", "on", "off"):
             raise GhostInputError(

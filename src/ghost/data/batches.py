@@ -52,6 +52,19 @@ def _permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
+AUGMENTS = ("none", "surface")
+
+
+def surface_variant(question: str, choice: int) -> str:
+    """The question as a user might type it: 1 lower case, 2 without its final '?' (or '.'),
+    3 both. 0 is the question unchanged. Answers are never changed."""
+    if choice & 1:
+        question = question.lower()
+    if choice & 2:
+        question = question.rstrip().rstrip("?.").rstrip() or question
+    return question
+
+
 def qa_row(template: QATemplate, record: dict, answer_only: bool = True):
     """A Q&A record as one row: (ids, labels), the labels -100 before the answer (or only on
     the first byte, with `answer_only` False)."""
@@ -73,9 +86,15 @@ class QABatcher:
         seq_len: int,
         answer_only: bool = True,
         seed: int = 0,
+        augment: str = "none",
     ):
         self.batch_size, self.seq_len, self.seed = batch_size, seq_len, seed
         self.records = dataset.records
+        # "surface": each training row's question is, with probability 1/2, typed casually
+        # (lower case, no final '?', or both; `surface_variant`). Drawn from (seed, epoch,
+        # position), so a resumed run sees the same rows; checks (`collate`) see the originals.
+        self.augment = augment
+        self._template, self._answer_only = template, answer_only
         self.samples = []
         for i, record in enumerate(dataset.records):
             template.check(record, f"{dataset.name} record {i + 1}")
@@ -138,8 +157,27 @@ class QABatcher:
         return indices
 
     def next_batch(self, max_len: int | None = None) -> Batch:
-        """The next batch_size records in this epoch's order (wrapping into the next epoch)."""
-        return self.collate(self.take(min(self.batch_size, len(self.samples))), max_len)
+        """The next batch_size records in this epoch's order (wrapping into the next epoch),
+        questions varied as `augment` says."""
+        if self.augment == "none":
+            return self.collate(self.take(min(self.batch_size, len(self.samples))), max_len)
+        g = torch.Generator().manual_seed(
+            (self.seed * 1_000_003 + self.epoch) * 100_003 + self.position
+        )
+        indices = self.take(min(self.batch_size, len(self.samples)))
+        choices = torch.randint(0, 6, (len(indices),), generator=g).tolist()  # 0-2: unchanged
+        limit = max_len or self.seq_len
+        rows = []
+        for i, choice in zip(indices, choices, strict=True):
+            if choice < 3:
+                ids, labels = self.samples[i]
+            else:
+                record = dict(self.records[i])
+                record["question"] = surface_variant(record["question"], choice - 2)
+                ids, labels = qa_row(self._template, record, self._answer_only)
+            rows.append((ids[-limit:], labels[-limit:]))
+        input_ids, labels = pad_rows(rows)
+        return Batch(input_ids, labels, torch.tensor(indices, dtype=torch.long))
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "position": self.position}

@@ -108,6 +108,7 @@ def make_batcher(dataset: Dataset, model_config: GhostConfig, cfg: TrainConfig):
             cfg.seq_len,
             cfg.answer_only_loss,
             cfg.seed,
+            cfg.augment,
         )
     return TextBatcher(dataset, cfg.batch_size, cfg.seq_len, cfg.seed)
 

@@ -407,3 +407,21 @@ def test_operators_do_not_import_torch():
         env={"PYTHONPATH": str(ROOT / "src")},
     )
     assert out.stdout.strip() == "False"
+
+
+def test_budget_is_shared_equally_among_operators():
+    from collections import Counter
+
+    from ghost.distill.operators import _share_budget
+    from ghost.distill.pairs import Candidate
+
+    def cand(op, i):
+        return Candidate(f"{op} {i}?", "x", op, "", "p", ("p",), "fact", ())
+
+    pool = [cand("reword", i) for i in range(100)] + [cand("compose", i) for i in range(10)]
+    pool += [cand("yesno", i) for i in range(50)]
+    chosen = _share_budget(pool, 70, random.Random(0))
+    counts = Counter(c.operator for c in chosen)
+    assert counts == {"compose": 10, "reword": 30, "yesno": 30}
+    assert chosen == [c for c in pool if c in chosen]  # original order kept
+    assert _share_budget(pool, 70, random.Random(0)) == chosen  # seeded

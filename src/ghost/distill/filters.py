@@ -384,6 +384,14 @@ class LeakFilter:
             return f"chain: the chain of held-out {self._chains[key]}"
         return None
 
+    def shares_facts(self, candidate: Any) -> bool:
+        """Whether the candidate's fact set or chain is a held-out record's (its wording aside)."""
+        key = _fact_key(getattr(candidate, "facts", ()))
+        chain = _chain_key(getattr(candidate, "chain", ()))
+        return (key is not None and key in self._fact_sets) or (
+            chain is not None and chain in self._chains
+        )
+
     def __call__(self, candidates):
         kept, removed = [], []
         for candidate in candidates:

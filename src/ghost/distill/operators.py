@@ -415,7 +415,8 @@ def propose(
     facts' entities only), answered from `graph`. Every training template is offered from
     round 1 on (`round_index` does not change what is made); a question the pool already has
     is not offered again, so later rounds offer what earlier filters or the budget left out.
-    `budget` caps the number by a seeded sample. The "noise" operator makes no pairs (see
+    `budget` caps the number by a seeded sample shared equally among the operators
+    (`_share_budget`). The "noise" operator makes no pairs (see
     `surface_variants`); "teacher" is off unless asked for.
     """
     parent_of: dict[Triple, str] = {}
@@ -452,9 +453,27 @@ def propose(
             unique.setdefault((c.question, c.expected), c)
     candidates = list(unique.values())
     if budget is not None and len(candidates) > budget:
-        chosen = sorted(rng.sample(range(len(candidates)), budget))
-        candidates = [candidates[i] for i in chosen]
+        candidates = _share_budget(candidates, budget, rng)
     return candidates
+
+
+def _share_budget(candidates: list[Candidate], budget: int, rng: random.Random) -> list[Candidate]:
+    """A seeded sample of `budget` candidates, shared equally among the operators (an
+    operator with fewer candidates than its share gives the rest to the others), in the
+    original order. A plain sample would give the few compositions a few percent of the
+    budget, and rewordings nearly all of it."""
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(candidates):
+        groups.setdefault(c.operator, []).append(i)
+    chosen: list[int] = []
+    left, remaining = budget, len(groups)
+    for _, members in sorted(groups.items(), key=lambda kv: (len(kv[1]), kv[0])):
+        share = left // remaining
+        take = members if len(members) <= share else rng.sample(members, share)
+        chosen += take
+        left -= len(take)
+        remaining -= 1
+    return [candidates[i] for i in sorted(chosen)]
 
 
 def validation_candidates(graph: FactGraph) -> list[Candidate]:

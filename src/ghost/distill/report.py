@@ -70,7 +70,7 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 
 def _score_order(name: str) -> tuple:
-    first = ("seeds", "seeds, casual", "validation")
+    first = ("seeds", "seeds, casual", "validation", "validation, new combinations")
     return (first.index(name) if name in first else len(first), name)
 
 

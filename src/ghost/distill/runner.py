@@ -41,6 +41,8 @@ ROUND_DONE = "round.json"
 TRAIN_DONE = "trained.json"
 VALIDATION_SIZE = 300  # validation questions scored per model (a fixed seeded sample)
 CASUAL = 3  # surface_variant choice: lower case and no final '?'
+SAVE_EVERY = 200  # steps between a training's checkpoints (each is rewritten, not kept)
+HELD_BACK = 0.3  # share of composable chains kept back as validation of new combinations
 
 
 class _Stop(Exception):
@@ -75,7 +77,44 @@ def _builtin_name(spec: str) -> str | None:
     return spec.split(":")[0] if is_builtin(spec) else None
 
 
-def evaluation_sets(cfg: DistillConfig, seeds: list[dict], validation: list[dict]) -> dict:
+def held_back_compositions(graph, leak, pool: list[dict], seed: int) -> list[dict]:
+    """Validation for new combinations: a seeded HELD_BACK share of the multi-hop chains the
+    graph can compose (not a seed record's chain, not a held-out record's), one question each
+    in the training form. No wording of them is trained on (the runner's "validation"
+    filter), so they ask what `facts200:novel` asks, on questions that are ours to choose
+    defaults on."""
+    from ghost.distill.operators import compose
+
+    trained = {frozenset(r["facts"]) for r in pool if len(r.get("facts") or ()) >= 2}
+    groups: dict[frozenset, object] = {}
+    for x in compose(graph, which="training"):
+        key = frozenset(x.facts)
+        if key in trained or leak.shares_facts(x):
+            continue
+        if key not in groups or x.template < groups[key].template:
+            groups[key] = x
+    keys = sorted(groups.values(), key=lambda x: sorted(x.facts))
+    rng = random.Random(hash_seed(seed, 7))
+    chosen = rng.sample(keys, round(HELD_BACK * len(keys))) if keys else []
+    return [
+        {
+            "question": x.question,
+            "answer": x.expected,
+            "kind": x.kind,
+            "facts": list(x.facts),
+            "chain": list(x.chain),
+        }
+        for x in sorted(chosen, key=lambda x: x.question)
+    ]
+
+
+def hash_seed(*parts: int) -> int:
+    return random.Random(" ".join(map(str, parts))).getrandbits(32)
+
+
+def evaluation_sets(
+    cfg: DistillConfig, seeds: list[dict], validation: list[dict], held_back: list[dict]
+) -> dict:
     """{name: records} every model of the run is scored on.
 
     seeds and their casual form (lower case, no '?'); the validation questions (what choices
@@ -93,6 +132,7 @@ def evaluation_sets(cfg: DistillConfig, seeds: list[dict], validation: list[dict
             {**_qa(r), "question": surface_variant(r["question"], CASUAL)} for r in seeds
         ],
         "validation": validation,
+        "validation, new combinations": [_qa(r) for r in held_back],
     }
     name = _builtin_name(cfg.data)
     if name is None:
@@ -171,6 +211,12 @@ class _Runner:
                 precision=c.precision,
                 seed=seed,
                 threads=self.threads,
+                # Fixed steps: one check, at the end. 'auto' checks about once an epoch (its
+                # stopping rule reads them). Checkpoints every SAVE_EVERY steps, for resume.
+                eval_every=c.steps
+                if isinstance(c.steps, int)
+                else max(20, -(-len(records) // c.batch_size)),
+                save_every=SAVE_EVERY,
                 augment=c.augment,
                 init_from=str(init_from) if init_from else None,
                 quiet=self.quiet,
@@ -204,7 +250,11 @@ class _Runner:
             model = GhostModel.from_pretrained(run_dir)
             for name in wanted:
                 summary, _ = evaluate_qa(model, _dataset(name, sets[name]))
-                saved[name] = {"exact_match": summary["exact_match"], "n": summary["n"]}
+                saved[name] = {
+                    "exact_match": summary["exact_match"],
+                    "n": summary["n"],
+                    "by_kind": summary["by_kind"],
+                }
             atomic_write_text(path, json.dumps(saved, indent=1) + "\n")
         return saved
 
@@ -255,7 +305,12 @@ class _Runner:
         graph = FactGraph.from_records(pool)
         leak = F.LeakFilter.for_dataset(c.data, extra=c.heldout, threshold=c.dedup_threshold)
         validation = self._validation(graph, leak, validation_candidates)
-        sets = evaluation_sets(c, seeds, validation)
+        held_back = held_back_compositions(graph, leak, pool, seed)
+        # The held-back compositions are never trained on, in any wording: the same filter
+        # that guards the held-out splits guards them (their fact sets and near wordings).
+        guard = F.LeakFilter(held_back, threshold=c.dedup_threshold, source="validation")
+        guard.name = "validation"
+        sets = evaluation_sets(c, seeds, validation, held_back)
 
         teacher = base / "round-0" / "model"
         started = time.monotonic()
@@ -296,6 +351,7 @@ class _Runner:
             self.answer(teacher, candidates)
             chain = [
                 leak,
+                guard,
                 F.AgreementFilter(mode=c.agreement),
                 F.ConfidenceFilter(c.confidence),
                 F.VerifierFilter.for_dataset(c.data, graph),

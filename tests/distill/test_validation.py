@@ -1,0 +1,45 @@
+"""The validation questions defaults are chosen on: never a held-out record, never trained."""
+
+import random
+
+from ghost.data.builtin import load_builtin
+from ghost.distill import filters as F
+from ghost.distill.operators import compose, propose
+from ghost.distill.runner import held_back_compositions
+from ghost.distill.shapes import FactGraph
+
+
+def test_held_back_compositions_are_new_and_never_proposed_for_training():
+    pool = load_builtin("facts200:train")
+    graph = FactGraph.from_records(pool)
+    leak = F.LeakFilter.for_dataset("facts200")
+    held = held_back_compositions(graph, leak, pool, seed=0)
+    assert len(held) >= 10
+    assert held == held_back_compositions(graph, leak, pool, seed=0)  # seeded
+    assert held != held_back_compositions(graph, leak, pool, seed=1)
+    trained = {frozenset(r["facts"]) for r in pool if len(r.get("facts", [])) >= 2}
+    for record in held:
+        assert len(record["facts"]) >= 2 and frozenset(record["facts"]) not in trained
+        assert not leak.shares_facts(_Chain(record))  # not a held-out record either
+    # The runner's guard drops every proposed wording of a held-back chain.
+    guard = F.LeakFilter(held, source="validation")
+    candidates = [
+        c for c in compose(graph) if frozenset(c.facts) in {frozenset(r["facts"]) for r in held}
+    ]
+    assert candidates
+    for c in candidates:
+        c.answer, c.confidence = c.expected, 1.0
+    kept, removed = guard(candidates)
+    assert not kept and len(removed) == len(candidates)
+    pool_records = [{"id": str(i), **r} for i, r in enumerate(pool)]
+    proposed = propose(pool_records, graph, random.Random(0), 1, {"compose"}, None)
+    for c in proposed:
+        c.answer, c.confidence = c.expected, 1.0
+    kept, _ = guard(proposed)
+    held_sets = {frozenset(r["facts"]) for r in held}
+    assert kept and all(frozenset(c.facts) not in held_sets for c in kept)
+
+
+class _Chain:
+    def __init__(self, record):
+        self.facts, self.chain = record["facts"], record["chain"]

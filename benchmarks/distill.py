@@ -35,9 +35,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 SETTINGS = {
     "seed10": ["--data", "facts200:seed10", "--rounds", "3", "--seeds", "3",
-               "--preset", "small", "--steps", "300"],
+               "--preset", "small", "--steps", "250", "--budget", "160"],
     "facts200": ["--data", "facts200", "--rounds", "2", "--seeds", "3", "--preset", "small",
-                 "--steps", "700", "--budget", "4000"],
+                 "--steps", "600", "--budget", "4000"],
 }  # fmt: skip
 SAMPLE = 40  # pairs shown for the hand check
 

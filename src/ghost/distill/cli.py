@@ -28,6 +28,7 @@ SETTINGS = {
     "dedup_threshold": "dedup_threshold",
     "operators": "operators",
     "budget": "budget",
+    "seed_share": "seed_share",
     "augment": "augment",
     "heldout": "heldout",
     "init_from": "init_from",
@@ -107,6 +108,12 @@ def add_distill_command(sub) -> None:
         "--budget",
         type=_nonnegative_int,
         help="most candidates offered a round, a seeded sample (default 0: all)",
+    )
+    p.add_argument(
+        "--seed-share",
+        type=_float,
+        help="the seed records are repeated to be about this share of a student's training "
+        f"rows (default {d['seed_share']:g}; 0: every pair once)",
     )
     p.add_argument(
         "--augment",

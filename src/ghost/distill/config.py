@@ -63,6 +63,9 @@ class DistillConfig:
     operators: list[str] = field(default_factory=lambda: list(DEFAULT_OPERATORS))
     budget: int = 0
     """Most candidates offered per round (a seeded sample); 0: all the operators make."""
+    seed_share: float = 0.2
+    """The seed records are repeated in each student's training set to be about this share
+    of its rows (so a set grown 30-fold still teaches every seed); 0 trains each pair once."""
     augment: str = "surface"
     """Training questions in casual forms too (ghost.data.batches.surface_variant)."""
     heldout: list[str] = field(default_factory=list)
@@ -94,6 +97,8 @@ class DistillConfig:
             raise GhostInputError("--steps must be positive")
         if self.budget < 0:
             raise GhostInputError("--budget must be >= 0")
+        if not 0.0 <= self.seed_share < 1.0:
+            raise GhostInputError("--seed-share must be in [0, 1)")
         if not 0.0 <= self.confidence <= 1.0:
             raise GhostInputError("--confidence must be in [0, 1]")
         if not 0.0 < self.dedup_threshold <= 1.0:

@@ -158,6 +158,19 @@ def evaluation_sets(
     return sets
 
 
+def training_rows(pool: list[dict], seed_share: float) -> list[dict]:
+    """The student's training records: every pair once, and the seed records repeated so that
+    they are about `seed_share` of the rows (at least once each). In a set grown 30-fold the
+    seeds would otherwise be a few percent of what the student sees, and it must still answer
+    every one of them."""
+    rows = [_qa(p) for p in pool]
+    seeds = [_qa(p) for p in pool if p["provenance"].get("operator") == "seed"]
+    if seeds and 0 < seed_share < 1:
+        extra = round(seed_share * len(rows) / (1 - seed_share) / len(seeds)) - 1
+        rows += seeds * max(0, extra)
+    return rows
+
+
 def _qa(r: dict) -> dict:
     return {"question": r["question"], "answer": r["answer"], "kind": r.get("kind", "qa")}
 
@@ -374,7 +387,7 @@ class _Runner:
             )
             student = folder / "model"
             init = teacher if c.student_init == "teacher" else None
-            info = self.train(student, [_qa(p) for p in pool], seed, init)
+            info = self.train(student, training_rows(pool, c.seed_share), seed, init)
             scores = self.score(student, sets)
             row = self._row(
                 seed,

@@ -1,4 +1,5 @@
-"""The validation questions defaults are chosen on: never a held-out record, never trained."""
+"""Parts of the distillation runner: the validation questions defaults are chosen on (never a
+held-out record, never trained), and the seed share of a student's training rows."""
 
 import random
 
@@ -43,3 +44,24 @@ def test_held_back_compositions_are_new_and_never_proposed_for_training():
 class _Chain:
     def __init__(self, record):
         self.facts, self.chain = record["facts"], record["chain"]
+
+
+def test_seed_records_are_their_share_of_the_training_rows():
+    from ghost.distill.runner import training_rows
+
+    def pairs(n_seeds, n):
+        return [
+            {
+                "question": f"q{i}",
+                "answer": "a",
+                "provenance": {"operator": "seed" if i < n_seeds else "reword"},
+            }
+            for i in range(n)
+        ]
+
+    rows = training_rows(pairs(273, 9000), 0.2)
+    share = sum(r["question"] in {f"q{i}" for i in range(273)} for r in rows) / len(rows)
+    assert abs(share - 0.2) < 0.01
+    assert len(training_rows(pairs(273, 9000), 0.0)) == 9000
+    rows = training_rows(pairs(10, 10), 0.2)  # only seeds: each once
+    assert len(rows) == 10

@@ -7,7 +7,9 @@
 Each setting is one `ghost distill` command (printed, and recorded in the report), run in its
 own process under the `ghost` launcher (tcmalloc). Its results.json and report.md are copied
 to benchmarks/results/distill_<setting>.{json,md}, and a seeded random sample of the last
-round's pairs (seed 0) to distill_<setting>_sample.md, for the hand check the report states.
+round's pairs (seed 0) to distill_<setting>_sample.md, for the hand check the report states,
+with how near the grown pairs come to the held-out questions (numbers only).
+`--copy-only` copies and recomputes those from an existing --out without running.
 
     seed10    the original's setting: the 10 seed pairs of facts200:seed10, 3 rounds, the
               operators using only what the seeds contain; pairs, correctness, the seed
@@ -70,19 +72,73 @@ def _sample(out: Path, setting: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _nearest(out: Path, setting: str) -> str:
+    """How near the grown pairs come to the held-out questions: for each held-out record, the
+    highest word ROUGE-L of a grown pair (last round, every seed) with the same answer, and
+    the same for the seed records. Numbers only: no held-out text is written."""
+    import statistics
+
+    from ghost.data.builtin import load_builtin
+    from ghost.distill.filters import normalize, rouge_l
+
+    lines = [
+        "",
+        "## Nearest trained question to each held-out question (same answer, word ROUGE-L)",
+        "",
+        "| seed | held-out split | records | pairs | median | 90th percentile | max | >= 0.7 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    splits = ("paraphrase", "novel")
+    for seed_dir in sorted(out.glob("seed-*")):
+        rounds = sorted(seed_dir.glob("round-*"), key=lambda p: int(p.name.split("-")[1]))
+        path = rounds[-1] / "pairs.jsonl"
+        if not path.is_file():
+            continue
+        pairs = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        for label, group in (
+            ("seeds", [p for p in pairs if p["provenance"]["operator"] == "seed"]),
+            ("grown", [p for p in pairs if p["provenance"]["operator"] != "seed"]),
+        ):
+            by_answer: dict[str, list[str]] = {}
+            for p in group:
+                by_answer.setdefault(normalize(p["answer"]), []).append(p["question"])
+            for split in splits:
+                best = sorted(
+                    max(
+                        (
+                            rouge_l(r["question"], q)
+                            for q in by_answer.get(normalize(r["answer"]), [])
+                        ),
+                        default=0.0,
+                    )
+                    for r in load_builtin(f"facts200:{split}")
+                )
+                lines.append(
+                    f"| {seed_dir.name} | {split} | {len(best)} | {label} ({len(group)}) | "
+                    f"{statistics.median(best):.3f} | {best[int(0.9 * len(best))]:.3f} | "
+                    f"{best[-1]:.3f} | {sum(b >= 0.7 for b in best)} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("setting", choices=list(SETTINGS))
     parser.add_argument("--out", required=True, help="the run directory (kept outside the repo)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument(
+        "--copy-only", action="store_true", help="do not run; copy the results of --out again"
+    )
     args = parser.parse_args()
-    argv = command(args.setting, args.out, args.threads, args.resume)
-    print("$ " + shlex.join(argv), flush=True)
-    started = time.monotonic()
-    ghost = shutil.which("ghost") or str(Path(sys.executable).with_name("ghost"))
-    code = subprocess.call([ghost, *argv[1:]])
-    print(f"exit {code} after {(time.monotonic() - started) / 60:.1f} min", flush=True)
+    code = 0
+    if not args.copy_only:
+        argv = command(args.setting, args.out, args.threads, args.resume)
+        print("$ " + shlex.join(argv), flush=True)
+        started = time.monotonic()
+        ghost = shutil.which("ghost") or str(Path(sys.executable).with_name("ghost"))
+        code = subprocess.call([ghost, *argv[1:]])
+        print(f"exit {code} after {(time.monotonic() - started) / 60:.1f} min", flush=True)
     out = Path(args.out)
     if not (out / "results.json").is_file():
         return code or 1
@@ -90,7 +146,7 @@ def main() -> int:
     shutil.copyfile(out / "results.json", RESULTS / f"distill_{args.setting}.json")
     shutil.copyfile(out / "report.md", RESULTS / f"distill_{args.setting}.md")
     (RESULTS / f"distill_{args.setting}_sample.md").write_text(
-        _sample(out, args.setting), encoding="utf-8"
+        _sample(out, args.setting) + _nearest(out, args.setting), encoding="utf-8"
     )
     return code
 

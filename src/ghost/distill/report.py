@@ -74,16 +74,14 @@ def _score_order(name: str) -> tuple:
     return (first.index(name) if name in first else len(first), name)
 
 
-def results_document(cfg, rows, command, threads, stopped, wall_seconds) -> dict:
-    from ghost.bench.machine import machine_record
-
+def results_document(cfg, rows, command, machine, stopped, wall_seconds) -> dict:
     return {
         "title": f"ghost distill: {cfg.data}, {cfg.rounds} rounds, {cfg.seeds} seed(s)",
         "command": command,
         "complete": stopped is None,
         "stopped": stopped,
         "config": cfg.to_dict(),
-        "machine": machine_record(threads),
+        "machine": machine,
         "wall_seconds": wall_seconds,
         "rows": rows,
         "summary": summarize(rows),

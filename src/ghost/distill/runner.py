@@ -519,6 +519,7 @@ def run_distill(
 ) -> dict:
     """Run (or with `resume`, continue) a distillation; returns the results dict also written
     to OUT/results.json. Keyword overrides set DistillConfig fields."""
+    from ghost.bench.machine import machine_record
     from ghost.distill.report import results_document, write_report
     from ghost.runtime import configure
 
@@ -534,10 +535,11 @@ def run_distill(
     atomic_write_text(out / "plan.json", json.dumps(cfg.to_dict(), indent=1) + "\n")
     runner = _Runner(cfg, threads, quiet, stop_after)
     stopped = None
+    machine = machine_record(threads)  # at the start: the commit and state the run ran
 
     def write(report: bool = False) -> dict:
         results = results_document(
-            cfg, runner.rows, command, threads, stopped, time.monotonic() - started
+            cfg, runner.rows, command, machine, stopped, time.monotonic() - started
         )
         atomic_write_text(out / RESULTS, json.dumps(results, indent=1) + "\n")
         if report:

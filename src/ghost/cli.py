@@ -61,6 +61,46 @@ def _float(text: str) -> float:
 # Subcommands -----------------------------------------------------------------------------
 
 
+def config_defaults(config_class) -> dict:
+    """{field: default} of a settings dataclass, for help texts that show each default."""
+    import dataclasses
+
+    return {
+        f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        for f in dataclasses.fields(config_class)
+    }
+
+
+def add_experiment_options(p, defaults: dict, out_help: str) -> None:
+    """The flags of a multi-run experiment command (`ghost continual`, `ghost distill`): the
+    shape of each training, threads, the output directory, resume and stop, quiet."""
+    p.add_argument(
+        "--batch-size", type=_positive_int, help=f"rows per step (default {defaults['batch_size']})"
+    )
+    p.add_argument(
+        "--seq-len",
+        type=_positive_int,
+        help=f"longest sample in bytes (default {defaults['seq_len']})",
+    )
+    p.add_argument("--lr", type=_float, help=f"peak learning rate (default {defaults['lr']:g})")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        help="auto (default): bf16 autocast where the CPU has native bf16 matmul, else fp32",
+    )
+    p.add_argument("--threads", type=_nonnegative_int, default=0, help=THREADS_HELP)
+    p.add_argument("--out", required=True, help=out_help)
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out with its saved settings"
+    )
+    p.add_argument(
+        "--stop-after",
+        type=_positive_int,
+        help="stop after N trainings (continue later with --resume; default: run to the end)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
 def cmd_info(args) -> int:
     from ghost.model.ghost import GhostModel
     from ghost.model.mamba import selective_scan

@@ -8,7 +8,6 @@ that differs from it.
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
 import sys
 
@@ -38,19 +37,17 @@ SETTINGS = {
 }
 
 
-def _defaults() -> dict:
-    return {
-        f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        for f in dataclasses.fields(ContinualConfig)
-    }
-
-
 def add_continual_command(sub) -> None:
     """Add `ghost continual` to the `ghost` command's subparsers."""
-    from ghost.cli import THREADS_HELP, _float, _nonnegative_int, _positive_int
+    from ghost.cli import (
+        _float,
+        _positive_int,
+        add_experiment_options,
+        config_defaults,
+    )
     from ghost.config import PRESETS
 
-    d = _defaults()
+    d = config_defaults(ContinualConfig)
     p = sub.add_parser(
         "continual",
         help="learn tasks in sequence (EWC, online EWC, replay, naive, joint): accuracy matrix, "
@@ -123,29 +120,7 @@ def add_continual_command(sub) -> None:
         f"sweep's validation (other training records) and held-out (default {d['eval_size']})",
     )
     p.add_argument("--preset", choices=list(PRESETS), help=f"model preset (default {d['preset']})")
-    p.add_argument(
-        "--batch-size", type=_positive_int, help=f"rows per step (default {d['batch_size']})"
-    )
-    p.add_argument(
-        "--seq-len", type=_positive_int, help=f"longest sample in bytes (default {d['seq_len']})"
-    )
-    p.add_argument("--lr", type=_float, help=f"peak learning rate (default {d['lr']:g})")
-    p.add_argument(
-        "--precision",
-        choices=["auto", "fp32", "bf16"],
-        help="auto (default): bf16 autocast where the CPU has native bf16 matmul, else fp32",
-    )
-    p.add_argument("--threads", type=_nonnegative_int, default=0, help=THREADS_HELP)
-    p.add_argument("--out", required=True, help="output directory (runs, results, report)")
-    p.add_argument(
-        "--resume", action="store_true", help="continue the run in --out with its saved settings"
-    )
-    p.add_argument(
-        "--stop-after",
-        type=_positive_int,
-        help="stop after N trainings (continue later with --resume; default: run to the end)",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_experiment_options(p, d, "output directory (runs, results, report)")
     p.set_defaults(func=cmd_continual)
 
 

@@ -123,3 +123,20 @@ def test_bad_options_are_refused(tmp_path):
         build_recipes({"ewc": {"fisher": "x", "ewc_lambda": -1}})
     with pytest.raises(GhostInputError, match="gamma"):
         build_recipes({"online-ewc": {"fisher": "x", "gamma": 1.5}})
+
+
+def test_a_fisher_file_from_before_the_newer_copy_head_parameters_still_works(model, tmp_path):
+    """Files written before the copy head gained parameters (io.LATER_PARAMETERS) lack them:
+    those get no penalty, the others exactly theirs."""
+    from ghost.model.io import LATER_PARAMETERS
+
+    fisher = {n: f for n, f in random_fisher(model, 1).items() if n not in LATER_PARAMETERS}
+    path = tmp_path / "old.safetensors"
+    save_fisher(path, model, fisher, {"task": "a"})
+    anchor = {name: p.detach().clone() for name, p in model.named_parameters()}
+    (recipe,) = build_recipes({"ewc": {"fisher": str(path), "ewc_lambda": 2.0}})
+    recipe.on_train_begin(State(model))
+    direction = {name: torch.ones_like(a) for name, a in anchor.items()}
+    shift(model, direction, 0.1, anchor)
+    by_hand = 0.5 * 2.0 * sum(float((f * 0.1**2).sum()) for f in fisher.values())
+    assert penalty(recipe, model) == pytest.approx(by_hand, rel=1e-4)

@@ -1,3 +1,6 @@
+import math
+import re
+
 import pytest
 import torch
 
@@ -5,6 +8,7 @@ from ghost.config import GhostConfig
 from ghost.errors import GhostInputError
 from ghost.model import GhostModel
 from ghost.model.io import load_model
+from ghost.model.memory import LexicalIndex, value_start
 
 
 @pytest.fixture
@@ -86,6 +90,39 @@ def test_a_row_without_facts_is_unchanged_by_its_neighbours_facts(model):
     assert not torch.allclose(mixed[0], plain[0])
 
 
+def _lexical_by_hand(query: str, text: str, texts: list[str]) -> float:
+    """The rarity-weighted share of the query's naming words found in `text`, brute force."""
+
+    def words(t):
+        return {w for w in re.findall(r"[a-z0-9]+", t.lower()) if len(w) > 1}
+
+    asked = words(query) - {"what", "does", "which", "who", "how", "where", "when"}
+    weight = {w: math.log((len(texts) + 1) / (sum(w in words(t) for t in texts) + 0.5)) for w in asked}
+    total = sum(weight.values())
+    return sum(weight[w] for w in asked if w in words(text)) / total if total else 0.0
+
+
+def test_lexical_score_finds_the_entity_and_weighs_rare_words():
+    texts = ["The capital of Zorvania is Quessaro.", "The capital of Peru is Lima.", "Lima is a city."]
+    texts += [f"The capital of {c} is {v}." for c, v in [("Chad", "N'Djamena"), ("Fiji", "Suva")]]
+    index = LexicalIndex(texts)
+    (scores,) = index.scores(["What is the capital of Zorvania?"]).tolist()
+    assert scores[0] == max(scores) and scores[0] > 2 * scores[1]
+    assert scores[2] < scores[1]  # only "is" in common ("what" asks rather than names)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    for i, text in enumerate(texts):
+        assert abs(scores[i] - _lexical_by_hand("What is the capital of Zorvania?", text, texts)) < 1e-6
+
+
+def test_value_start_is_where_the_fact_s_value_begins():
+    assert value_start(b"The capital of Zorvania is Quessaro.") == len(b"The capital of Zorvania is ")
+    assert value_start(b"Hamlet was written by William Shakespeare.") == len(b"Hamlet was written by ")
+    assert value_start(b"The national animal of Brelia is the crane.") == len(
+        b"The national animal of Brelia is the "
+    )
+    assert value_start(b"Hello world.") is None
+
+
 def test_retrieval_returns_the_top_k_entries_a_brute_force_search_finds():
     torch.manual_seed(0)
     model = GhostModel.from_preset("tiny", memory_top_k=3).eval()
@@ -98,7 +135,11 @@ def test_retrieval_returns_the_top_k_entries_a_brute_force_search_finds():
         ids, mask = enc.tokenize(queries, keep_end=True)
         q = enc.keys(enc.states(ids), mask)
         for row, query_key in enumerate(q):
-            scores = [float(query_key @ enc(texts[i : i + 1])[3][0]) for i in range(len(texts))]
+            scores = [
+                float(query_key @ enc(texts[i : i + 1])[3][0])
+                + _lexical_by_hand(queries[row], texts[i], texts)
+                for i in range(len(texts))
+            ]
             best = sorted(range(len(texts)), key=lambda i: -scores[i])[:3]
             assert set(found[row].tolist()) == set(best)  # the order may differ at near-ties
     # A bank larger than top_k is read per row: each row reads its own top-k entries.
@@ -178,3 +219,30 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
     assert grads_ckpt.keys() == grads_plain.keys() and len(grads_plain) > 10
     for name, g in grads_plain.items():
         torch.testing.assert_close(grads_ckpt[name], g, rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_copy_head_at_chosen_positions_equals_the_full_mix_there():
+    """Training mixes the copy head in only where a byte is scored (`MemoryBatch.read_at`):
+    those positions get exactly what the full forward gives, the others the plain output."""
+    torch.manual_seed(0)
+    model = GhostModel.from_preset("tiny").eval()
+    with torch.no_grad():
+        model.copy.gate.bias.fill_(0.0)  # open, so the copy distribution shows
+        for layer in model.layers:  # the memory layers read too (their gates start at 0)
+            if layer.kind == "memory":
+                layer.extra.gate.fill_(1.0)
+        x = torch.randint(0, 256, (3, 10))
+        banks = [["The capital of Peru is Lima."], [], ["Hamlet was written by Shakespeare.", "x."]]
+        queries = ["Q: What is the capital of Peru?", "Q: x", "Q: Who wrote Hamlet?"]
+        memory, _, _ = model.memory.encode_rows(banks, queries=queries)
+        full = model(x, memory=memory).logits
+        read_at = torch.zeros(3, 10, dtype=torch.bool)
+        read_at[0, 6:9] = read_at[2, 2] = read_at[1, 4] = True
+        memory.read_at = read_at
+        part = model(x, memory=memory).logits
+        memory.read_at = None
+        model.copy.gate.bias.fill_(-60.0)  # shut: the vocabulary's distribution alone
+        plain = model(x, memory=memory).logits
+    torch.testing.assert_close(part[read_at], full[read_at])
+    torch.testing.assert_close(part[~read_at], plain[~read_at])
+    assert not torch.allclose(full[0, 7], plain[0, 7])

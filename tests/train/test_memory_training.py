@@ -8,6 +8,7 @@ from tiny_runs import CAPITALS, tiny_config
 
 from ghost.data.fictional import fictional_facts
 from ghost.errors import GhostInputError
+from ghost.model.memory import LexicalIndex
 from ghost.train.hooks import Recipe
 from ghost.train.loop import train
 from ghost.train.memory import MemoryTraining
@@ -125,12 +126,16 @@ def test_a_rows_bank_holds_its_facts_and_the_distractors_nearest_its_question():
         bank = banks[row]
         assert len(bank) == 4 and len(set(bank)) == 4 and set(owns[row]) <= set(bank)
         assert not excluded[row] & set(bank)  # a row answering from its weights: distractors
-    # The distractors are the candidates nearest the question by the encoder's keys.
+    # The distractors are the candidates nearest the question by the encoder's keys plus
+    # the lexical score (word weights from the step's pool), as retrieval ranks them.
     extra = fictional_facts(12, seed="0-3-distractors")  # the step's fictional candidates
-    candidates = sorted((set(service.all_facts) | {f.fact for f in extra}) - {owns[0][0]})
+    pool = sorted(set(service.all_facts) | {f.fact for f in extra})
+    lexical = dict(zip(pool, LexicalIndex(pool).scores(prompts[:1])[0].tolist(), strict=True))
+    candidates = [c for c in pool if c != owns[0][0]]
     with torch.no_grad():
         query = model.memory.query_keys(prompts[:1])
         scores = (query @ model.memory.encode_texts(candidates).T)[0].tolist()
+    scores = [s + lexical[c] for s, c in zip(scores, candidates, strict=True)]
     nearest = {c for _, c in sorted(zip(scores, candidates, strict=True), reverse=True)[:3]}
     assert set(banks[0]) - {owns[0][0]} == nearest
 

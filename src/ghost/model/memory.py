@@ -25,7 +25,9 @@ Symbols: B batch, L length, D dim, M entries read, T bytes per entry, K key widt
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
+import math
+import re
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 import torch
@@ -52,6 +54,17 @@ class MemoryBatch:
     # (1|B, M): cosine between each row's query key and each entry's key (retrieval's score),
     # None when no query was given; the copy head uses it to pick the entry to copy from.
     prior: torch.Tensor | None = None
+    # (1|B, M): the share of each row's question words found in each entry, weighted by
+    # rarity (`lexical_scores`); None without queries. Names are rare words: this finds the
+    # entry about the entity asked about where the learned keys blur similar names.
+    lexical: torch.Tensor | None = None
+    # (1|B, M, T) bool: the first byte of each entry's value ("Quessaro" in "The capital of
+    # Zorvania is Quessaro."; `value_start`), where an answer copied from it begins.
+    starts: torch.Tensor | None = None
+    # (B, L) bool: the positions whose next byte the copy head may copy; None: all. Training
+    # sets it to the scored (answer) positions: the others' outputs reach no loss, and the
+    # copy head's cost is per position and entry byte.
+    read_at: torch.Tensor | None = None
     projections: dict = field(default_factory=dict)  # per reader: its keys/values, gathered
 
     @property
@@ -92,6 +105,9 @@ class MemoryBatch:
             pick(self.mask),
             pick(self.entries),
             pick(self.prior),
+            pick(self.lexical),
+            pick(self.starts),
+            pick(self.read_at),
             {k: pick(v) for k, v in self.projections.items()},
         )
 
@@ -173,6 +189,75 @@ def fact_key(text: str) -> str | None:
     return " ".join(words[: links[-1] + 1]).lower() if links else None
 
 
+_LINK_BYTES = {w.encode() for w in _LINKS}
+
+
+def value_start(data: bytes) -> int | None:
+    """The byte offset where a fact's value begins: after the last linking word before its
+    last word, as `fact_key` splits it ("The capital of Zorvania is Quessaro." -> the "Q"),
+    or None when the text has no linking word."""
+    words = list(re.finditer(rb"\S+", data))
+    links = [i for i, w in enumerate(words[:-1]) if w.group().lower() in _LINK_BYTES]
+    return words[links[-1] + 1].start() if links else None
+
+
+def value_starts(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(U, T) entry bytes and mask -> (U, T) bool, True at each entry's `value_start`."""
+    starts = torch.zeros_like(mask)
+    for row, (data, n) in enumerate(zip(ids.tolist(), mask.sum(-1).tolist(), strict=True)):
+        at = value_start(bytes(data[:n]))
+        if at is not None:
+            starts[row, at] = True
+    return starts
+
+
+# Lexical retrieval: a question's words (lower-case letters and digits, 2 or more) without
+# the words that ask rather than name, each weighted by its rarity among the entries
+# (inverse document frequency); an entry's score is the weight of the question's words it
+# contains over the weight of all of them, in [0, 1].
+_ASKING = {
+    "what", "which", "who", "whom", "whose", "where", "when", "how", "why", "does", "did",
+    "do", "name", "tell", "me", "you",
+}  # fmt: skip
+
+
+def words_of(text: str | bytes) -> set[str]:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 1}
+
+
+class LexicalIndex:
+    """Word -> entries postings over a list of texts, and the rarity weight of each word."""
+
+    def __init__(self, texts: list[str]):
+        self.size = len(texts)
+        postings: dict[str, list[int]] = {}
+        for i, text in enumerate(texts):
+            for w in words_of(text):
+                postings.setdefault(w, []).append(i)
+        self.postings = {w: torch.tensor(p, dtype=torch.long) for w, p in postings.items()}
+
+    def weight(self, word: str) -> float:
+        found = self.postings.get(word)
+        df = 0 if found is None else found.numel()
+        return math.log((self.size + 1) / (df + 0.5))
+
+    def scores(self, queries: list[str | bytes]) -> torch.Tensor:
+        """(Q, N): for each query, the weighted share of its words each text contains."""
+        out = torch.zeros(len(queries), self.size)
+        for q, query in enumerate(queries):
+            words = words_of(query) - _ASKING
+            total = sum(self.weight(w) for w in words)
+            for w in words:
+                found = self.postings.get(w)
+                if found is not None:
+                    out[q].index_add_(0, found, torch.full((found.numel(),), self.weight(w)))
+            if total > 0:
+                out[q] /= total
+        return out
+
+
 @dataclass(frozen=True)
 class MemoryEntry:
     id: int  # stable: kept across saves, never reused within a bank
@@ -199,6 +284,7 @@ class FactMemory(nn.Module):
         self._keys: torch.Tensor | None = None  # (M, K), encoded without gradient
         self._states: OrderedDict[int, tuple] = OrderedDict()  # entry id -> (states, ids)
         self._whole: MemoryBatch | None = None  # the whole bank, when it is read whole
+        self._lexical: LexicalIndex | None = None  # made when first needed after a change
         self._keys_made_by: str | None = None  # fingerprint() of the encoder behind _keys
         # True once entries were removed or cleared: saving must then remove the bank's
         # files too. A bank that is merely empty (a fresh model, or loaded with memory=False)
@@ -252,7 +338,7 @@ class FactMemory(nn.Module):
         self.ids.extend(ids)
         self.texts.extend(texts)
         self.next_id = max([self.next_id, *(i + 1 for i in ids)])
-        self._whole = None
+        self._whole = self._lexical = None
 
     def restore(
         self,
@@ -283,14 +369,14 @@ class FactMemory(nn.Module):
         self._keys = self._keys[keep] if keep else None
         for entry_id in gone:
             self._states.pop(entry_id, None)
-        self._whole = None
+        self._whole = self._lexical = None
         self.emptied = True
 
     def clear(self) -> None:
         """Empty the bank (ids are not reused while this object lives: `next_id` stays)."""
         self.ids, self.texts, self._keys = [], [], None
         self._states.clear()
-        self._whole = None
+        self._whole = self._lexical = None
         self.emptied = True
 
     def conflicts(self, text: str) -> list[MemoryEntry]:
@@ -337,12 +423,24 @@ class FactMemory(nn.Module):
         return self.encoder.keys(self.encoder.states(ids), mask)
 
     def scores(self, queries: list[str | bytes]) -> torch.Tensor:
-        """(Q, M) each query's retrieval score with every entry: the cosine of their keys."""
+        """(Q, M) each query's learned score with every entry: the cosine of their keys."""
         return self.query_keys(queries) @ self._keys.T
 
+    def lexical(self, queries: list[str | bytes]) -> torch.Tensor:
+        """(Q, M) each query's lexical score with every entry (`LexicalIndex`)."""
+        if self._lexical is None:
+            self._lexical = LexicalIndex(self.texts)
+        return self._lexical.scores(queries).to(self._keys.device)
+
+    def ranking(self, queries: list[str | bytes]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cosine, lexical), each (Q, M): retrieval ranks entries by their sum."""
+        return self.scores(queries), self.lexical(queries)
+
     def retrieve(self, queries: list[str | bytes], k: int | None = None) -> torch.Tensor:
-        """(Q, min(k, M)) bank indices of each query's top-k entries by key, best first."""
-        return self.scores(queries).topk(min(k or self.top_k, len(self)), dim=-1).indices
+        """(Q, min(k, M)) bank indices of each query's top-k entries (cosine + lexical
+        score), best first."""
+        cosine, lexical = self.ranking(queries)
+        return (cosine + lexical).topk(min(k or self.top_k, len(self)), dim=-1).indices
 
     @torch.no_grad()
     def _entry_states(self, indices: list[int]) -> list[tuple]:
@@ -387,16 +485,19 @@ class FactMemory(nn.Module):
             if self._whole is None:
                 self._whole = self._gather([list(range(len(self)))])
             w = self._whole  # the states are kept; each reading projects them anew, once
-            prior = self.scores(queries) if queries is not None else None
-            return MemoryBatch(w.states, w.index, w.data, w.mask, w.entries, prior)
+            prior, lexical = self.ranking(queries) if queries is not None else (None, None)
+            return MemoryBatch(
+                w.states, w.index, w.data, w.mask, w.entries, prior, lexical, w.starts
+            )
         if queries is None:
             raise ValueError(
                 f"the bank holds {len(self)} entries (> top_k {self.top_k}): pass the queries "
                 "its entries are retrieved for"
             )
-        best = self.scores(queries).topk(self.top_k, dim=-1)
-        batch = self._gather(best.indices.tolist())
-        batch.prior = best.values
+        cosine, lexical = self.ranking(queries)
+        best = (cosine + lexical).topk(self.top_k, dim=-1).indices
+        batch = self._gather(best.tolist())
+        batch.prior, batch.lexical = cosine.gather(1, best), lexical.gather(1, best)
         return batch
 
     def encode_rows(
@@ -404,12 +505,13 @@ class FactMemory(nn.Module):
         banks: list[list[str]],
         keyed: list[str] = (),
         queries: list[str | bytes] | None = None,
+        corpus: list[str] = (),
     ) -> tuple[MemoryBatch | None, torch.Tensor | None, torch.Tensor | None]:
         """Per-row banks (training: each row's facts and distractors), the texts `keyed` and
         one query per row, encoded with gradient in one encoder pass. Returns the batch
-        (None when every bank is empty) with each row's retrieval scores (`prior`) when
-        queries are given, the keys of `keyed` (or None) and the keys of the queries (or
-        None)."""
+        (None when every bank is empty) with each row's retrieval scores (`prior`, and
+        `lexical` with word weights from `corpus` plus the banks' texts) when queries are
+        given, the keys of `keyed` (or None) and the keys of the queries (or None)."""
         cut = _to_bytes(queries, self.encoder.max_bytes, True) if queries else []
         texts = list(dict.fromkeys([*(t for bank in banks for t in bank), *keyed, *cut]))
         if not texts:
@@ -423,6 +525,11 @@ class FactMemory(nn.Module):
         batch = _batch_of(states, ids, mask, [[where[t] for t in bank] for bank in banks])
         if query_keys is not None:
             batch.prior = (query_keys[:, None, :] * keys[batch.index]).sum(-1)  # (B, M)
+            indexed = list(dict.fromkeys([*corpus, *(t for bank in banks for t in bank)]))
+            at = {t: i for i, t in enumerate(indexed)}
+            lexical = LexicalIndex(indexed).scores(cut)  # (B, C)
+            columns = [[at[t] for t in bank] + [0] * (batch.n_entries - len(bank)) for bank in banks]
+            batch.lexical = lexical.gather(1, torch.tensor(columns)).to(keys.device)
         return batch, wanted, query_keys
 
 
@@ -440,10 +547,14 @@ def _batch_of(states, ids, mask, rows: list[list[int]], entries: list[list[int]]
     present = torch.tensor([[True] * len(row) + [False] * (m - len(row)) for row in rows])
     bank = torch.tensor([list(r) + [-1] * (m - len(r)) for r in (entries or rows)])
     index, present = index.to(device), present.to(device)
+    starts = torch.zeros_like(mask)
+    if used:
+        starts[used] = value_starts(ids[used], mask[used])
     return MemoryBatch(
         states,
         index,
         ids[index],
         mask[index] & present[..., None],
         torch.where(present, bank.to(device), -1),
+        starts=starts[index] & present[..., None],
     )

@@ -108,10 +108,14 @@ class CopyHead(nn.Module):
       bytes of context keep it from looping on a repeated pair ("...thquuth...") (an
       induction head, given rather than learned: at this scale attention alone takes
       thousands of steps to find it);
-    - the entry: a learned scale times the cosine between the row's query key and the
-      entry's key (retrieval's score, trained by its own loss), so the pointer copies from
-      the entry the question is about.
-    The gate adds a learned function of the best entry's retrieval score, so a bank that
+    - the entry: learned scales times the cosine between the row's query key and the
+      entry's key (retrieval's score, trained by its own loss) and times the entry's lexical
+      score (the rarity-weighted share of the question's words it contains), so the pointer
+      copies from the entry the question is about;
+    - the value's start: a learned function of the state times "byte j begins the entry's
+      value" (`MemoryBatch.starts`), so the first byte of an answer comes from where the
+      value begins rather than from wherever the learned match lands.
+    The gate adds learned functions of the best entry's two retrieval scores, so a bank that
     does not hold the fact asked about leaves the answer to the weights.
     Copying a fact's final "." emits `stop_byte` (the end-of-answer marker) instead: the
     value of most facts ends the sentence ("The capital of Zorvania is Quessaro."), so the
@@ -138,6 +142,14 @@ class CopyHead(nn.Module):
         # score): copy when the bank holds the fact asked about, answer from the weights when
         # it holds only other facts. z += scale * (best score - shift).
         self.gate_prior = nn.Parameter(torch.tensor([20.0, 0.8]))
+        # The same for the lexical score, and the value's start (see the class docstring).
+        # A model saved before they existed loads them as zeros (`LATER_PARAMETERS`): no effect.
+        self.lexical_scale = nn.Parameter(torch.tensor(10.0))
+        self.gate_lexical = nn.Parameter(torch.tensor([10.0, 0.5]))
+        # (Made without drawing random numbers, so the other parameters' initial values are
+        # what they were before these existed.)
+        self.value_weight = nn.Parameter(torch.zeros(dim))
+        self.value_bias = nn.Parameter(torch.tensor(2.0))
         self.reads: torch.Tensor | None = None
 
     def _emitted(self, memory: MemoryBatch) -> torch.Tensor:
@@ -160,7 +172,25 @@ class CopyHead(nn.Module):
         at each position and the ones before it, latest first (-1: none) -> log p(next byte)
         (B, L, 256)."""
         vocab = torch.log_softmax(logits.float(), dim=-1)  # rows without entries: just this
-        return _rows_with_entries(memory, (h, vocab, recent), vocab, self._mix).to(logits.dtype)
+        if memory.read_at is None:
+            mixed = _rows_with_entries(memory, (h, vocab, recent), vocab, self._mix)
+            return mixed.to(logits.dtype)
+        # Only the positions `read_at`: gathered per row into (B, A) slots, mixed, put back.
+        rows, positions = memory.read_at.nonzero(as_tuple=True)
+        if not rows.numel():
+            return vocab.to(logits.dtype)
+        counts = memory.read_at.sum(1)
+        first = torch.cumsum(counts, 0) - counts  # each row's first slot in `rows`
+        slots = torch.arange(rows.numel(), device=rows.device) - first[rows]
+        width = int(counts.max())
+
+        def gathered(x, fill):
+            out = x.new_full((x.shape[0], width, *x.shape[2:]), fill)
+            return out.index_put((rows, slots), x[rows, positions])
+
+        parts = (gathered(h, 0.0), gathered(vocab, 0.0), gathered(recent, -1))
+        mixed = _rows_with_entries(memory, parts, parts[1], self._mix)  # (B, A, 256)
+        return vocab.index_put((rows, positions), mixed[rows, slots]).to(logits.dtype)
 
     def _mix(self, h, vocab, recent, memory: MemoryBatch) -> torch.Tensor:
         b, length, _ = h.shape
@@ -175,10 +205,17 @@ class CopyHead(nn.Module):
             same = recent[..., n - 1 : n] == before  # (B, L, M*T)
             matched = same if matched is None else matched & same
             scores = scores + self.match[n - 1] * matched
+        t = memory.data.shape[-1]
         if memory.prior is not None:
-            t = memory.data.shape[-1]
             entry = memory.prior[..., None].expand(-1, -1, t).flatten(1)[:, None, :]
             scores = scores + self.prior_scale * entry.float()
+        if memory.lexical is not None:
+            entry = memory.lexical[..., None].expand(-1, -1, t).flatten(1)[:, None, :]
+            scores = scores + self.lexical_scale * entry.float()
+        if memory.starts is not None:
+            starts = memory.starts.flatten(1)[:, None, :]  # (1|B, 1, M*T)
+            value = (h @ self.value_weight + self.value_bias).float()[..., None]  # (B, L, 1)
+            scores = scores + value * starts
         allowed = memory.mask.flatten(1)[:, None, :]  # (1|B, 1, M*T)
         scores = scores.masked_fill(~allowed, float("-inf"))
         pointer = torch.softmax(scores, dim=-1)  # every row read here has an entry
@@ -193,6 +230,11 @@ class CopyHead(nn.Module):
             present = memory.mask.any(-1)  # (1|B, M)
             best = memory.prior.float().masked_fill(~present, -1.0).amax(-1)  # (1|B,)
             scale, shift = self.gate_prior
+            z = z + (scale * (best - shift))[:, None, None]
+        if memory.lexical is not None:
+            present = memory.mask.any(-1)
+            best = memory.lexical.float().masked_fill(~present, 0.0).amax(-1)
+            scale, shift = self.gate_lexical
             z = z + (scale * (best - shift))[:, None, None]
         copied = F.logsigmoid(z) + torch.log(copy.clamp_min(1e-30))
         return torch.logaddexp(F.logsigmoid(-z) + vocab, copied)

@@ -6,9 +6,9 @@ Off by default for now (TrainConfig.memory_training = "off": it costs ~2.4x a st
 Per step:
 
 - every Q&A row of the batch reads a bank of its own facts plus the distractors its
-  retrieval would bring: the facts nearest its prompt by the current encoder's keys among a
-  pool of dataset and fictional facts drawn for the step (hard negatives, as top-k retrieval
-  gives them at inference), shuffled, `bank_size` entries in all; a share `no_memory` of
+  retrieval would bring: the facts nearest its prompt by the current encoder's keys plus the
+  lexical score, among a pool of dataset and fictional facts drawn for the step (hard
+  negatives, as top-k retrieval gives them at inference), shuffled, `bank_size` entries in all; a share `no_memory` of
   the dataset rows never reads its own facts: half of them read only distractors (the
   model must answer from its weights while a bank is there, else writing unrelated facts
   would change trained answers), half an empty bank (the weights learn as without memory
@@ -38,10 +38,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ghost.data.batches import Batch, QABatcher, pad_rows, qa_row
+from ghost.data.batches import IGNORE, Batch, QABatcher, pad_rows, qa_row
 from ghost.data.fictional import counterfactual_edits, fictional_facts
 from ghost.data.template import QATemplate
 from ghost.errors import GhostInputError
+from ghost.model.memory import LexicalIndex
 from ghost.train.hooks import Recipe, TrainState
 
 
@@ -80,6 +81,7 @@ class MemoryTraining(Recipe):
         self._bank_targets: list[tuple[int, int]] = []
         self._fact_keys: torch.Tensor | None = None  # keys of those facts, with gradient
         self._retrieval_loss: float | None = None
+        self._pool: list[str] = []
 
     def _row(self, state: TrainState, question: str, answer: str):
         """A rendered Q&A row cut as QABatcher cuts one: its start goes, its answer stays."""
@@ -122,7 +124,11 @@ class MemoryTraining(Recipe):
         input_ids, labels = pad_rows(rows)
         indices = torch.cat([batch.indices, torch.full((len(rows) - n,), -1, dtype=torch.long)])
         facts = [f for _, f in questions] if self.retrieval_weight and len(questions) > 1 else []
-        memory, self._fact_keys, query_keys = state.model.memory.encode_rows(banks, facts, prompts)
+        memory, self._fact_keys, query_keys = state.model.memory.encode_rows(
+            banks, facts, prompts, corpus=self._pool
+        )
+        if memory is not None:  # the copy head mixes only where a byte is scored
+            memory.read_at = F.pad(labels[:, 1:] != IGNORE, (0, 1), value=False)
         state.forward_kwargs["memory"] = memory
         self._questions = questions
         self._query_keys = query_keys
@@ -136,8 +142,10 @@ class MemoryTraining(Recipe):
         pool = rng.sample(self.all_facts, min(len(self.all_facts), self.pool_size))
         extra = fictional_facts(self.pool_size, seed=f"{self.seed}-{state.step}-distractors")
         pool = list(dict.fromkeys(pool + [f.fact for f in made + extra]))
+        self._pool = pool  # lexical word weights come from it (`encode_rows`)
         memory = state.model.memory
         similarity = memory.query_keys(prompts) @ memory.encode_texts(pool).T  # (R, C)
+        similarity += LexicalIndex(pool).scores(prompts).to(similarity.device)
         order = similarity.argsort(dim=-1, descending=True).tolist()
         banks = []
         for row, own in enumerate(owns):

@@ -252,7 +252,9 @@ class ElasticWeightConsolidation(Recipe):
     def on_train_begin(self, state: TrainState) -> None:
         params = dict(state.model.named_parameters())
         for file in self.files:
+            _fill_later_parameters(file, params)
             _check_fits(file, params)
+        self.terms = self._terms()
         device = next(iter(params.values())).device
         for term in self.terms:
             term.fisher = {k: v.to(device) for k, v in term.fisher.items()}
@@ -270,6 +272,17 @@ class ElasticWeightConsolidation(Recipe):
     def on_step_end(self, state: TrainState, metrics: dict[str, float]) -> None:
         if self.last_penalty is not None:
             metrics["ewc_penalty"] = self.last_penalty
+
+
+def _fill_later_parameters(file: FisherFile, params: dict[str, torch.Tensor]) -> None:
+    """A file made before the copy head gained parameters (`LATER_PARAMETERS`) holds no
+    Fisher for them: they get 0 (no penalty), as they had no effect on that task."""
+    from ghost.model.io import LATER_PARAMETERS
+
+    for name in LATER_PARAMETERS:
+        if name in params and params[name].requires_grad and name not in file.fisher:
+            file.fisher[name] = torch.zeros_like(params[name], dtype=torch.float32)
+            file.anchor[name] = params[name].detach().float().clone()
 
 
 def _check_fits(file: FisherFile, params: dict[str, torch.Tensor]) -> None:

@@ -127,6 +127,9 @@ def markdown(results: dict) -> str:
         f"| {pct(u['exact_match_with_facts'])} | >= 90% |",
         f"| ... training's templates / templates training never used | "
         f"{pct(u['by_template']['train'])} / {pct(u['by_template']['heldout'])} | |",
+        f"| ... retrieval ranks the question's own fact first | {pct(u['retrieval_top1'])} | |"
+        if "retrieval_top1" in u
+        else "",
         f"| the same questions, facts absent | {pct(u['exact_match_without_facts'])} | <= 5% |",
         f"| counterfactual edits answered from memory ({results['counterfactual']['n']}) | "
         f"{pct(results['counterfactual']['answers_from_memory'])} | >= 80% |",
@@ -157,7 +160,7 @@ def markdown(results: dict) -> str:
             f"{c['rows_per_step_on']:.0f} vs {c['rows_per_step_off']:.0f} rows; "
             f"{c['ratio_per_row']:.2f}x per row) | <= 1.3x |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(line for line in lines if line) + "\n"
 
 
 def main(argv=None) -> None:
@@ -193,6 +196,10 @@ def main(argv=None) -> None:
     absent = exact_match(model, pairs)
     memory.write([f.fact for f in targets])
     present = exact_match(model, pairs)
+    # How often retrieval ranks the question's own fact first (what the copy head reads).
+    where = {text: i for i, text in enumerate(memory.texts)}
+    top = memory.retrieve([template.prompt(f.question) for f in targets], k=1)[:, 0].tolist()
+    first = sum(t == where[f.fact] for t, f in zip(top, targets, strict=True)) / len(targets)
     by_template = {
         kind: exact_match(model, [(f.question, f.answer) for f in targets if f.template == kind])
         for kind in ("train", "heldout")
@@ -203,6 +210,7 @@ def main(argv=None) -> None:
         "exact_match_with_facts": present,
         "exact_match_without_facts": absent,
         "by_template": by_template,
+        "retrieval_top1": first,
     }
 
     # Counterfactual edits of facts200.

@@ -246,3 +246,34 @@ def test_copy_head_at_chosen_positions_equals_the_full_mix_there():
     torch.testing.assert_close(part[read_at], full[read_at])
     torch.testing.assert_close(part[~read_at], plain[~read_at])
     assert not torch.allclose(full[0, 7], plain[0, 7])
+
+
+def test_a_run_saved_before_the_newer_copy_head_parameters_loads_and_answers_as_before(tmp_path):
+    """Without the copy head's newer parameters (io.LATER_PARAMETERS) a saved run loads them
+    with values that leave its output as it was: no lexical or value-start term, and the
+    answer never ends at a space."""
+    from safetensors.torch import load_file, save_file
+
+    from ghost.model.io import LATER_PARAMETERS
+
+    torch.manual_seed(0)
+    model = GhostModel.from_preset("tiny").eval()
+    with torch.no_grad():
+        model.copy.gate.bias.fill_(0.0)
+    model.save_pretrained(tmp_path)
+    state = load_file(str(tmp_path / "model.safetensors"))
+    save_file({k: v for k, v in state.items() if k not in LATER_PARAMETERS}, str(tmp_path / "model.safetensors"))
+    loaded = GhostModel.from_pretrained(tmp_path)
+    for name, value in LATER_PARAMETERS.items():
+        assert torch.all(dict(loaded.named_parameters())[name] == value)
+    # The same as the fresh model with those parts switched off by hand.
+    with torch.no_grad():
+        for name, value in LATER_PARAMETERS.items():
+            dict(model.named_parameters())[name].fill_(value)
+        x = torch.tensor([list(b"Q: What is the capital of Peru?\nA: Lima is")])
+        banks, _, _ = model.memory.encode_rows([["The capital of Peru is Lima."]], queries=["Q: x"])
+        torch.testing.assert_close(loaded(x, memory=banks).logits, model(x, memory=banks).logits)
+        bare = GhostModel.from_preset("tiny").eval()
+        bare.load_state_dict(model.state_dict())
+        bare.copy.stop_bias.fill_(0.0)  # a space may end the answer: the output changes
+        assert not torch.allclose(bare(x, memory=banks).logits, model(x, memory=banks).logits)

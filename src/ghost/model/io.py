@@ -31,14 +31,17 @@ from ghost.errors import GhostInputError
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 MEMORY_NAME, MEMORY_VECTORS_NAME = "memory.jsonl", "memory.safetensors"
 MEMORY_FORMAT = "ghost-memory-1"
-# Copy-head parameters newer than config format 3 (the lexical score and the value's start);
-# a run saved before them loads them as zeros, which leaves its answers as they were.
-LATER_PARAMETERS = (
-    "copy.lexical_scale",
-    "copy.gate_lexical",
-    "copy.value_weight",
-    "copy.value_bias",
-)
+# Copy-head parameters newer than config format 3 (the lexical score, the value's start, the
+# end of a value mid-sentence) and the value a run saved before them loads them with, which
+# leaves its answers as they were (no lexical or value-start term, never ending at a space).
+LATER_PARAMETERS = {
+    "copy.lexical_scale": 0.0,
+    "copy.gate_lexical": 0.0,
+    "copy.value_weight": 0.0,
+    "copy.value_bias": 0.0,
+    "copy.stop_weight": 0.0,
+    "copy.stop_bias": -30.0,
+}
 
 
 def atomic_write(path: Path, write) -> None:
@@ -257,9 +260,9 @@ def load_model(directory: Path, memory: bool = True):
             if name.startswith(("memory.", "copy.")):
                 state[name] = tensor
         state["copy.gate.bias"] = torch.full_like(expected["copy.gate.bias"], -30.0)
-    for name in LATER_PARAMETERS:  # added to the copy head after format 3: zeros, no effect
+    for name, value in LATER_PARAMETERS.items():  # newer copy-head parts: no effect
         if name in expected and name not in state:
-            state[name] = torch.zeros_like(expected[name])
+            state[name] = torch.full_like(expected[name], value)
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:

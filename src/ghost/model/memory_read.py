@@ -119,7 +119,9 @@ class CopyHead(nn.Module):
     does not hold the fact asked about leaves the answer to the weights.
     Copying a fact's final "." emits `stop_byte` (the end-of-answer marker) instead: the
     value of most facts ends the sentence ("The capital of Zorvania is Quessaro."), so the
-    end of the fact is the end of the answer.
+    end of the fact is the end of the answer. Where a value ends inside the sentence ("The
+    quasu is the money of Grothemland."), a learned function of the state decides at each
+    space the pointer lands on whether to copy it or to end the answer there (`stop_byte`).
     The gate g = sigmoid(w . h + b) starts nearly closed (b = -4); a model that never trained
     its memory has it shut (b = -30: g ~ 1e-13), so a bank cannot disturb its answers."""
 
@@ -150,6 +152,10 @@ class CopyHead(nn.Module):
         # what they were before these existed.)
         self.value_weight = nn.Parameter(torch.zeros(dim))
         self.value_bias = nn.Parameter(torch.tensor(2.0))
+        # Ending the answer at a space of the entry (the value ends mid-sentence): its
+        # probability sigmoid(stop_weight . h + stop_bias) starts small.
+        self.stop_weight = nn.Parameter(torch.zeros(dim))
+        self.stop_bias = nn.Parameter(torch.tensor(-4.0))
         self.reads: torch.Tensor | None = None
 
     def _emitted(self, memory: MemoryBatch) -> torch.Tensor:
@@ -221,10 +227,16 @@ class CopyHead(nn.Module):
         pointer = torch.softmax(scores, dim=-1)  # every row read here has an entry
         if self.reads is not None:
             _trace(self, pointer.sum(1), memory)
+        # At a space, the pointer's mass splits: copy the space, or end the answer there.
+        spaces = (memory.data == ord(" ")).flatten(1)[:, None, :]  # (1|B, 1, M*T)
+        stop = torch.sigmoid((h @ self.stop_weight + self.stop_bias).float())[..., None]
+        ending = pointer * (spaces * stop)  # (B, L, M*T)
         data = self._emitted(memory).flatten(1)[:, None, :].expand(b, length, -1)
         copy = torch.zeros(b, length, vocab.shape[-1], device=h.device).scatter_add(
-            -1, data, pointer
+            -1, data, pointer - ending
         )
+        marker = F.one_hot(torch.tensor(self.stop_byte), vocab.shape[-1]).to(copy.dtype)
+        copy = copy + ending.sum(-1, keepdim=True) * marker
         z = self.gate(h).float()  # (B, L, 1)
         if memory.prior is not None:
             present = memory.mask.any(-1)  # (1|B, M)

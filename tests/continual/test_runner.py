@@ -5,6 +5,7 @@ line and exit code 2 with nothing written."""
 import json
 
 import pytest
+from tiny_runs import CAPITALS
 from two_tasks import tiny_settings
 
 from ghost.cli import main
@@ -96,3 +97,33 @@ def test_a_corrupt_fisher_file_in_a_run_stops_the_resume_with_exit_2(two_tasks, 
     assert main(["continual", "--out", str(out), "--resume", "--threads", "1", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "corrupt Fisher file" in err and "Traceback" not in err
+
+
+def test_the_memory_strategy_leaves_the_first_tasks_facts_in_the_bank(tmp_path):
+    """`memory`: the task whose records carry facts trains the memory and writes its facts to
+    the bank; the next task starts from that bank and trains as plain fine-tuning. A resumed
+    run may add the strategy: the trainings it shares with the run's are not done again."""
+    from two_tasks import write_tasks
+
+    from ghost.model.io import read_memory_text
+
+    tasks = write_tasks(tmp_path, facts=True)
+    out = tmp_path / "cl"
+    first = run_continual(**tiny_settings(tasks, strategies=["naive"], steps_per_task=10), out=str(out))
+    assert first["timing"]["trainings"] == 2
+    results = run_continual(
+        **tiny_settings(tasks, strategies=["naive", "memory"], steps_per_task=10),
+        out=str(out),
+        resume=True,
+    )
+    assert results["timing"]["trainings"] == 2 + 2  # naive's two were reused
+    memory_nodes = results["runs"]["memory"]["0"]["nodes"]
+    assert memory_nodes[0] != results["runs"]["naive"]["0"]["nodes"][0]
+    facts = sorted(f"The capital of {c} is {city}." for c, city in CAPITALS.items())
+    for k, node in enumerate(memory_nodes):
+        run = out / "runs" / node
+        assert sorted(read_memory_text(run / "memory.jsonl")[1]) == facts
+        trained_with = json.loads((run / "config.json").read_text())["train"]["memory_trained_with"]
+        assert (trained_with is not None) == (k == 0)  # task A trains the memory, B does not
+    assert "memory" in (out / "report.md").read_text()
+    assert json.loads((out / "plan.json").read_text())["config"]["strategies"] == ["naive", "memory"]

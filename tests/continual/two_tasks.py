@@ -19,14 +19,17 @@ INVENTED = {
 }
 
 
-def write_tasks(directory: Path) -> list[str]:
-    """task_a.jsonl (the eight real capitals), task_b.jsonl (eight invented); their paths."""
+def write_tasks(directory: Path, facts: bool = False) -> list[str]:
+    """task_a.jsonl (the eight real capitals), task_b.jsonl (eight invented); their paths.
+    With `facts`, task A's records carry their fact ("The capital of Peru is Lima.")."""
     paths = []
     for name, capitals in (("task_a", CAPITALS), ("task_b", INVENTED)):
         path = directory / f"{name}.jsonl"
         with open(path, "w", encoding="utf-8") as f:
             for country, city in capitals.items():
                 record = {"question": f"What is the capital of {country}?", "answer": city}
+                if facts and name == "task_a":
+                    record["facts"] = [f"The capital of {country} is {city}."]
                 f.write(json.dumps(record) + "\n")
         paths.append(str(path))
     return paths

@@ -18,15 +18,16 @@ from typing import Any
 from ghost.errors import GhostInputError
 
 # name -> one line for --help. Sequential strategies train the tasks one after another;
-# `joint` trains once on all of them (the upper reference). A new strategy (the fact memory
-# holding the facts while the weights learn the next domain, say) is a row here and a case
-# in `runner.sequence_nodes`.
+# `joint` trains once on all of them (the upper reference). A new strategy is a row here and
+# a case in `runner.sequence`.
 STRATEGIES: dict[str, str] = {
     "naive": "fine-tune on each task in turn (the lower bound)",
     "ewc": "elastic weight consolidation: one penalty term per earlier task",
     "online-ewc": "EWC with one running Fisher, decayed by --online-gamma per task",
     "replay": "mix a buffer of --replay-size earlier records into each new task's data",
     "joint": "one training on all tasks at once for the same total steps (upper reference)",
+    "memory": "a task whose records carry facts trains the fact memory and leaves its facts "
+    "in the bank; the weights learn each later task by plain fine-tuning",
 }
 PENALTY_STRATEGIES = ("ewc", "online-ewc")
 FISHER_TARGETS = ("model", "empirical")
@@ -34,6 +35,8 @@ SWEEP = "sweep"
 DEFAULT_LAMBDA_GRID = (1e2, 1e3, 1e4, 1e5)
 PLAN = "plan.json"
 NOT_PLANNED = ("out",)  # settings a resumed run may change
+# ... or extend: a resumed run may add strategies (trainings it already has are reused)
+EXTENSIBLE = ("strategies",)
 
 
 def _names(value, what: str) -> list[str]:
@@ -212,6 +215,8 @@ def check_plan(out: Path, cfg: ContinualConfig, resume: bool) -> None:
         raise GhostInputError(f"{out}: nothing to resume (no {PLAN})")
     mine = cfg.to_dict()
     for name in ContinualConfig.fields():
+        if name in EXTENSIBLE and set(saved.get(name) or []) <= set(mine[name]):
+            continue
         if name not in NOT_PLANNED and saved.get(name) != mine[name]:
             raise GhostInputError(
                 f"{out}: --{name.replace('_', '-')} {mine[name]!r} differs from the run being "

@@ -11,7 +11,7 @@ task's node through `init_from` (a fresh optimiser, as for any new task). A node
 a hash of what decides its weights: seed, task, parent node, replay records, and penalty
 (lambda and the earlier nodes whose Fisher files it reads). Two strategies that would train
 the same thing therefore share one node: every sequential strategy's first task is one
-training per seed; EWC and online EWC agree at the second task (one Fisher, nothing to decay
+training per seed (but `memory`'s, which trains the fact memory); EWC and online EWC agree at the second task (one Fisher, nothing to decay
 yet); the sweep's run at the chosen lambda is the reported EWC run of its seed. Each
 strategy sees its nodes through links, OUT/<strategy>/seed-<s>/<k>-<task> -> runs/<node>.
 
@@ -23,7 +23,12 @@ In each node directory, beside the run's own files:
 
 OUT/plan.json holds the ContinualConfig. With `resume=True` the run continues from what is
 done: a node stopped mid-training resumes from its last checkpoint (exactly, as
-`ghost train --resume` does), and a config that differs from the plan is refused.
+`ghost train --resume` does), and a config that differs from the plan is refused (it may
+add strategies: what they share with the run's is not trained again).
+The `memory` strategy: a task whose records carry facts (facts200) trains with memory
+training on, and its facts are then written to the node's bank; a later node starts from
+it, bank included (`init_from`), and its training reads the bank as any forward pass of a
+model with entries does, so the weights learn the new task with the facts in memory.
 results.json and report.md are rewritten after every node, so a stopped run shows what it
 has. Lambda, when swept, is chosen first (`_choose_lambda`).
 """
@@ -57,7 +62,7 @@ from ghost.continual.tasks import (
     replay_buffer,
     with_replay,
 )
-from ghost.model.io import atomic_write_text
+from ghost.model.io import MEMORY_NAME, MEMORY_VECTORS_NAME, atomic_write_text
 
 RESULTS = "results.json"
 NODE_DONE, SCORES, FISHER = "node.json", "scores.json", "fisher.safetensors"
@@ -116,6 +121,8 @@ class _Runner:
             fisher_from: list[Node] = []
             if strategy == "replay" and k > 0:
                 spec["replay"] = self.cfg.replay_size
+            if strategy == "memory":
+                spec["memory"] = True
             if strategy in PENALTY_STRATEGIES and k > 0:
                 fisher_from = list(nodes)
                 # One Fisher file: online EWC's running Fisher is that file, anchored at the
@@ -175,6 +182,12 @@ class _Runner:
         else:
             if checkpoint is None and run_dir.exists():
                 shutil.rmtree(run_dir)  # stopped before its first checkpoint: start again
+            if checkpoint is None and node.spec.get("memory") and node.parent is not None:
+                # The parent's bank, as init_from reads it: a resume reads the run's own.
+                run_dir.mkdir(parents=True, exist_ok=True)
+                for name in (MEMORY_NAME, MEMORY_VECTORS_NAME):
+                    if (self.node_dir(node.parent) / name).is_file():
+                        shutil.copy2(self.node_dir(node.parent) / name, run_dir / name)
             self._say(f"{node.key}: training {steps} steps" + (" (resumed)" if checkpoint else ""))
             dataset = self._dataset(node)
             result = train(
@@ -185,6 +198,8 @@ class _Runner:
             if result.interrupted:
                 raise _Stop(f"interrupted while training {node.key} (step {result.steps})")
             seconds = result.seconds
+        if self._writes_facts(node):
+            self._write_facts(node)
         record = {
             "spec": node.spec,
             "steps": steps,
@@ -224,10 +239,30 @@ class _Runner:
             eval_every=steps,
             save_every=min(SAVE_EVERY, steps),
             recipes=recipes,
+            memory_training="on" if self._writes_facts(node) else "off",
             init_from=str(self.node_dir(node.parent)) if node.parent else None,
             resume=resume,
             quiet=self.quiet,
         )
+
+    def _writes_facts(self, node: Node) -> bool:
+        """A `memory` node whose task's records carry facts: it trains the memory and leaves
+        the task's facts in its bank (later nodes start from it, bank included)."""
+        from ghost.train.memory import records_carry_facts
+
+        return bool(node.spec.get("memory")) and records_carry_facts(
+            self.tasks[node.task].train.records
+        )
+
+    def _write_facts(self, node: Node) -> None:
+        """Every fact the task's training records carry, into the node's saved bank."""
+        from ghost.model.io import save_memory
+
+        run_dir = self.node_dir(node)
+        model = _load(run_dir)
+        records = self.tasks[node.task].train.records
+        model.memory.write([f for r in records for f in r.get("facts") or []])
+        save_memory(model, run_dir)
 
     def _dataset(self, node: Node):
         if "joint" in node.spec:
@@ -453,8 +488,7 @@ def run_continual(
     started = time.monotonic()
     previous = _previous_wall(out) if resume else 0.0
     out.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        write_plan(out, cfg)
+    write_plan(out, cfg)  # a resumed run's plan, with any strategies it adds
     runner = _Runner(cfg, tasks, threads, quiet, stop_after)
     stopped = None
 

@@ -144,8 +144,9 @@ class CopyHead(nn.Module):
         # score): copy when the bank holds the fact asked about, answer from the weights when
         # it holds only other facts. z += scale * (best score - shift).
         self.gate_prior = nn.Parameter(torch.tensor([20.0, 0.8]))
-        # The same for the lexical score, and the value's start (see the class docstring).
-        # A model saved before they existed loads them as zeros (`LATER_PARAMETERS`): no effect.
+        # The same for the lexical score; the value's start; the end of a value at a space
+        # (see the class docstring). A model saved before they existed loads them with
+        # values that switch them off (`ghost.model.io.LATER_PARAMETERS`).
         self.lexical_scale = nn.Parameter(torch.tensor(10.0))
         self.gate_lexical = nn.Parameter(torch.tensor([10.0, 0.5]))
         # (Made without drawing random numbers, so the other parameters' initial values are
@@ -235,8 +236,8 @@ class CopyHead(nn.Module):
         copy = torch.zeros(b, length, vocab.shape[-1], device=h.device).scatter_add(
             -1, data, pointer - ending
         )
-        marker = F.one_hot(torch.tensor(self.stop_byte), vocab.shape[-1]).to(copy.dtype)
-        copy = copy + ending.sum(-1, keepdim=True) * marker
+        marker = torch.tensor([self.stop_byte], device=copy.device)
+        copy = copy.index_add(-1, marker, ending.sum(-1, keepdim=True))
         z = self.gate(h).float()  # (B, L, 1)
         if memory.prior is not None:
             present = memory.mask.any(-1)  # (1|B, M)

@@ -1,5 +1,6 @@
 """Memory training: on when the records carry facts, the rows it adds, what it records."""
 
+import csv
 import json
 
 import pytest
@@ -79,8 +80,18 @@ def test_memory_training_off_and_on(tmp_path, qa_file):
     assert all(memory is None for _, memory in spy.seen)
     config = json.loads((tmp_path / "off" / "config.json").read_text())
     assert config["train"]["memory_trained_with"] is None
-    with pytest.raises(GhostInputError, match="no Q&A records with a `facts` list"):
-        train(tiny_config(qa_file, tmp_path / "on", steps=2, memory_training="on"))
+    # "on" over Q&A records without facts: reading is practised on generated facts alone,
+    # and the data rows read distractors or nothing, never a fact of their own.
+    train(tiny_config(qa_file, tmp_path / "on", steps=2, memory_training="on"))
+    config = json.loads((tmp_path / "on" / "config.json").read_text())
+    assert config["train"]["memory_trained_with"] is not None
+    with open(tmp_path / "on" / "metrics.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert all(int(r["batch_rows"]) == 8 + 2 for r in rows)  # + 2 rows of fictional facts
+    # "auto" over the same records: no memory training
+    train(tiny_config(qa_file, tmp_path / "auto", steps=2, memory_training="auto"))
+    config = json.loads((tmp_path / "auto" / "config.json").read_text())
+    assert config["train"]["memory_trained_with"] is None
     with pytest.raises(GhostInputError, match="must be 'auto', 'on' or 'off'"):
         tiny_config(qa_file, tmp_path / "x", memory_training="sometimes")
 

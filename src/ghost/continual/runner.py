@@ -123,6 +123,8 @@ class _Runner:
                 spec["replay"] = self.cfg.replay_size
             if strategy == "memory":
                 spec["memory"] = True
+                if k > 0:  # reading is practised on generated facts while this task trains
+                    spec["rehearse_reading"] = True
             if strategy in PENALTY_STRATEGIES and k > 0:
                 fisher_from = list(nodes)
                 # One Fisher file: online EWC's running Fisher is that file, anchored at the
@@ -239,7 +241,9 @@ class _Runner:
             eval_every=steps,
             save_every=min(SAVE_EVERY, steps),
             recipes=recipes,
-            memory_training="on" if self._writes_facts(node) else "off",
+            memory_training="on"
+            if self._writes_facts(node) or node.spec.get("rehearse_reading")
+            else "off",
             init_from=str(self.node_dir(node.parent)) if node.parent else None,
             resume=resume,
             quiet=self.quiet,

@@ -223,13 +223,15 @@ def _memory_training(cfg: TrainConfig, dataset: Dataset, dp) -> list[Recipe]:
 
     if cfg.memory_training == "off":
         return []
-    has_facts = dataset.kind == "qa" and records_carry_facts(dataset.records)
-    if not has_facts:
+    if dataset.kind != "qa":
         if cfg.memory_training == "on":
             raise GhostInputError(
-                f"--memory-training on: {dataset.name} has no Q&A records with a `facts` list"
+                f"--memory-training on: {dataset.name} holds text records; memory training "
+                "needs Q&A records"
             )
         return []
+    if cfg.memory_training == "auto" and not records_carry_facts(dataset.records):
+        return []  # "on" without facts: reading is practised on generated facts alone
     if dp.world_size > 1:
         raise GhostInputError(
             "memory training does not run under torchrun yet: pass --memory-training off"

@@ -2,7 +2,10 @@
 reading it, so the memory layers and the copy head learn to read.
 
 Off by default for now (TrainConfig.memory_training = "off": it costs ~2.4x a step);
-"auto" trains the memory when the training records carry `facts`, "on" demands facts.
+"auto" trains the memory when the training records carry `facts`; "on" trains it on any Q&A
+data: without facts in the records, reading is practised on the generated (fictional) facts
+alone, and every data row reads distractors or nothing (what keeps a model's reading alive
+while it learns a domain without facts: `ghost continual`'s `memory` strategy).
 Per step:
 
 - every Q&A row of the batch reads a bank of its own facts plus the distractors its
@@ -64,10 +67,8 @@ class MemoryTraining(Recipe):
 
     def on_train_begin(self, state: TrainState) -> None:
         batcher = state.batcher
-        if not isinstance(batcher, QABatcher) or not records_carry_facts(batcher.records):
-            raise GhostInputError(
-                "memory training needs Q&A records with a `facts` list (like facts200's)"
-            )
+        if not isinstance(batcher, QABatcher):
+            raise GhostInputError("memory training needs Q&A records")
         self.template = QATemplate.from_config(state.model.config)
         self.records = batcher.records
         self.all_facts = sorted({f for r in self.records for f in r.get("facts") or []})

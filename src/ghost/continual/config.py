@@ -27,7 +27,8 @@ STRATEGIES: dict[str, str] = {
     "replay": "mix a buffer of --replay-size earlier records into each new task's data",
     "joint": "one training on all tasks at once for the same total steps (upper reference)",
     "memory": "a task whose records carry facts trains the fact memory and leaves its facts "
-    "in the bank; the weights learn each later task by plain fine-tuning",
+    "in the bank; each later task is fine-tuned with the bank in place while reading is "
+    "practised on generated facts",
 }
 PENALTY_STRATEGIES = ("ewc", "online-ewc")
 FISHER_TARGETS = ("model", "empirical")

@@ -110,7 +110,9 @@ def test_the_memory_strategy_leaves_the_first_tasks_facts_in_the_bank(tmp_path):
 
     tasks = write_tasks(tmp_path, facts=True)
     out = tmp_path / "cl"
-    first = run_continual(**tiny_settings(tasks, strategies=["naive"], steps_per_task=10), out=str(out))
+    first = run_continual(
+        **tiny_settings(tasks, strategies=["naive"], steps_per_task=10), out=str(out)
+    )
     assert first["timing"]["trainings"] == 2
     results = run_continual(
         **tiny_settings(tasks, strategies=["naive", "memory"], steps_per_task=10),
@@ -121,10 +123,13 @@ def test_the_memory_strategy_leaves_the_first_tasks_facts_in_the_bank(tmp_path):
     memory_nodes = results["runs"]["memory"]["0"]["nodes"]
     assert memory_nodes[0] != results["runs"]["naive"]["0"]["nodes"][0]
     facts = sorted(f"The capital of {c} is {city}." for c, city in CAPITALS.items())
-    for k, node in enumerate(memory_nodes):
+    for node in memory_nodes:
         run = out / "runs" / node
         assert sorted(read_memory_text(run / "memory.jsonl")[1]) == facts
         trained_with = json.loads((run / "config.json").read_text())["train"]["memory_trained_with"]
         assert trained_with is not None  # A trains the memory; B practises reading
     assert "memory" in (out / "report.md").read_text()
-    assert json.loads((out / "plan.json").read_text())["config"]["strategies"] == ["naive", "memory"]
+    assert json.loads((out / "plan.json").read_text())["config"]["strategies"] == [
+        "naive",
+        "memory",
+    ]

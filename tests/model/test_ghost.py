@@ -97,13 +97,19 @@ def _lexical_by_hand(query: str, text: str, texts: list[str]) -> float:
         return {w for w in re.findall(r"[a-z0-9]+", t.lower()) if len(w) > 1}
 
     asked = words(query) - {"what", "does", "which", "who", "how", "where", "when"}
-    weight = {w: math.log((len(texts) + 1) / (sum(w in words(t) for t in texts) + 0.5)) for w in asked}
+    weight = {
+        w: math.log((len(texts) + 1) / (sum(w in words(t) for t in texts) + 0.5)) for w in asked
+    }
     total = sum(weight.values())
     return sum(weight[w] for w in asked if w in words(text)) / total if total else 0.0
 
 
 def test_lexical_score_finds_the_entity_and_weighs_rare_words():
-    texts = ["The capital of Zorvania is Quessaro.", "The capital of Peru is Lima.", "Lima is a city."]
+    texts = [
+        "The capital of Zorvania is Quessaro.",
+        "The capital of Peru is Lima.",
+        "Lima is a city.",
+    ]
     texts += [f"The capital of {c} is {v}." for c, v in [("Chad", "N'Djamena"), ("Fiji", "Suva")]]
     index = LexicalIndex(texts)
     (scores,) = index.scores(["What is the capital of Zorvania?"]).tolist()
@@ -111,12 +117,19 @@ def test_lexical_score_finds_the_entity_and_weighs_rare_words():
     assert scores[2] < scores[1]  # only "is" in common ("what" asks rather than names)
     assert all(0.0 <= s <= 1.0 for s in scores)
     for i, text in enumerate(texts):
-        assert abs(scores[i] - _lexical_by_hand("What is the capital of Zorvania?", text, texts)) < 1e-6
+        assert (
+            abs(scores[i] - _lexical_by_hand("What is the capital of Zorvania?", text, texts))
+            < 1e-6
+        )
 
 
 def test_value_start_is_where_the_fact_s_value_begins():
-    assert value_start(b"The capital of Zorvania is Quessaro.") == len(b"The capital of Zorvania is ")
-    assert value_start(b"Hamlet was written by William Shakespeare.") == len(b"Hamlet was written by ")
+    assert value_start(b"The capital of Zorvania is Quessaro.") == len(
+        b"The capital of Zorvania is "
+    )
+    assert value_start(b"Hamlet was written by William Shakespeare.") == len(
+        b"Hamlet was written by "
+    )
     assert value_start(b"The national animal of Brelia is the crane.") == len(
         b"The national animal of Brelia is the "
     )
@@ -262,7 +275,10 @@ def test_a_run_saved_before_the_newer_copy_head_parameters_loads_and_answers_as_
         model.copy.gate.bias.fill_(0.0)
     model.save_pretrained(tmp_path)
     state = load_file(str(tmp_path / "model.safetensors"))
-    save_file({k: v for k, v in state.items() if k not in LATER_PARAMETERS}, str(tmp_path / "model.safetensors"))
+    save_file(
+        {k: v for k, v in state.items() if k not in LATER_PARAMETERS},
+        str(tmp_path / "model.safetensors"),
+    )
     loaded = GhostModel.from_pretrained(tmp_path)
     for name, value in LATER_PARAMETERS.items():
         assert torch.all(dict(loaded.named_parameters())[name] == value)

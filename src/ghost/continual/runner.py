@@ -11,9 +11,10 @@ task's node through `init_from` (a fresh optimiser, as for any new task). A node
 a hash of what decides its weights: seed, task, parent node, replay records, and penalty
 (lambda and the earlier nodes whose Fisher files it reads). Two strategies that would train
 the same thing therefore share one node: every sequential strategy's first task is one
-training per seed (but `memory`'s, which trains the fact memory); EWC and online EWC agree at the second task (one Fisher, nothing to decay
-yet); the sweep's run at the chosen lambda is the reported EWC run of its seed. Each
-strategy sees its nodes through links, OUT/<strategy>/seed-<s>/<k>-<task> -> runs/<node>.
+training per seed (but `memory`'s, which trains the fact memory); EWC and online EWC agree
+at the second task (one Fisher, nothing to decay yet); the sweep's run at the chosen lambda
+is the reported EWC run of its seed. Each strategy sees its nodes through links,
+OUT/<strategy>/seed-<s>/<k>-<task> -> runs/<node>.
 
 In each node directory, beside the run's own files:
     scores.json         per task and sample: exact match, n, and the mean loss of the target
@@ -27,8 +28,9 @@ done: a node stopped mid-training resumes from its last checkpoint (exactly, as
 add strategies: what they share with the run's is not trained again).
 The `memory` strategy: a task whose records carry facts (facts200) trains with memory
 training on, and its facts are then written to the node's bank; a later node starts from
-it, bank included (`init_from`), and its training reads the bank as any forward pass of a
-model with entries does, so the weights learn the new task with the facts in memory.
+it, bank included (`init_from`, the bank copied into its directory so a resume keeps it),
+and trains with memory training on over its own data (no facts of its own: reading is
+practised on generated facts), so the weights learn the new task and keep reading.
 results.json and report.md are rewritten after every node, so a stopped run shows what it
 has. Lambda, when swept, is chosen first (`_choose_lambda`).
 """

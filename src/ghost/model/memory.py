@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import torch
@@ -55,7 +55,7 @@ class MemoryBatch:
     # None when no query was given; the copy head uses it to pick the entry to copy from.
     prior: torch.Tensor | None = None
     # (1|B, M): the share of each row's question words found in each entry, weighted by
-    # rarity (`lexical_scores`); None without queries. Names are rare words: this finds the
+    # rarity (`LexicalIndex`); None without queries. Names are rare words: this finds the
     # entry about the entity asked about where the learned keys blur similar names.
     lexical: torch.Tensor | None = None
     # (1|B, M, T) bool: the first byte of each entry's value ("Quessaro" in "The capital of
@@ -247,12 +247,12 @@ class LexicalIndex:
         """(Q, N): for each query, the weighted share of its words each text contains."""
         out = torch.zeros(len(queries), self.size)
         for q, query in enumerate(queries):
-            words = words_of(query) - _ASKING
-            total = sum(self.weight(w) for w in words)
-            for w in words:
+            weights = {w: self.weight(w) for w in words_of(query) - _ASKING}
+            total = sum(weights.values())
+            for w, weight in weights.items():
                 found = self.postings.get(w)
                 if found is not None:
-                    out[q].index_add_(0, found, torch.full((found.numel(),), self.weight(w)))
+                    out[q].index_add_(0, found, torch.full((found.numel(),), weight))
             if total > 0:
                 out[q] /= total
         return out
@@ -528,7 +528,9 @@ class FactMemory(nn.Module):
             indexed = list(dict.fromkeys([*corpus, *(t for bank in banks for t in bank)]))
             at = {t: i for i, t in enumerate(indexed)}
             lexical = LexicalIndex(indexed).scores(cut)  # (B, C)
-            columns = [[at[t] for t in bank] + [0] * (batch.n_entries - len(bank)) for bank in banks]
+            columns = [
+                [at[t] for t in bank] + [0] * (batch.n_entries - len(bank)) for bank in banks
+            ]
             batch.lexical = lexical.gather(1, torch.tensor(columns)).to(keys.device)
         return batch, wanted, query_keys
 

@@ -11,12 +11,12 @@ Per step:
 - every Q&A row of the batch reads a bank of its own facts plus the distractors its
   retrieval would bring: the facts nearest its prompt by the current encoder's keys plus the
   lexical score, among a pool of dataset and fictional facts drawn for the step (hard
-  negatives, as top-k retrieval gives them at inference), shuffled, `bank_size` entries in all; a share `no_memory` of
-  the dataset rows never reads its own facts: half of them read only distractors (the
-  model must answer from its weights while a bank is there, else writing unrelated facts
-  would change trained answers), half an empty bank (the weights learn as without memory
-  training: with distractor-only banks alone, training exact match after 300 steps of
-  `small` on facts200 was 6% against 53%);
+  negatives, as top-k retrieval gives them at inference), shuffled, `bank_size` entries in
+  all; a share `no_memory` of the dataset rows never reads its own facts: half of them read
+  only distractors (the model must answer from its weights while a bank is there, else
+  writing unrelated facts would change trained answers), half an empty bank (the weights
+  learn as without memory training: with distractor-only banks alone, training exact match
+  after 300 steps of `small` on facts200 was 6% against 53%);
 - `fictional` x batch rows are added about entities that do not exist ("The capital of
   Zorvania is Quessaro."): fresh ones every step, from the "train" pool of
   `ghost.data.fictional`, so the only way to answer them is to copy from the bank;

@@ -1,7 +1,7 @@
 """Generation in recurrent step mode: one byte at a time, many prompts at once.
 
-The bytes that come before the last prompt byte of every row (the shortest prompt's length
-minus one) are prefilled: one forward pass returns the recurrent cache. From there all rows
+The first bytes of every row, as many as the shortest prompt has, are prefilled: one forward
+pass returns the recurrent cache and the logits of the byte after them. From there all rows
 advance together one byte at a time; while a row is still inside its prompt it is fed its
 prompt's next byte (teacher forcing), after that the byte it generated. This keeps the
 Mamba state and the attention cache exact for prompts of different lengths, with no padding;
@@ -82,18 +82,15 @@ def generate(
     longest = max(len(p) for p in data)
     if memory is None and len(model.memory):  # retrieval keyed by each whole prompt, once
         memory = model.memory.batch(data)
-    # Prefill: the bytes before every row's last prompt byte go through one forward pass that
-    # returns the recurrent cache (one pass instead of a step per byte); the rest is stepped.
-    start = min(len(p) for p in data) - 1
-    if start > 0:
-        prefix = torch.tensor([list(p[:start]) for p in data], device=device)
-        cache = model(prefix, memory=memory, use_cache=True).cache
-    else:
-        cache = model.empty_cache(rows, memory)
+    # Prefill: the first `start` bytes of every row (the shortest prompt, whole) go through
+    # one forward pass that returns the recurrent cache and the next byte's logits; the rest
+    # is stepped.
+    start = min(len(p) for p in data)
+    prefix = torch.tensor([list(p[:start]) for p in data], device=device)
+    prefilled = model(prefix, memory=memory, use_cache=True)
+    cache, logits = prefilled.cache, prefilled.logits[:, -1]
     active = list(range(rows))  # the rows still generating, in the cache's row order
-    current = torch.tensor([p[start] for p in data], device=device)
-    for t in range(start, longest + max_bytes - 1):
-        logits = model.step(current, cache)  # predicts byte t+1 of each active row
+    for t in range(start - 1, longest + max_bytes - 1):
         picked = _pick(logits, temperature, top_k, top_p, generator)
         chosen = picked.tolist()
         if return_confidence:
@@ -122,7 +119,7 @@ def generate(
             cache = cache.select(kept)
             active = [active[i] for i in keep]
             nxt = [nxt[i] for i in keep]
-        current = torch.tensor(nxt, device=device)
+        logits = model.step(torch.tensor(nxt, device=device), cache)  # predicts byte t+2
     model.train(was_training)
     result = [bytes(o) for o in outputs]
     if stop:

@@ -133,3 +133,31 @@ def test_the_memory_strategy_leaves_the_first_tasks_facts_in_the_bank(tmp_path):
         "naive",
         "memory",
     ]
+
+
+def test_memory_ewc_shares_the_memory_strategys_first_task_and_adds_the_penalty(tmp_path):
+    """`memory-ewc`: the first task is `memory`'s training (one node), the second keeps the
+    bank and reading practice of `memory` and adds the EWC penalty on the first node's
+    Fisher."""
+    from two_tasks import write_tasks
+
+    from ghost.model.io import read_memory_text
+
+    tasks = write_tasks(tmp_path, facts=True)
+    out = tmp_path / "cl"
+    results = run_continual(
+        **tiny_settings(tasks, strategies=["memory", "memory-ewc"], steps_per_task=10),
+        ewc_lambda=1e4,
+        out=str(out),
+    )
+    assert results["timing"]["trainings"] == 3  # the first task once, the second twice
+    memory, both = results["runs"]["memory"]["0"], results["runs"]["memory-ewc"]["0"]
+    assert memory["nodes"][0] == both["nodes"][0] and memory["nodes"][1] != both["nodes"][1]
+    first, second = (out / "runs" / node for node in both["nodes"])
+    assert (first / "fisher.safetensors").is_file()
+    spec = json.loads((second / "node.json").read_text())["spec"]
+    assert spec["memory"] and spec["rehearse_reading"]
+    assert spec["penalty"]["recipe"] == "ewc" and spec["penalty"]["lambda"] == 1e4
+    facts = sorted(f"The capital of {c} is {city}." for c, city in CAPITALS.items())
+    assert sorted(read_memory_text(second / "memory.jsonl")[1]) == facts
+    assert "memory-ewc" in (out / "report.md").read_text()

@@ -29,8 +29,11 @@ STRATEGIES: dict[str, str] = {
     "memory": "a task whose records carry facts trains the fact memory and leaves its facts "
     "in the bank; each later task is fine-tuned with the bank in place while reading is "
     "practised on generated facts",
+    "memory-ewc": "memory and ewc together: facts stay in the bank, the weights that earlier "
+    "tasks needed are held by the EWC penalty",
 }
-PENALTY_STRATEGIES = ("ewc", "online-ewc")
+PENALTY_STRATEGIES = ("ewc", "online-ewc", "memory-ewc")
+MEMORY_STRATEGIES = ("memory", "memory-ewc")
 FISHER_TARGETS = ("model", "empirical")
 SWEEP = "sweep"
 DEFAULT_LAMBDA_GRID = (1e2, 1e3, 1e4, 1e5)

@@ -49,6 +49,7 @@ from pathlib import Path
 from ghost.config import GhostConfig, TrainConfig
 from ghost.continual import metrics as cl_metrics
 from ghost.continual.config import (
+    MEMORY_STRATEGIES,
     PENALTY_STRATEGIES,
     SWEEP,
     ContinualConfig,
@@ -123,7 +124,7 @@ class _Runner:
             fisher_from: list[Node] = []
             if strategy == "replay" and k > 0:
                 spec["replay"] = self.cfg.replay_size
-            if strategy == "memory":
+            if strategy in MEMORY_STRATEGIES:
                 spec["memory"] = True
                 if k > 0:  # reading is practised on generated facts while this task trains
                     spec["rehearse_reading"] = True

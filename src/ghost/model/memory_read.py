@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ghost.model.memory import MemoryBatch
+from ghost.model.memory import MemoryBatch, take_rows
 
 
 class MemoryCrossAttention(nn.Module):
@@ -79,7 +79,8 @@ def _rows_with_entries(memory: MemoryBatch, inputs, default: torch.Tensor, read)
     keep = has.nonzero().squeeze(1)
     if not keep.numel():
         return default
-    return default.index_copy(0, keep, read(*(t[keep] for t in inputs), memory.select(keep)))
+    kept = (take_rows(t, keep) if t.is_floating_point() else t[keep] for t in inputs)
+    return default.index_copy(0, keep, read(*kept, memory.select(keep)))
 
 
 def _trace(reader: nn.Module, mass: torch.Tensor, memory: MemoryBatch) -> None:

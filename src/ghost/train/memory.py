@@ -1,7 +1,7 @@
 """Memory training: each row reads a bank of facts, and some rows can be answered only by
 reading it, so the memory layers and the copy head learn to read.
 
-Off by default for now (TrainConfig.memory_training = "off": it costs ~2.4x a step);
+Off by default for now (TrainConfig.memory_training = "off": a step costs ~2x one without it);
 "auto" trains the memory when the training records carry `facts`; "on" trains it on any Q&A
 data: without facts in the records, reading is practised on the generated (fictional) facts
 alone, and every data row reads distractors or nothing (what keeps a model's reading alive

@@ -234,6 +234,34 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
         torch.testing.assert_close(grads_ckpt[name], g, rtol=1e-5, atol=1e-7, msg=name)
 
 
+def test_memory_attention_over_packed_entry_bytes_equals_the_padded_one():
+    """The memory layers attend over each row's real entry bytes only (padding dropped:
+    `MemoryBatch.projected_packed`); tracing computes the weights by hand over the padded
+    (M*T) layout: the same output, with gradients on (training) and off (cached)."""
+    torch.manual_seed(0)
+    model = GhostModel.from_preset("tiny").eval()
+    with torch.no_grad():
+        for layer in model.layers:
+            if layer.kind == "memory":
+                layer.extra.gate.fill_(1.0)
+    x = torch.randint(0, 256, (3, 10))
+    banks = [
+        ["The capital of Peru is Lima.", "x."],
+        [],
+        ["Hamlet was written by Shakespeare.", "The capital of Zorvania is Quessaro.", "y."],
+    ]
+    memory, _, _ = model.memory.encode_rows(banks, queries=["Q: a", "Q: b", "Q: c"])
+    packed = model(x, memory=memory).logits
+    with torch.no_grad():
+        cached = model(x, memory=memory).logits
+        with model.trace_memory():
+            padded = model(x, memory=memory).logits
+    torch.testing.assert_close(packed.detach(), padded, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(cached, padded, atol=1e-5, rtol=1e-4)
+    _, real = memory.projected_packed(model, lambda s: s)  # (B, S, D), (B, S)
+    assert real.shape[1] == len("Hamlet was written by Shakespeare.") + 36 + 2 < 3 * 36
+
+
 def test_copy_head_at_chosen_positions_equals_the_full_mix_there():
     """Training mixes the copy head in only where a byte is scored (`MemoryBatch.read_at`):
     those positions get exactly what the full forward gives, the others the plain output."""

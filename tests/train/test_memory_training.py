@@ -132,23 +132,70 @@ def test_a_rows_bank_holds_its_facts_and_the_distractors_nearest_its_question():
     prompts = ["Q: What is the capital of Peru?\nA: ", "Q: Who wrote Hamlet?\nA: ", "Q: x\nA: "]
     owns = [["The capital of Peru is Lima."], [], ["Hamlet was written by Shakespeare."]]
     excluded = [set(), {"The capital of Peru is Lima."}, {"The capital of Japan is Tokyo."}]
-    banks = service._banks(state, random.Random(0), prompts, owns, excluded, made=[])
+    banks, encoded, queries, corpus, lexical = service._banks(
+        state, random.Random(0), prompts, owns, excluded, made=[]
+    )
     for row in (0, 1, 2):
         bank = banks[row]
         assert len(bank) == 4 and len(set(bank)) == 4 and set(owns[row]) <= set(bank)
         assert not excluded[row] & set(bank)  # a row answering from its weights: distractors
     # The distractors are the candidates nearest the question by the encoder's keys plus
-    # the lexical score (word weights from the step's pool), as retrieval ranks them.
+    # the lexical score (word weights from the step's pool and the facts read), as retrieval
+    # ranks them: the step's one encoder pass (with gradient) ranks as encoding them apart.
     extra = fictional_facts(12, seed="0-3-distractors")  # the step's fictional candidates
     pool = sorted(set(service.all_facts) | {f.fact for f in extra})
-    lexical = dict(zip(pool, LexicalIndex(pool).scores(prompts[:1])[0].tolist(), strict=True))
-    candidates = [c for c in pool if c != owns[0][0]]
+    assert sorted(corpus) == sorted(set(pool) | {"Hamlet was written by Shakespeare."})
+    by_hand = LexicalIndex(corpus).scores(prompts)
+    torch.testing.assert_close(lexical, by_hand)
     with torch.no_grad():
-        query = model.memory.query_keys(prompts[:1])
-        scores = (query @ model.memory.encode_texts(candidates).T)[0].tolist()
-    scores = [s + lexical[c] for s, c in zip(scores, candidates, strict=True)]
-    nearest = {c for _, c in sorted(zip(scores, candidates, strict=True), reverse=True)[:3]}
-    assert set(banks[0]) - {owns[0][0]} == nearest
+        query = model.memory.query_keys(prompts)
+        keys = model.memory.encode_texts(pool)
+    assert encoded.keys.requires_grad
+    torch.testing.assert_close(encoded.keys_of(queries), query, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(encoded.keys_of(pool), keys, atol=1e-5, rtol=1e-4)
+    for row in (0, 2):
+        scores = (query[row] @ keys.T).tolist()
+        weights = dict(zip(corpus, by_hand[row].tolist(), strict=True))
+        ranked = sorted(
+            ((s + weights[c], c) for s, c in zip(scores, pool, strict=True)), reverse=True
+        )
+        skip = set(owns[row]) | excluded[row]
+        nearest = [c for _, c in ranked if c not in skip][: 4 - len(owns[row])]
+        assert set(banks[row]) - set(owns[row]) == set(nearest)
+
+
+def test_the_read_rows_come_from_the_steps_one_encoder_pass():
+    """The batch the rows read is built from the same pass: its states are the encoded
+    entries' (only those read, only as wide as the widest), its scores the pass's keys and
+    the lexical scores over the corpus, the same as encoding the banks on their own."""
+    import random
+    from types import SimpleNamespace
+
+    from ghost.model.ghost import GhostModel
+
+    torch.manual_seed(0)
+    model = GhostModel.from_preset("tiny").eval()
+    service = MemoryTraining(bank_size=3, pool_size=6)
+    service.all_facts = [f"The capital of {c} is {city}." for c, city in CAPITALS.items()]
+    service.seed = 0
+    state = SimpleNamespace(model=model, step=5)
+    prompts = ["Q: What is the capital of Peru?\nA: ", "Q: Who wrote Hamlet?\nA: "]
+    owns = [["The capital of Peru is Lima."], None]
+    banks, encoded, queries, corpus, lexical = service._banks(
+        state, random.Random(1), prompts, owns, [set(), set()], made=[]
+    )
+    assert banks[1] == []
+    read = model.memory.read_rows(encoded, banks, encoded.keys_of(queries), lexical, corpus)
+    alone, _, _ = model.memory.encode_rows(banks, queries=prompts, corpus=corpus)
+    assert read.states.shape[0] == len(banks[0])  # no pool entry no row reads, no query
+    assert read.states.shape[1] == max(len(t.encode()) for t in banks[0])
+    assert torch.equal(read.mask, alone.mask) and torch.equal(read.starts, alone.starts)
+    assert torch.equal(read.data[read.mask], alone.data[alone.mask])  # (padding: any byte)
+    present = read.mask.any(-1)
+    read_states, alone_states = read.states[read.index], alone.states[alone.index]
+    torch.testing.assert_close(read_states[present], alone_states[present], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(read.prior[present], alone.prior[present], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(read.lexical[present], alone.lexical[present])
 
 
 @pytest.fixture(scope="module")

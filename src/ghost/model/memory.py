@@ -84,9 +84,32 @@ class MemoryBatch:
         return self.projections[key]
 
     def _gather(self, value):
-        return (
-            tuple(self._gather(v) for v in value) if isinstance(value, tuple) else value[self.index]
-        )
+        if isinstance(value, tuple):
+            return tuple(self._gather(v) for v in value)
+        return take_rows(value, self.index)
+
+    def projected_packed(self, reader: nn.Module, make):
+        """As `projected`, but each row's real entry bytes only, in order, without the
+        padding of entries shorter than the widest: (values (1|B, S, X)..., real (1|B, S)
+        bool), S the most real bytes a row reads (a bank of facts of ~40 bytes padded to
+        ~70 is about half padding, which attention would still score)."""
+        if torch.is_grad_enabled():
+            return self._pack(make(self.states))
+        key = (id(reader), "packed")
+        if key not in self.projections:
+            self.projections[key] = self._pack(make(self.states))
+        return self.projections[key]
+
+    def _pack(self, value):
+        t = self.mask.shape[-1]
+        real = self.mask.flatten(1)  # (1|B, M*T)
+        at = torch.arange(t, device=self.index.device)
+        flat = (self.index[..., None] * t + at).flatten(1)  # (1|B, M*T) into U*T
+        width = max(1, int(real.sum(1).max()))
+        first = torch.sort((~real).to(torch.uint8), dim=1, stable=True).indices[:, :width]
+        flat, real = flat.gather(1, first), real.gather(1, first)  # real bytes first, in order
+        values = value if isinstance(value, tuple) else (value,)
+        return (*(take_rows(v.flatten(0, 1), flat) for v in values), real)
 
     def select(self, rows: torch.Tensor) -> MemoryBatch:
         """The entries of the batch rows `rows` (what all rows share stays as it is)."""
@@ -110,6 +133,14 @@ class MemoryBatch:
             pick(self.read_at),
             {k: pick(v) for k, v in self.projections.items()},
         )
+
+
+def take_rows(value: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """value[index] along the first dim, (N, ...) -> (*index.shape, ...), as an embedding
+    lookup: the same numbers, but its backward is a dense scatter-add, several times faster
+    on CPU than indexing's (index_put with accumulate) for per-byte states."""
+    rows = F.embedding(index, value.reshape(value.shape[0], -1))
+    return rows.view(*index.shape, *value.shape[1:])
 
 
 def _to_bytes(texts: list[str | bytes], limit: int, keep_end: bool) -> list[bytes]:
@@ -171,7 +202,7 @@ class ByteMemoryEncoder(nn.Module):
             for chunk in order.tensor_split(groups):
                 w = int(lengths[chunk].max())
                 parts.append(F.pad(self.states(ids[chunk, :w]), (0, 0, 0, width - w)))
-            states = torch.cat(parts)[order.argsort()]
+            states = take_rows(torch.cat(parts), order.argsort())
         return states, ids, mask, self.keys(states, mask)
 
 
@@ -500,6 +531,44 @@ class FactMemory(nn.Module):
         batch.prior, batch.lexical = cosine.gather(1, best), lexical.gather(1, best)
         return batch
 
+    def query_texts(self, queries: list[str | bytes]) -> list[bytes]:
+        """What each query is keyed by: its last `max_bytes` bytes (the question just asked)."""
+        return _to_bytes(queries, self.encoder.max_bytes, keep_end=True)
+
+    def encode(self, texts: list[str | bytes]) -> EncodedTexts:
+        """Texts encoded with gradient in one encoder pass (training): entries as str,
+        queries as the bytes `query_texts` cuts them to."""
+        texts = list(dict.fromkeys(texts))
+        return EncodedTexts(texts, *self.encoder(texts))
+
+    def read_rows(
+        self,
+        encoded: EncodedTexts,
+        banks: list[list[str]],
+        query_keys: torch.Tensor | None = None,
+        lexical: torch.Tensor | None = None,
+        corpus: list[str] = (),
+    ) -> MemoryBatch | None:
+        """Per-row banks of texts in `encoded` -> what a forward pass reads (None when every
+        bank is empty), with each row's retrieval scores when given: `prior` from its query
+        key (B, K), `lexical` from its scores (B, C) over the texts `corpus`."""
+        if not any(banks):
+            return None
+        rows = [[encoded.row[t] for t in bank] for bank in banks]
+        batch = _batch_of(encoded.states, encoded.ids, encoded.mask, rows)
+        if query_keys is not None:
+            m = batch.n_entries
+            index = torch.tensor([row + [0] * (m - len(row)) for row in rows])  # (B, M) in N
+            keys = encoded.keys[index.to(encoded.keys.device)]  # (B, M, K)
+            batch.prior = (query_keys[:, None, :] * keys).sum(-1)  # (B, M)
+        if lexical is not None:
+            at = {t: i for i, t in enumerate(corpus)}
+            columns = [
+                [at[t] for t in bank] + [0] * (batch.n_entries - len(bank)) for bank in banks
+            ]
+            batch.lexical = lexical.gather(1, torch.tensor(columns, device=lexical.device))
+        return batch
+
     def encode_rows(
         self,
         banks: list[list[str]],
@@ -507,51 +576,66 @@ class FactMemory(nn.Module):
         queries: list[str | bytes] | None = None,
         corpus: list[str] = (),
     ) -> tuple[MemoryBatch | None, torch.Tensor | None, torch.Tensor | None]:
-        """Per-row banks (training: each row's facts and distractors), the texts `keyed` and
-        one query per row, encoded with gradient in one encoder pass. Returns the batch
-        (None when every bank is empty) with each row's retrieval scores (`prior`, and
-        `lexical` with word weights from `corpus` plus the banks' texts) when queries are
-        given, the keys of `keyed` (or None) and the keys of the queries (or None)."""
-        cut = _to_bytes(queries, self.encoder.max_bytes, True) if queries else []
-        texts = list(dict.fromkeys([*(t for bank in banks for t in bank), *keyed, *cut]))
-        if not texts:
+        """Per-row banks (each row's facts and distractors), the texts `keyed` and one query
+        per row, encoded with gradient in one encoder pass. Returns the batch (None when
+        every bank is empty) with each row's retrieval scores (`prior`, and `lexical` with
+        word weights from `corpus` plus the banks' texts) when queries are given, the keys of
+        `keyed` (or None) and the keys of the queries (or None)."""
+        cut = self.query_texts(queries) if queries else []
+        in_banks = [t for bank in banks for t in bank]
+        if not in_banks and not keyed and not cut:
             return None, None, None
-        states, ids, mask, keys = self.encoder(texts)
-        where = {t: i for i, t in enumerate(texts)}
-        wanted = keys[[where[t] for t in keyed]] if keyed else None
-        query_keys = keys[[where[q] for q in cut]] if cut else None
-        if not any(banks):
-            return None, wanted, query_keys
-        batch = _batch_of(states, ids, mask, [[where[t] for t in bank] for bank in banks])
-        if query_keys is not None:
-            batch.prior = (query_keys[:, None, :] * keys[batch.index]).sum(-1)  # (B, M)
-            indexed = list(dict.fromkeys([*corpus, *(t for bank in banks for t in bank)]))
-            at = {t: i for i, t in enumerate(indexed)}
-            lexical = LexicalIndex(indexed).scores(cut)  # (B, C)
-            columns = [
-                [at[t] for t in bank] + [0] * (batch.n_entries - len(bank)) for bank in banks
-            ]
-            batch.lexical = lexical.gather(1, torch.tensor(columns)).to(keys.device)
-        return batch, wanted, query_keys
+        encoded = self.encode([*in_banks, *keyed, *cut])
+        wanted = encoded.keys_of(keyed) if keyed else None
+        query_keys = encoded.keys_of(cut) if cut else None
+        lexical = None
+        if cut:
+            corpus = list(dict.fromkeys([*corpus, *in_banks]))
+            lexical = LexicalIndex(corpus).scores(cut).to(encoded.keys.device)  # (B, C)
+        return self.read_rows(encoded, banks, query_keys, lexical, corpus), wanted, query_keys
+
+
+@dataclass
+class EncodedTexts:
+    """Texts encoded in one encoder pass (`FactMemory.encode`): per-byte states, bytes and
+    mask, and the key of each; `row[text]` is its position."""
+
+    texts: list[str | bytes]
+    states: torch.Tensor  # (N, T, D)
+    ids: torch.Tensor  # (N, T)
+    mask: torch.Tensor  # (N, T)
+    keys: torch.Tensor  # (N, K)
+
+    def __post_init__(self):
+        self.row = {t: i for i, t in enumerate(self.texts)}
+
+    def keys_of(self, texts: list[str | bytes]) -> torch.Tensor:
+        return self.keys[[self.row[t] for t in texts]]  # (len(texts), K)
 
 
 def _batch_of(states, ids, mask, rows: list[list[int]], entries: list[list[int]] | None = None):
-    """Distinct entries' (states (U, T, D), ids, mask) and each row's list of them (indices
-    into U; rows may differ in length) -> a MemoryBatch; `entries` are the bank indices
-    (default: the positions in U)."""
+    """Encoded texts' (states (N, T, D), ids, mask) and each row's list of entries (indices
+    into N; rows may differ in length) -> a MemoryBatch; `entries` are the bank indices
+    (default: the positions in N). The batch keeps the U distinct entries read, as wide as
+    the widest of them: the pass may have encoded longer texts (queries) and texts no row
+    reads, and the readers project every state kept."""
     device = states.device
+    bank = [list(r) for r in (entries or rows)]
     used = sorted({i for row in rows for i in row})
-    if used:  # the pass may have encoded longer texts (queries): keep the entries' width
+    if used:
         width = int(mask[used].sum(-1).max())
+        if len(used) < states.shape[0]:
+            keep = torch.tensor(used, device=device)
+            states, ids, mask = take_rows(states, keep), ids[keep], mask[keep]
+            at = {u: i for i, u in enumerate(used)}
+            rows = [[at[i] for i in row] for row in rows]
         states, ids, mask = states[:, :width], ids[:, :width], mask[:, :width]
     m = max(1, max(len(row) for row in rows))
     index = torch.tensor([row + [0] * (m - len(row)) for row in rows], dtype=torch.long)
     present = torch.tensor([[True] * len(row) + [False] * (m - len(row)) for row in rows])
-    bank = torch.tensor([list(r) + [-1] * (m - len(r)) for r in (entries or rows)])
+    bank = torch.tensor([r + [-1] * (m - len(r)) for r in bank])
     index, present = index.to(device), present.to(device)
-    starts = torch.zeros_like(mask)
-    if used:
-        starts[used] = value_starts(ids[used], mask[used])
+    starts = value_starts(ids, mask) if used else torch.zeros_like(mask)
     return MemoryBatch(
         states,
         index,

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ghost.model.memory import MemoryBatch
+from ghost.model.memory import MemoryBatch, take_rows
 
 
 class MemoryCrossAttention(nn.Module):
@@ -44,16 +44,20 @@ class MemoryCrossAttention(nn.Module):
     def _read(self, x: torch.Tensor, memory: MemoryBatch) -> torch.Tensor:
         b, length, d = x.shape
         h, e = self.n_heads, self.head_dim
-        k, v = memory.projected(self, self._keys_values)  # (1|B, M, T, D) each
-        nb, m, t, _ = k.shape
-        k = k.reshape(nb, m * t, h, e).transpose(1, 2)  # (1|B, H, M*T, E)
-        v = v.reshape(nb, m * t, h, e).transpose(1, 2)
         q = self.q_proj(x).view(b, length, h, e).transpose(1, 2)  # (B, H, L, E)
-        allowed = memory.mask.flatten(1)[:, None, None, :]  # (1|B, 1, 1, M*T)
-        k, v = k.to(x.dtype), v.to(x.dtype)
         if self.reads is None:  # every row here has entries: no row is all masked
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+            # Over each row's real entry bytes only (the same attention, less padding).
+            k, v, real = memory.projected_packed(self, self._keys_values)  # (1|B, S, D) each
+            nb, s, _ = k.shape
+            k = k.view(nb, s, h, e).transpose(1, 2).to(x.dtype)  # (1|B, H, S, E)
+            v = v.view(nb, s, h, e).transpose(1, 2).to(x.dtype)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=real[:, None, None, :])
         else:  # GhostModel.trace_memory(): which entries were read, so the weights by hand
+            k, v = memory.projected(self, self._keys_values)  # (1|B, M, T, D) each
+            nb, m, t, _ = k.shape
+            k = k.reshape(nb, m * t, h, e).transpose(1, 2).to(x.dtype)  # (1|B, H, M*T, E)
+            v = v.reshape(nb, m * t, h, e).transpose(1, 2).to(x.dtype)
+            allowed = memory.mask.flatten(1)[:, None, None, :]  # (1|B, 1, 1, M*T)
             scores = (q @ k.transpose(-1, -2)) * e**-0.5  # (B, H, L, M*T)
             scores = scores.masked_fill(~allowed, float("-inf"))
             probs = torch.softmax(scores.float(), dim=-1).to(x.dtype)
@@ -79,7 +83,8 @@ def _rows_with_entries(memory: MemoryBatch, inputs, default: torch.Tensor, read)
     keep = has.nonzero().squeeze(1)
     if not keep.numel():
         return default
-    return default.index_copy(0, keep, read(*(t[keep] for t in inputs), memory.select(keep)))
+    kept = (take_rows(t, keep) if t.is_floating_point() else t[keep] for t in inputs)
+    return default.index_copy(0, keep, read(*kept, memory.select(keep)))
 
 
 def _trace(reader: nn.Module, mass: torch.Tensor, memory: MemoryBatch) -> None:

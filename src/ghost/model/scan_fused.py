@@ -13,6 +13,10 @@ Map:
   for every input (including the initial state and through the last state).
 - `selective_scan_fused` (always the kernel) and `selective_scan` (the dispatcher, what the
   model calls) share the reference's signature. `kernel_status()` is for `ghost info`.
+- The same library holds the mixer's causal convolution + SiLU: `_CausalConvSiluFn`,
+  `causal_conv_silu_fused` and the dispatcher `causal_conv_silu`, against
+  `ghost.model.scan.causal_conv_silu_ref`. One pass each way instead of PyTorch's K
+  shifted multiply-adds, whose backward writes a zero-filled padded gradient per tap.
 
 Environment: GHOST_SCAN=auto|fused|ref (default auto), GHOST_CC (default $CC or cc),
 GHOST_SCAN_MARCH (default native; e.g. x86-64-v2 for a build without AVX-512).
@@ -33,18 +37,24 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ghost.model.scan import selective_scan_ref
+from ghost.model.scan import causal_conv_silu_ref, selective_scan_ref
 
 _SOURCE = Path(__file__).with_name("csrc") / "selective_scan.c"
 _LANES = 16  # N is padded up to a multiple of this, and so of the kernel's vector width
 _CHUNK = 64  # steps between the states the forward saves for the backward
+# With a gate, the forward keeps <h_t, C_t> for the backward (one float per output) instead
+# of the backward recomputing it; benchmarks/mixer_step.py turns it off to compare.
+_KEEP_Y0 = True
 
 
 class _Problem(ctypes.Structure):
     """Mirror of `struct ghost_scan_problem`; optional pointers are None."""
 
     _fields_ = [
-        *((name, ctypes.c_int64) for name in ("batch", "length", "channels", "nstate", "chunk")),
+        *(
+            (name, ctypes.c_int64)
+            for name in ("batch", "length", "channels", "nstate", "chunk", "z_row_stride")
+        ),
         ("softplus", ctypes.c_int32),
         ("n_threads", ctypes.c_int32),
         *((name, ctypes.c_void_p) for name in ("u", "delta", "A", "B", "C", "D", "z")),
@@ -59,6 +69,19 @@ class _Grads(ctypes.Structure):
     _fields_ = [
         (name, ctypes.c_void_p)
         for name in ("du", "ddelta", "dA", "dB", "dC", "dD", "dz", "ddelta_bias", "dh0")
+    ]
+
+
+class _ConvProblem(ctypes.Structure):
+    """Mirror of `struct ghost_conv_problem`."""
+
+    _fields_ = [
+        *(
+            (name, ctypes.c_int64)
+            for name in ("batch", "length", "channels", "width", "x_batch_stride", "x_row_stride")
+        ),
+        ("n_threads", ctypes.c_int32),
+        *((name, ctypes.c_void_p) for name in ("x", "history", "taps", "bias")),
     ]
 
 
@@ -135,15 +158,30 @@ def _load_kernel() -> ctypes.CDLL | None:
                 return None
             problem, grads = ctypes.POINTER(_Problem), ctypes.POINTER(_Grads)
             ptr = ctypes.c_void_p
-            lib.ghost_scan_forward.argtypes = [problem, ptr, ptr, ptr]
-            lib.ghost_scan_backward.argtypes = [problem, ptr, ptr, ptr, grads]
+            lib.ghost_scan_forward.argtypes = [problem, ptr, ptr, ptr, ptr]
+            lib.ghost_scan_backward.argtypes = [problem, ptr, ptr, ptr, ptr, grads]
             lib.ghost_scan_isa.restype = ctypes.c_char_p
+            conv = ctypes.POINTER(_ConvProblem)
+            lib.ghost_conv_silu_forward.argtypes = [conv, ptr, ptr]
+            lib.ghost_conv_silu_backward.argtypes = [conv, ptr, ptr, ptr, ptr, ptr, ptr]
             _kernel = lib
         return _kernel
 
 
 def _f32(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None else t.float().contiguous()
+
+
+def _gate(z: torch.Tensor | None) -> torch.Tensor | None:
+    """z in fp32; a view with unit channel stride and evenly spaced rows (the mixer's half of
+    in_proj's output) is passed as it is: the kernel takes z's row stride."""
+    if z is None:
+        return None
+    z = z.float()
+    batch, length, _ = z.shape
+    if z.stride(2) == 1 and (batch == 1 or z.stride(0) == length * z.stride(1)):
+        return z
+    return z.contiguous()
 
 
 def _ptr(t: torch.Tensor | None) -> int | None:
@@ -167,6 +205,7 @@ def _problem(u, delta, A_, B_, C_, D, z, delta_bias, h0, delta_softplus) -> _Pro
         channels=channels,
         nstate=A_.shape[1],
         chunk=_CHUNK,
+        z_row_stride=channels if z is None else z.stride(1),
         softplus=int(delta_softplus),
         n_threads=torch.get_num_threads(),
         **{name: _ptr(t) for name, t in tensors.items()},
@@ -191,20 +230,23 @@ class _SelectiveScanFn(torch.autograd.Function):
         # The state entering each chunk of _CHUNK steps after the first, for the backward's
         # recompute (none at all up to _CHUNK steps).
         chunks = max(-(-length // _CHUNK) - 1, 0)
-        ckpt = u.new_empty(batch, channels, chunks, np_) if any(ctx.needs_input_grad) else None
+        grads = any(ctx.needs_input_grad)
+        ckpt = u.new_empty(batch, channels, chunks, np_) if grads else None
+        # <h_t, C_t>, which the gate's gradient needs: kept rather than recomputed.
+        y0 = u.new_empty(u.shape) if grads and z is not None and _KEEP_Y0 else None
         status = _load_kernel().ghost_scan_forward(
-            ctypes.byref(problem), _ptr(y), _ptr(last), _ptr(ckpt)
+            ctypes.byref(problem), _ptr(y), _ptr(last), _ptr(ckpt), _ptr(y0)
         )
         if status:
             raise MemoryError("selective scan forward: out of memory for its scratch buffers")
-        ctx.save_for_backward(u, delta, A_, B_, C_, D, z, delta_bias, h0, ckpt)
+        ctx.save_for_backward(u, delta, A_, B_, C_, D, z, delta_bias, h0, ckpt, y0)
         ctx.n, ctx.delta_softplus = n, delta_softplus
         ctx.set_materialize_grads(False)  # an unused last state then costs no zero tensor
         return y, None if last is None else last[..., :n]
 
     @staticmethod
     def backward(ctx, dy, dlast):
-        u, delta, A_, B_, C_, D, z, delta_bias, h0, ckpt = ctx.saved_tensors
+        u, delta, A_, B_, C_, D, z, delta_bias, h0, ckpt, y0 = ctx.saved_tensors
         # Built again rather than kept from the forward: saved-tensor hooks may have moved
         # the tensors, and the thread count may have changed.
         problem = _problem(u, delta, A_, B_, C_, D, z, delta_bias, h0, ctx.delta_softplus)
@@ -218,13 +260,18 @@ class _SelectiveScanFn(torch.autograd.Function):
             "dB": torch.empty_like(B_),
             "dC": torch.empty_like(C_),
             "dD": None if D is None else torch.empty_like(D),
-            "dz": None if z is None else torch.empty_like(z),
+            "dz": None if z is None else torch.empty(z.shape),
             "ddelta_bias": None if delta_bias is None else torch.empty_like(delta_bias),
             "dh0": None if h0 is None else torch.empty_like(h0),
         }
         c_grads = _Grads(**{k: _ptr(v) for k, v in grads.items()})
         status = _load_kernel().ghost_scan_backward(
-            ctypes.byref(problem), _ptr(ckpt), _ptr(dy), _ptr(dlast), ctypes.byref(c_grads)
+            ctypes.byref(problem),
+            _ptr(ckpt),
+            _ptr(y0),
+            _ptr(dy),
+            _ptr(dlast),
+            ctypes.byref(c_grads),
         )
         if status:
             raise MemoryError("selective scan backward: out of memory for its scratch buffers")
@@ -291,10 +338,107 @@ def selective_scan_fused(
     _check_shapes(u, delta, A, B, C, D, z, delta_bias, initial_state)
     # The kernel computes in fp32 whatever autocast says; the casts are differentiable, so
     # bf16 inputs get bf16 gradients back.
-    tensors = (u, delta, A, B, C, D, z, delta_bias, initial_state)
-    y, last = _SelectiveScanFn.apply(*(_f32(t) for t in tensors), delta_softplus, return_last_state)
+    before, after = (u, delta, A, B, C, D), (delta_bias, initial_state)
+    tensors = (*(_f32(t) for t in before), _gate(z), *(_f32(t) for t in after))
+    y, last = _SelectiveScanFn.apply(*tensors, delta_softplus, return_last_state)
     y = y.to(u.dtype)
     return (y, last) if return_last_state else y
+
+
+def _conv_problem(x, taps, bias, history) -> _ConvProblem:
+    """The kernel's view of one convolution: x may be a view with unit channel stride;
+    taps (K, ED) is the weight transposed."""
+    batch, length, channels = x.shape
+    return _ConvProblem(
+        batch=batch,
+        length=length,
+        channels=channels,
+        width=taps.shape[0],
+        x_batch_stride=x.stride(0),
+        x_row_stride=x.stride(1),
+        n_threads=torch.get_num_threads(),
+        x=_ptr(x),
+        history=_ptr(history),
+        taps=_ptr(taps),
+        bias=_ptr(bias),
+    )
+
+
+class _CausalConvSiluFn(torch.autograd.Function):
+    """u = silu(causal_conv(x)) on fp32 tensors; silu'(pre) is kept for the backward."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, history):
+        taps = weight.t().contiguous()  # (K, ED): a row of taps per shift, like x's rows
+        u = x.new_empty(x.shape)  # (B, L, ED)
+        dsilu = x.new_empty(x.shape) if any(ctx.needs_input_grad) else None  # silu'(pre)
+        _load_kernel().ghost_conv_silu_forward(
+            ctypes.byref(_conv_problem(x, taps, bias, history)), _ptr(u), _ptr(dsilu)
+        )
+        ctx.save_for_backward(x, taps, bias, history, dsilu)
+        return u
+
+    @staticmethod
+    def backward(ctx, du):
+        x, taps, bias, history, dsilu = ctx.saved_tensors
+        du = du.float().contiguous()
+        dx, dtaps, dbias = torch.empty_like(du), torch.empty_like(taps), torch.empty_like(bias)
+        dhistory = None if history is None else torch.empty_like(history)
+        status = _load_kernel().ghost_conv_silu_backward(
+            ctypes.byref(_conv_problem(x, taps, bias, history)),
+            _ptr(dsilu),
+            _ptr(du),
+            _ptr(dx),
+            _ptr(dhistory),
+            _ptr(dtaps),
+            _ptr(dbias),
+        )
+        if status:
+            raise MemoryError("causal conv backward: out of memory for its scratch buffers")
+        return dx, dtaps.t(), dbias, dhistory
+
+
+def causal_conv_silu_fused(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    history: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The fused kernel; arguments and result as `causal_conv_silu_ref`. Raises if unbuilt."""
+    if _load_kernel() is None:
+        raise RuntimeError(f"fused kernels unavailable: {_kernel_error}")
+    if x.device.type != "cpu":
+        raise ValueError(f"the fused causal convolution runs on CPU tensors, not {x.device}")
+    batch, _, channels = x.shape
+    k = weight.shape[1]
+    history_shape = None if history is None else tuple(history.shape)
+    if (
+        weight.shape != (channels, k)
+        or bias.shape != (channels,)
+        or history_shape
+        not in (
+            None,
+            (batch, k - 1, channels),
+        )
+    ):
+        raise ValueError(
+            f"causal conv: weight {tuple(weight.shape)}, bias {tuple(bias.shape)} and history "
+            f"{history_shape} do not fit x of shape {tuple(x.shape)}"
+        )
+    x32 = x.float()
+    if x32.stride(-1) != 1:  # a view of in_proj's output keeps unit channel stride: no copy
+        x32 = x32.contiguous()
+    u = _CausalConvSiluFn.apply(x32, _f32(weight), _f32(bias), _f32(history))
+    return u.to(x.dtype)
+
+
+def causal_conv_silu(x, weight, bias, history=None):
+    """The mixer's convolution + SiLU: the fused kernel on CPU when it builds, else the
+    reference (GHOST_SCAN chooses for both kernels)."""
+    mode = _mode()
+    if mode == "fused" or (mode == "auto" and x.device.type == "cpu" and _load_kernel()):
+        return causal_conv_silu_fused(x, weight, bias, history)
+    return causal_conv_silu_ref(x, weight, bias, history)
 
 
 def _mode() -> str:

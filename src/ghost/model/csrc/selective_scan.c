@@ -7,7 +7,7 @@
  *     y_t  = (<h_t, C_t> + D * u_t) * silu(z_t)
  *
  * Layouts (row-major): u, delta, z, y: (B, L, ED); A: (ED, NP); B, C: (B, L, NP);
- * D, bias: (ED,); states: (B, ED, NP). NP is N rounded up by the caller to a multiple of
+ * D, bias: (ED,); states: (B, ED, NP); z may also be a view with rows z_row_stride apart. NP is N rounded up by the caller to a multiple of
  * 16 (so of LANES below), padded with zeros: a zero in A and B keeps the padded states at
  * exactly zero.
  *
@@ -31,6 +31,8 @@
  *      static schedule. dA, dB, dC, dD and dbias sum over channels or batch, so every
  *      thread accumulates into its own partial buffer and a second loop adds them in
  *      thread order: deterministic for a fixed thread count, no atomics.
+ *   6. The mixer's causal depthwise convolution + SiLU, forward and backward (its own
+ *      entry points, ghost_conv_silu_*): one pass each way over rows of channels.
  */
 #include <omp.h>
 #include <stdint.h>
@@ -200,6 +202,7 @@ static inline vec sum_lanes(const vec v[LANES])
 struct ghost_scan_problem {
     int64_t batch, length, channels, nstate; /* nstate = NP, a multiple of LANES */
     int64_t chunk;                           /* steps between saved states */
+    int64_t z_row_stride; /* floats between z's rows: ED, or 2 ED for a view of in_proj's output */
     int32_t softplus, n_threads;
     const float *u, *delta, *A, *B, *C, *D, *z, *delta_bias, *h0;
 };
@@ -330,7 +333,7 @@ static inline void tile_step(const struct tile *tl, const vec a[LANES], int64_t 
  * ckpt gets the state entering each chunk after the first (for the backward) and last the
  * final state, when non-NULL. */
 static void forward_tile(const struct ghost_scan_problem *p, struct tile *tl, float *y,
-                         float *last, float *ckpt)
+                         float *last, float *ckpt, float *y0_out)
 {
     const int64_t L = p->length, ED = p->channels, NP = p->nstate, w = tl->width;
     tile_dt(p, tl, 0);
@@ -353,8 +356,10 @@ static void forward_tile(const struct ghost_scan_problem *p, struct tile *tl, fl
     for (int64_t t = 0; t < L; t++) {
         int64_t at = (tl->b * L + t) * ED + tl->d0;
         vec out = load(tl->y0 + t * LANES) + D * load_n(p->u + at, w);
+        if (y0_out)
+            store_n(y0_out + at, load(tl->y0 + t * LANES), w);
         if (p->z) {
-            vec z = load_n(p->z + at, w);
+            vec z = load_n(p->z + (tl->b * L + t) * p->z_row_stride + tl->d0, w);
             out *= z * vsigmoid(z);
         }
         store_n(y + at, out, w);
@@ -405,7 +410,8 @@ static inline void tile_reverse_chunk(const struct tile *tl, const vec a[LANES],
 /* Slice k of the tile: chunks last to first, each one's states recomputed forward from
  * the state the forward saved at its start into H and E, then swept in reverse. */
 static void backward_slice(const struct ghost_scan_problem *p, struct tile *tl, int64_t k,
-                           const float *ckpt, const float *dlast, struct partials *part, float *dh0)
+                           const float *ckpt, const float *dlast, struct partials *part, float *dh0,
+                           int want_y0)
 {
     const int64_t L = p->length, NP = p->nstate, K = p->chunk, w = tl->width;
     const int64_t bt0 = tl->b * L * NP + k; /* (b, t=0, k) in B, C, dB, dC */
@@ -422,7 +428,7 @@ static void backward_slice(const struct ghost_scan_problem *p, struct tile *tl, 
         for (int64_t t = t0; t < t1; t++) { /* the gate's gradient needs y0 = <h, C> */
             vec *H = tl->H + (t - t0) * LANES;
             tile_step(tl, a, t, load(p->B + bt0 + t * NP), load(p->C + bt0 + t * NP), H + LANES,
-                      H, tl->E + (t - t0) * LANES, p->z ? tl->y0 : NULL);
+                      H, tl->E + (t - t0) * LANES, want_y0 ? tl->y0 : NULL);
         }
         tile_reverse_chunk(tl, a, g, da, t0, t1, p->B + bt0, p->C + bt0, part->dB + bt0,
                            part->dC + bt0, NP);
@@ -435,8 +441,8 @@ static void backward_slice(const struct ghost_scan_problem *p, struct tile *tl, 
 }
 
 static void backward_tile(const struct ghost_scan_problem *p, struct tile *tl, const float *ckpt,
-                          const float *dy, const float *dlast, const struct ghost_scan_grads *gr,
-                          struct partials *part)
+                          const float *y0_saved, const float *dy, const float *dlast,
+                          const struct ghost_scan_grads *gr, struct partials *part)
 {
     const int64_t L = p->length, ED = p->channels;
     const int w = tl->width;
@@ -446,7 +452,7 @@ static void backward_tile(const struct ghost_scan_problem *p, struct tile *tl, c
         int64_t at = (tl->b * L + t) * ED + tl->d0;
         vec dout = load_n(dy + at, w);
         if (p->z) {
-            vec z = load_n(p->z + at, w), s = vsigmoid(z);
+            vec z = load_n(p->z + (tl->b * L + t) * p->z_row_stride + tl->d0, w), s = vsigmoid(z);
             store(tl->dy0 + t * LANES, dout * z * s);
             store(tl->dgate + t * LANES, dout * s * (1.0f + z * (1.0f - s)));
         } else {
@@ -454,9 +460,11 @@ static void backward_tile(const struct ghost_scan_problem *p, struct tile *tl, c
         }
         store(tl->du + t * LANES, splat(0.0f));
         store(tl->ddt + t * LANES, splat(0.0f));
+        if (p->z && y0_saved)
+            store(tl->y0 + t * LANES, load_n(y0_saved + at, w));
     }
     for (int64_t k = 0; k < p->nstate; k += LANES)
-        backward_slice(p, tl, k, ckpt, dlast, part, gr->dh0);
+        backward_slice(p, tl, k, ckpt, dlast, part, gr->dh0, p->z && !y0_saved);
     /* Epilogue: the D skip, the gate and the softplus, back in channel vectors. */
     vec D = p->D ? load_n(p->D + tl->d0, w) : splat(0.0f);
     vec dD = splat(0.0f), dbias = splat(0.0f);
@@ -500,8 +508,11 @@ static float *thread_scratch(int64_t n)
 }
 
 /* y: (B, L, ED); last: (B, ED, NP) or NULL; ckpt: (B, ED, chunks - 1, NP) or NULL, filled
- * with the state entering each chunk after the first, for the backward. Returns 0, or -1 if out of memory. */
-int ghost_scan_forward(const struct ghost_scan_problem *p, float *y, float *last, float *ckpt)
+ * with the state entering each chunk after the first, for the backward; y0 (B, L, ED) or
+ * NULL gets <h_t, C_t>, which spares the backward's recompute those sums when there is a
+ * gate. Returns 0, or -1 if out of memory. */
+int ghost_scan_forward(const struct ghost_scan_problem *p, float *y, float *last, float *ckpt,
+                       float *y0)
 {
     const int64_t per_thread = scratch_floats(p);
     float *scratch = thread_scratch(per_thread * p->n_threads);
@@ -513,7 +524,7 @@ int ghost_scan_forward(const struct ghost_scan_problem *p, float *y, float *last
 #pragma omp for schedule(static)
         for (int64_t item = 0; item < n_tiles(p); item++) {
             struct tile tl = tile_at(p, mine, item);
-            forward_tile(p, &tl, y, last, ckpt);
+            forward_tile(p, &tl, y, last, ckpt, y0);
         }
     }
     return 0;
@@ -532,11 +543,12 @@ static void reduce_partials(float *out, const float *parts, int64_t n, int64_t s
     }
 }
 
-/* dy: (B, L, ED); dlast: (B, ED, NP) or NULL; ckpt from ghost_scan_forward. Fills every
+/* dy: (B, L, ED); dlast: (B, ED, NP) or NULL; ckpt and y0 (or NULL: recomputed) from
+ * ghost_scan_forward. Fills every
  * gradient in gr (shapes as the inputs; dA (ED, NP), dB and dC (B, L, NP)); dD, dz,
  * ddelta_bias and dh0 may be NULL. Returns 0, or -1 if out of memory. */
-int ghost_scan_backward(const struct ghost_scan_problem *p, const float *ckpt, const float *dy,
-                        const float *dlast, const struct ghost_scan_grads *gr)
+int ghost_scan_backward(const struct ghost_scan_problem *p, const float *ckpt, const float *y0,
+                        const float *dy, const float *dlast, const struct ghost_scan_grads *gr)
 {
     const int64_t ED = p->channels, NP = p->nstate, BLN = p->batch * p->length * NP;
     /* rounded up to whole vectors, so the scratch after the partials stays 64-byte aligned */
@@ -559,7 +571,7 @@ int ghost_scan_backward(const struct ghost_scan_problem *p, const float *ckpt, c
 #pragma omp for schedule(static)
         for (int64_t item = 0; item < n_tiles(p); item++) {
             struct tile tl = tile_at(p, mine, item);
-            backward_tile(p, &tl, ckpt, dy, dlast, gr, &part);
+            backward_tile(p, &tl, ckpt, y0, dy, dlast, gr, &part);
         }
         reduce_partials(gr->dA, parts, ED * NP, part_size, threads);
         reduce_partials(gr->dB, parts + ED * NP, BLN, part_size, threads);
@@ -568,6 +580,144 @@ int ghost_scan_backward(const struct ghost_scan_problem *p, const float *ckpt, c
             reduce_partials(gr->dD, parts + ED * NP + 2 * BLN, ED, part_size, threads);
         if (gr->ddelta_bias)
             reduce_partials(gr->ddelta_bias, parts + ED * NP + 2 * BLN + ED, ED, part_size, threads);
+    }
+    return 0;
+}
+
+/* ---- 6. Causal depthwise convolution + SiLU (the mixer's step before the scan) --------- */
+
+/* For batch element b, channel d and the K taps w[0..K-1][d] (the last tap sees x_t):
+ *
+ *     pre_t = bias[d] + sum_i w[i][d] * xp_{t+i}        u_t = silu(pre_t)
+ *
+ * where xp is x with K - 1 rows in front: the history (B, K-1, ED) when given, else zeros.
+ * x may be a view with unit channel stride (the mixer passes its half of in_proj's output
+ * without a copy); u, dx: (B, L, ED); dhistory: (B, K-1, ED); taps, dtaps: (K, ED).
+ *
+ * Both passes walk rows (b, t) and, within a row, the channels in order: memory is read
+ * sequentially. (A tile of channels stepping through t reads one cache line per 4 KB row,
+ * a new page each time, and ran 5x slower.) The forward keeps silu'(pre) for the backward
+ * (one more stream of writes, but no exp or division in the backward). The backward goes
+ * from t = L-1 down, keeping the last K rows of d pre in a ring, and sums dtaps and dbias
+ * per batch element into a (B, K+1, ED) buffer that a last loop adds up in batch order:
+ * the same bits for any thread count. */
+struct ghost_conv_problem {
+    int64_t batch, length, channels, width; /* width = K */
+    int64_t x_batch_stride, x_row_stride;   /* in floats */
+    int32_t n_threads;
+    const float *x, *history, *taps, *bias; /* history may be NULL */
+};
+
+/* Row P of xp for batch b (P < K - 1: the history, or NULL for zeros). */
+static inline const float *conv_row(const struct ghost_conv_problem *p, int64_t b, int64_t P)
+{
+    const int64_t before = p->width - 1;
+    if (P >= before)
+        return p->x + b * p->x_batch_stride + (P - before) * p->x_row_stride;
+    return p->history ? p->history + (b * before + P) * p->channels : NULL;
+}
+
+/* pre_t for channels d .. d + n - 1, from the K rows of xp it reads (NULL rows are zeros). */
+static inline vec conv_pre(const struct ghost_conv_problem *p, const float *const *rows,
+                           int64_t d, int n)
+{
+    vec pre = load_n(p->bias + d, n);
+    for (int64_t i = 0; i < p->width; i++)
+        if (rows[i])
+            pre += load_n(p->taps + i * p->channels + d, n) * load_n(rows[i] + d, n);
+    return pre;
+}
+
+static inline void conv_rows(const struct ghost_conv_problem *p, int64_t b, int64_t t,
+                             const float **rows)
+{
+    for (int64_t i = 0; i < p->width; i++)
+        rows[i] = conv_row(p, b, t + i);
+}
+
+/* u: (B, L, ED); dsilu (B, L, ED) or NULL: silu'(pre), kept for the backward. Returns 0. */
+int ghost_conv_silu_forward(const struct ghost_conv_problem *p, float *u, float *dsilu)
+{
+    const int64_t L = p->length, ED = p->channels;
+#pragma omp parallel for schedule(static) num_threads(p->n_threads)
+    for (int64_t row = 0; row < p->batch * L; row++) {
+        const float *rows[p->width];
+        conv_rows(p, row / L, row % L, rows);
+        for (int64_t d = 0; d < ED; d += LANES) {
+            int n = (int)min64(ED - d, LANES);
+            vec pre = conv_pre(p, rows, d, n), s = vsigmoid(pre);
+            store_n(u + row * ED + d, pre * s, n);
+            if (dsilu)
+                store_n(dsilu + row * ED + d, s * (1.0f + pre * (1.0f - s)), n);
+        }
+    }
+    return 0;
+}
+
+/* du: (B, L, ED), dsilu from the forward -> dx (B, L, ED), dhistory (B, K-1, ED) when the
+ * problem has a history, dtaps (K, ED), dbias (ED). Returns 0, or -1 if out of memory. */
+int ghost_conv_silu_backward(const struct ghost_conv_problem *p, const float *dsilu,
+                             const float *du, float *dx, float *dhistory, float *dtaps,
+                             float *dbias)
+{
+    const int64_t L = p->length, ED = p->channels, K = p->width;
+    const int64_t ring_size = K * ED, sums_size = (K + 1) * ED; /* per thread; per b */
+    float *scratch = thread_scratch(ring_size * p->n_threads + sums_size * p->batch);
+    if (!scratch)
+        return -1;
+    float *sums = scratch + ring_size * p->n_threads; /* (B, K+1, ED): dtaps, then dbias */
+#pragma omp parallel num_threads(p->n_threads)
+    {
+        float *ring = scratch + ring_size * omp_get_thread_num(); /* d pre_t at row t % K */
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < p->batch; b++) {
+            float *dw = sums + b * sums_size, *db = dw + K * ED;
+            memset(ring, 0, sizeof(float) * (size_t)ring_size); /* d pre_t = 0 for t >= L */
+            memset(dw, 0, sizeof(float) * (size_t)sums_size);
+            for (int64_t t = L - 1; t >= 0; t--) {
+                const float *rows[K], *later[K]; /* later[i]: d pre_{t+K-1-i} */
+                conv_rows(p, b, t, rows);
+                for (int64_t i = 0; i < K; i++)
+                    later[i] = ring + (t + K - 1 - i) % K * ED;
+                const float *grad = du + (b * L + t) * ED, *slope = dsilu + (b * L + t) * ED;
+                float *now = ring + t % K * ED;
+                for (int64_t d = 0; d < ED; d += LANES) {
+                    int n = (int)min64(ED - d, LANES);
+                    vec dpre = load_n(grad + d, n) * load_n(slope + d, n);
+                    store_n(now + d, dpre, n);
+                    /* x_t is row t + K - 1 of xp; it feeds pre_{t+K-1-i} through tap i */
+                    vec g = splat(0.0f);
+                    for (int64_t i = 0; i < K; i++) {
+                        g += load_n(p->taps + i * ED + d, n) * load_n(later[i] + d, n);
+                        if (rows[i]) {
+                            vec dw_i = load_n(dw + i * ED + d, n) + dpre * load_n(rows[i] + d, n);
+                            store_n(dw + i * ED + d, dw_i, n);
+                        }
+                    }
+                    store_n(dx + (b * L + t) * ED + d, g, n);
+                    store_n(db + d, load_n(db + d, n) + dpre, n);
+                }
+            }
+            /* History row P < K - 1 feeds pre_{P-i} through tap i <= P. */
+            for (int64_t P = 0; dhistory && P < K - 1; P++)
+                for (int64_t d = 0; d < ED; d += LANES) {
+                    int n = (int)min64(ED - d, LANES);
+                    vec g = splat(0.0f);
+                    for (int64_t i = 0; i <= P; i++)
+                        g += load_n(p->taps + i * ED + d, n) * load_n(ring + (P - i) * ED + d, n);
+                    store_n(dhistory + (b * (K - 1) + P) * ED + d, g, n);
+                }
+        }
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < sums_size; i++) {
+            float total = 0.0f;
+            for (int64_t b = 0; b < p->batch; b++)
+                total += sums[b * sums_size + i];
+            if (i < K * ED)
+                dtaps[i] = total;
+            else
+                dbias[i - K * ED] = total;
+        }
     }
     return 0;
 }

@@ -1,5 +1,5 @@
 """What many tests share: a small memorisable Q&A set, seeded text, a tiny training config,
-and a recipe that stops a run as Ctrl-C would."""
+a recipe that stops a run as Ctrl-C would, and a tensor comparison on the scale of its terms."""
 
 import json
 import random
@@ -79,3 +79,17 @@ def assert_resumes_exactly(config, steps: int, stop_at: int, tmp_path: Path):
     ):
         assert torch.equal(a, b), name
     return straight_dir, resumed_dir
+
+
+def assert_close(actual, expected, tol=1e-5, what=""):
+    """Elementwise within tol of the expected tensor's largest magnitude (so a sum that
+    cancels to ~0 is judged on the scale of its terms) plus a relative tol."""
+    expected = expected.double()
+    scale = expected.abs().max().item() if expected.numel() else 0.0
+    torch.testing.assert_close(
+        actual.double(),
+        expected,
+        rtol=tol,
+        atol=tol * max(scale, 1e-6),
+        msg=lambda m: f"{what}: {m}",
+    )

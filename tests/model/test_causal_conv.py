@@ -12,6 +12,7 @@ import warnings
 
 import pytest
 import torch
+from tiny_runs import assert_close
 
 from ghost.model import scan_fused
 from ghost.model.mamba import MambaMixer, MambaState
@@ -47,18 +48,6 @@ def run(conv, inputs):
     r = torch.randn(u.shape, generator=torch.Generator().manual_seed(7))
     (u.double() * r.double()).sum().backward()
     return u, {k: v.grad for k, v in leaves.items()}
-
-
-def assert_close(actual, expected, tol=1e-5, what=""):
-    expected = expected.double()
-    scale = expected.abs().max().item() if expected.numel() else 0.0
-    torch.testing.assert_close(
-        actual.double(),
-        expected,
-        rtol=tol,
-        atol=tol * max(scale, 1e-6),
-        msg=lambda m: f"{what}: {m}",
-    )
 
 
 @pytest.mark.parametrize(

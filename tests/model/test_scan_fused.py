@@ -12,6 +12,7 @@ import warnings
 
 import pytest
 import torch
+from tiny_runs import assert_close
 
 from ghost.model import scan_fused
 from ghost.model.scan import selective_scan_ref
@@ -62,20 +63,6 @@ def run(scan, inputs, grad_out=None, **options):
         loss = loss + out[1].double().sum()
     loss.backward()
     return out, {k: v.grad for k, v in leaves.items()}
-
-
-def assert_close(actual, expected, tol=1e-5, what=""):
-    """Elementwise within tol of the expected tensor's largest magnitude (so a sum that
-    cancels to ~0 is judged on the scale of its terms) plus a relative tol."""
-    expected = expected.double()
-    scale = expected.abs().max().item() if expected.numel() else 0.0
-    torch.testing.assert_close(
-        actual.double(),
-        expected,
-        rtol=tol,
-        atol=tol * max(scale, 1e-6),
-        msg=lambda m: f"{what}: {m}",
-    )
 
 
 def check_against_reference(inputs, **options):

@@ -155,7 +155,9 @@ def test_memory_ewc_shares_the_memory_strategys_first_task_and_adds_the_penalty(
     assert memory["nodes"][0] == both["nodes"][0] and memory["nodes"][1] != both["nodes"][1]
     first, second = (out / "runs" / node for node in both["nodes"])
     assert (first / "fisher.safetensors").is_file()
-    spec = json.loads((second / "node.json").read_text())["spec"]
+    node = json.loads((second / "node.json").read_text())
+    assert set(node["code"]) == {"commit", "dirty"}  # the code that trained it
+    spec = node["spec"]
     assert spec["memory"] and spec["rehearse_reading"]
     assert spec["penalty"]["recipe"] == "ewc" and spec["penalty"]["lambda"] == 1e4
     facts = sorted(f"The capital of {c} is {city}." for c, city in CAPITALS.items())

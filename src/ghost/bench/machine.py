@@ -76,6 +76,15 @@ def allocator_loaded() -> str:
     return "tcmalloc" if "tcmalloc" in text else "system malloc"
 
 
+def code_version() -> dict:
+    """{"commit", "dirty"} of the checkout as it is now: take it when the code is loaded, as
+    a long run's record of the code it ran (a later commit does not change what it runs)."""
+    return {
+        "commit": _git("rev-parse", "HEAD") or "unknown",
+        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+    }
+
+
 def machine_record(threads: int, ghost_subprocesses: bool = False) -> dict:
     """The record; with `ghost_subprocesses`, "allocator" is the one the timed `ghost`
     commands (child processes, started through the tcmalloc launcher) run with, not this
@@ -98,7 +107,6 @@ def machine_record(threads: int, ghost_subprocesses: bool = False) -> dict:
         "precision": resolve_precision("auto"),
         "allocator": allocator,
         "scan_kernel": kernel_status(),
-        "commit": _git("rev-parse", "HEAD") or "unknown",
-        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        **code_version(),
         "load_average_1min_at_start": round(os.getloadavg()[0], 2),
     }

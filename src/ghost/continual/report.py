@@ -108,6 +108,7 @@ def results_document(runner, cfg, tasks, command, threads, stopped, wall) -> dic
         "config": cfg.to_dict(),
         "machine": {
             **machine_record(threads),
+            **runner.code,  # the code this invocation started with, not the checkout's now
             "precision_used": resolve_precision(cfg.precision),
         },
         "tasks": [

@@ -20,7 +20,8 @@ In each node directory, beside the run's own files:
     scores.json         per task and sample: exact match, n, and the mean loss of the target
                         bytes (nats), computed once and kept
     fisher.safetensors  when a later node's penalty needs it (ghost.train.recipes.ewc)
-    node.json           the node's spec and timings; written last, it marks the node done
+    node.json           the node's spec, timings and the code that trained it (commit, dirty);
+                        written last, it marks the node done
 
 OUT/plan.json holds the ContinualConfig. With `resume=True` the run continues from what is
 done: a node stopped mid-training resumes from its last checkpoint (exactly, as
@@ -105,6 +106,9 @@ class _Runner:
         self.trained_now = 0
         self.sweep: dict | None = None
         self.ewc_lambda: float | None = None
+        from ghost.bench.machine import code_version
+
+        self.code = code_version()  # what this invocation runs; a later commit is not it
 
     # --- nodes ------------------------------------------------------------------------
 
@@ -210,6 +214,7 @@ class _Runner:
             "steps": steps,
             "train_seconds": seconds,
             "wall_seconds": time.monotonic() - started,
+            "code": self.code,
         }
         atomic_write_text(run_dir / NODE_DONE, json.dumps(record, indent=1) + "\n")
         # A finished node keeps its weights (what eval, ask and the next task read), not its

@@ -69,7 +69,7 @@ def cmd_memory(args) -> int:
 
     from ghost.data.records import read_facts
     from ghost.model.ghost import GhostModel
-    from ghost.model.memory import fact_key
+    from ghost.model.memory_text import fact_key
     from ghost.runtime import configure
 
     configure(args.threads, seed=0)

@@ -8,7 +8,7 @@ from ghost.config import GhostConfig
 from ghost.errors import GhostInputError
 from ghost.model import GhostModel
 from ghost.model.io import load_model
-from ghost.model.memory import LexicalIndex, value_start
+from ghost.model.memory_text import LexicalIndex, value_start
 
 
 @pytest.fixture

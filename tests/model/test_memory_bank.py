@@ -9,7 +9,7 @@ from ghost.cli import main
 from ghost.errors import GhostInputError
 from ghost.model import io
 from ghost.model.ghost import GhostModel
-from ghost.model.memory import fact_key
+from ghost.model.memory_text import fact_key
 
 FACTS = ["The capital of Peru is Lima.", "Gold is Au.", "The Nile flows into the sea."]
 

@@ -9,7 +9,7 @@ from tiny_runs import CAPITALS, tiny_config
 
 from ghost.data.fictional import fictional_facts
 from ghost.errors import GhostInputError
-from ghost.model.memory import LexicalIndex
+from ghost.model.memory_text import LexicalIndex
 from ghost.train.hooks import Recipe
 from ghost.train.loop import train
 from ghost.train.memory import MemoryTraining

@@ -45,7 +45,7 @@ from ghost.data.batches import IGNORE, Batch, QABatcher, pad_rows, qa_row
 from ghost.data.fictional import counterfactual_edits, fictional_facts
 from ghost.data.template import QATemplate
 from ghost.errors import GhostInputError
-from ghost.model.memory import LexicalIndex
+from ghost.model.memory_text import LexicalIndex
 from ghost.train.hooks import Recipe, TrainState
 
 

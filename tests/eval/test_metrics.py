@@ -58,9 +58,7 @@ def test_answers_proven_by_one_forward_pass_are_the_generated_ones(tmp_path):
         {"question": "Who wrote Hamlet?", "answer": "Shakespeare", "kind": "fact"},
     ]
     dataset = Dataset("d", "qa", records)
-    template = QATemplate.from_config(model.config)
-    prompts = [template.prompt(r["question"]) for r in records]
-    proven = checked_answers(model, template, prompts, [r["answer"].encode() for r in records])
+    proven = checked_answers(model, QATemplate.from_config(model.config), records)
     assert sum(proven[: len(CAPITALS)]) >= len(CAPITALS) // 2  # the trained ones, mostly
     assert proven[len(CAPITALS) :] == [False, False, False]
     for bank in ([], ["The capital of Peru is Quito.", "Hamlet was written by Shakespeare."]):

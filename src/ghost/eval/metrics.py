@@ -16,7 +16,7 @@ from collections import defaultdict
 
 import torch
 
-from ghost.data.batches import IGNORE, QABatcher, pad_rows
+from ghost.data.batches import IGNORE, QABatcher, pad_rows, qa_row
 from ghost.data.records import Dataset, load_data
 from ghost.data.template import QATemplate
 from ghost.model.generate import generate
@@ -69,34 +69,33 @@ CHECK_MARGIN = 0.05
 
 @torch.no_grad()
 def checked_answers(
-    model, template: QATemplate, prompts: list[bytes], answers: list[bytes], batch_size: int = 64
+    model, template: QATemplate, records: list[dict], batch_size: int = 64
 ) -> list[bool]:
-    """Per row: whether greedy generation from `prompts[i]` is certain to produce exactly
-    `answers[i]` and then the end-of-answer marker, decided by one teacher-forced forward
-    pass over prompt + answer + marker: the reference byte is the argmax at every answer
-    position and the marker's, by at least `CHECK_MARGIN` over the runner-up. A row that
+    """Per record: whether greedy generation from its prompt is certain to produce exactly
+    its answer and then the end-of-answer marker, decided by one teacher-forced forward pass
+    over the rendered record (`qa_row`): the reference byte is the argmax at every answer
+    position and the marker's, by at least `CHECK_MARGIN` over the runner-up. A record that
     fails is not wrong, only unproven: `evaluate_qa` generates it."""
     was_training = model.training
     model.eval()
-    marker = bytes([template.marker])
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) + len(answers[i]))
-    verdicts = [False] * len(prompts)
+    rows = [qa_row(template, r) for r in records]
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
+    verdicts = [False] * len(rows)
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        rows = [prompts[i] + answers[i] + marker for i in chunk]
-        width = max(len(r) for r in rows)
-        ids = torch.zeros(len(rows), width, dtype=torch.long)
-        for j, r in enumerate(rows):
-            ids[j, : len(r)] = torch.tensor(list(r), dtype=torch.long)
-        memory = model.memory.batch([prompts[i] for i in chunk]) if len(model.memory) else None
-        logits = model(ids.to(model.embed.weight.device), memory=memory).logits.float()
-        top2 = logits.topk(2, dim=-1)
-        for j, i in enumerate(chunk):
-            first, end = len(prompts[i]) - 1, len(rows[j]) - 1  # positions predicting bytes
-            targets = ids[j, first + 1 : end + 1].to(logits.device)
-            best, values = top2.indices[j, first:end, 0], top2.values[j, first:end]
-            sure = (values[:, 0] - values[:, 1]) > CHECK_MARGIN
-            verdicts[i] = bool(((best == targets) & sure).all())
+        input_ids, labels = pad_rows([rows[i] for i in chunk])
+        prompts = [template.prompt(records[i]["question"]) for i in chunk]
+        memory = model.memory.batch(prompts) if len(model.memory) else None  # as generate's
+        device = model.embed.weight.device
+        logits = model(input_ids.to(device), memory=memory).logits[:, :-1].float()
+        top2 = logits.topk(2, dim=-1)  # predictions of bytes 1..L-1
+        targets = labels[:, 1:].to(device)
+        sure = (top2.indices[..., 0] == targets) & (
+            top2.values[..., 0] - top2.values[..., 1] > CHECK_MARGIN
+        )
+        proven = (sure | (targets == IGNORE)).all(dim=1).tolist()
+        for i, ok in zip(chunk, proven, strict=True):
+            verdicts[i] = ok
     model.train(was_training)
     return verdicts
 
@@ -123,9 +122,7 @@ def evaluate_qa(
     if check_first:
         # Only answers generation would not cut short can be proven whole.
         fits = [i for i, a in enumerate(references) if len(a) < max_bytes]
-        sure = checked_answers(
-            model, template, [prompts[i] for i in fits], [references[i] for i in fits]
-        )
+        sure = checked_answers(model, template, [dataset.records[i] for i in fits])
         answers = {i: references[i] for i, ok in zip(fits, sure, strict=True) if ok}
     # Batches of prompts of similar length: generation prefills up to the shortest one.
     rest = sorted(

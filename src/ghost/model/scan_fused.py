@@ -331,10 +331,7 @@ def selective_scan_fused(
     initial_state: torch.Tensor | None = None,
 ):
     """The fused kernel; arguments and results as `selective_scan_ref`. Raises if unbuilt."""
-    if _load_kernel() is None:
-        raise RuntimeError(f"fused selective-scan kernel unavailable: {_kernel_error}")
-    if u.device.type != "cpu":
-        raise ValueError(f"the fused selective scan runs on CPU tensors, not {u.device}")
+    _require_kernel("selective scan", u)
     _check_shapes(u, delta, A, B, C, D, z, delta_bias, initial_state)
     # The kernel computes in fp32 whatever autocast says; the casts are differentiable, so
     # bf16 inputs get bf16 gradients back.
@@ -405,22 +402,12 @@ def causal_conv_silu_fused(
     history: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The fused kernel; arguments and result as `causal_conv_silu_ref`. Raises if unbuilt."""
-    if _load_kernel() is None:
-        raise RuntimeError(f"fused kernels unavailable: {_kernel_error}")
-    if x.device.type != "cpu":
-        raise ValueError(f"the fused causal convolution runs on CPU tensors, not {x.device}")
+    _require_kernel("causal convolution", x)
     batch, _, channels = x.shape
     k = weight.shape[1]
     history_shape = None if history is None else tuple(history.shape)
-    if (
-        weight.shape != (channels, k)
-        or bias.shape != (channels,)
-        or history_shape
-        not in (
-            None,
-            (batch, k - 1, channels),
-        )
-    ):
+    fits_history = history_shape in (None, (batch, k - 1, channels))
+    if weight.shape != (channels, k) or bias.shape != (channels,) or not fits_history:
         raise ValueError(
             f"causal conv: weight {tuple(weight.shape)}, bias {tuple(bias.shape)} and history "
             f"{history_shape} do not fit x of shape {tuple(x.shape)}"
@@ -435,8 +422,7 @@ def causal_conv_silu_fused(
 def causal_conv_silu(x, weight, bias, history=None):
     """The mixer's convolution + SiLU: the fused kernel on CPU when it builds, else the
     reference (GHOST_SCAN chooses for both kernels)."""
-    mode = _mode()
-    if mode == "fused" or (mode == "auto" and x.device.type == "cpu" and _load_kernel()):
+    if _use_kernel(x):
         return causal_conv_silu_fused(x, weight, bias, history)
     return causal_conv_silu_ref(x, weight, bias, history)
 
@@ -446,6 +432,20 @@ def _mode() -> str:
     if mode not in ("auto", "fused", "ref"):
         raise ValueError(f"GHOST_SCAN must be auto, fused or ref, not {mode!r}")
     return mode
+
+
+def _use_kernel(t: torch.Tensor) -> bool:
+    """What the dispatchers choose for tensors like `t`: GHOST_SCAN=fused always (and fails
+    loudly if unbuilt), auto on CPU when the library builds, ref never."""
+    mode = _mode()
+    return mode == "fused" or (mode == "auto" and t.device.type == "cpu" and bool(_load_kernel()))
+
+
+def _require_kernel(what: str, t: torch.Tensor) -> None:
+    if _load_kernel() is None:
+        raise RuntimeError(f"fused {what} kernel unavailable: {_kernel_error}")
+    if t.device.type != "cpu":
+        raise ValueError(f"the fused {what} runs on CPU tensors, not {t.device}")
 
 
 def selective_scan(
@@ -463,8 +463,7 @@ def selective_scan(
 ):
     """The model's scan: the fused kernel on CPU when it builds, else the reference."""
     args = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state)
-    mode = _mode()
-    if mode == "fused" or (mode == "auto" and u.device.type == "cpu" and _load_kernel()):
+    if _use_kernel(u):
         return selective_scan_fused(*args)
     return selective_scan_ref(*args)
 

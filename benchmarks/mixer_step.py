@@ -31,10 +31,10 @@ ensure_fast_allocator()
 
 import torch  # noqa: E402
 from paired_timing import Case, paired_ratio, run_interleaved, summary  # noqa: E402
+from train_throughput import Trainer, build_model, byte_batch  # noqa: E402
 
 from ghost.bench.machine import machine_record  # noqa: E402
 from ghost.model import mamba, scan_fused  # noqa: E402
-from ghost.model.ghost import GhostModel  # noqa: E402
 from ghost.model.scan import causal_conv_silu_ref  # noqa: E402
 from ghost.model.scan_fused import _gate, causal_conv_silu, kernel_status  # noqa: E402
 from ghost.runtime import configure  # noqa: E402
@@ -63,18 +63,12 @@ VARIANTS = {
 
 def training_step(variant: str, ids: torch.Tensor, seed: int = 0):
     """A closure running one training step of a fresh model with `variant`'s kernels."""
-    torch.manual_seed(seed)
-    model = GhostModel.from_preset("v5-fast").train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1, fused=True)
+    trainer = Trainer(build_model("ghost", seed))
 
     def step() -> None:
         for module, name, value in VARIANTS[variant]:
             setattr(module, name, value)
-        loss = model(ids, labels=ids).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        trainer.step("fp32", ids)
 
     return step
 
@@ -117,7 +111,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     threads = configure(args.threads)
     batch, length = (int(v) for v in args.shape.lower().split("x"))
-    ids = torch.randint(0, 256, (batch, length), generator=torch.Generator().manual_seed(0))
+    ids = byte_batch(batch, length)
     cases = [Case(name, training_step(name, ids), steps=args.steps, warmup=3) for name in VARIANTS]
     run_interleaved(cases, args.rounds)
     before, after = cases

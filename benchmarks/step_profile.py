@@ -4,7 +4,8 @@
         [--threads 2]
 
 For each batch shape, one v5-fast model trains the step Ghost's loop takes (forward with
-labels, backward, gradient clipping, fused AdamW) on random bytes: 3 warm-up steps, then
+labels, backward, gradient clipping, fused AdamW: train_throughput's `Trainer`, whose
+phases are labelled for the profiler) on random bytes: 3 warm-up steps, then
 `--steps` steps under torch.profiler. Reported per shape: wall milliseconds a step in each
 phase (forward, backward, optimizer: the clip and AdamW), and the operators by self CPU time
 a step (the fused scan kernel's forward and backward appear as `ghost::scan*` / the autograd
@@ -28,10 +29,10 @@ from ghost.launcher import ensure_fast_allocator
 ensure_fast_allocator()
 
 import torch  # noqa: E402
+from train_throughput import Trainer, build_model, byte_batch  # noqa: E402
 
 from ghost.bench.machine import machine_record  # noqa: E402
-from ghost.model.ghost import GhostModel  # noqa: E402
-from ghost.runtime import autocast, configure, native_bf16, resolve_precision  # noqa: E402
+from ghost.runtime import configure, native_bf16, resolve_precision  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PHASES = ("forward", "backward", "optimizer")
@@ -39,30 +40,15 @@ WARMUP = 3
 TOP = 25
 
 
-def train_step(model, optimizer, precision: str, ids: torch.Tensor) -> None:
-    with torch.profiler.record_function("forward"), autocast(precision):
-        loss = model(ids, labels=ids).loss
-    with torch.profiler.record_function("backward"):
-        loss.backward()
-    with torch.profiler.record_function("optimizer"):
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-
 def profile_shape(batch: int, length: int, steps: int, precision: str, seed: int = 0) -> dict:
-    torch.manual_seed(seed)
-    model = GhostModel.from_preset("v5-fast").train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.1, fused=True)
-    generator = torch.Generator().manual_seed(seed)
-    ids = torch.randint(0, 256, (batch, length), generator=generator)
+    trainer, ids = Trainer(build_model("ghost", seed)), byte_batch(batch, length, seed)
     for _ in range(WARMUP):
-        train_step(model, optimizer, precision, ids)
+        trainer.step(precision, ids)
     activities = [torch.profiler.ProfilerActivity.CPU]
     with torch.profiler.profile(activities=activities) as prof:
         for _ in range(steps):
             with torch.profiler.record_function("step"):
-                train_step(model, optimizer, precision, ids)
+                trainer.step(precision, ids)
     events = prof.key_averages()
     # Wall time of the labelled regions (CPU total of a record_function is its wall span).
     span = {e.key: e.cpu_time_total / 1e3 / steps for e in events if e.key in ("step", *PHASES)}

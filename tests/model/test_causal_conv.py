@@ -19,14 +19,7 @@ from ghost.model.mamba import MambaMixer, MambaState
 from ghost.model.scan import causal_conv_silu_ref
 from ghost.model.scan_fused import causal_conv_silu, causal_conv_silu_fused
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread unless a test sets more (tiny shapes; see test_scan_fused)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/model/conftest.py
 
 
 def make_inputs(batch, length, channels, k, history, dtype=torch.float32):

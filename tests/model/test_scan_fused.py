@@ -21,15 +21,7 @@ from ghost.model.scan_fused import kernel_status, selective_scan, selective_scan
 NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread unless a test sets more: these shapes are tiny, and on a busy 2-core
-    machine each parallel region (the reference runs hundreds) can wait a whole time slice
-    for its second thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/model/conftest.py
 
 
 def make_inputs(batch, length, channels, n, dtype=torch.float32):

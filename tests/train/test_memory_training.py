@@ -117,18 +117,25 @@ def test_the_memory_parts_get_gradients(tmp_path):
     )
 
 
-def test_a_rows_bank_holds_its_facts_and_the_distractors_nearest_its_question():
-    import random
+def _banks_setup(bank_size: int, pool_size: int, step: int):
+    """A tiny model and a MemoryTraining whose pool is the eight capitals, as `_banks` sees
+    them at `step` (the parts of the training state it reads)."""
     from types import SimpleNamespace
 
     from ghost.model.ghost import GhostModel
 
     torch.manual_seed(0)
     model = GhostModel.from_preset("tiny").eval()
-    service = MemoryTraining(bank_size=4, pool_size=12)
+    service = MemoryTraining(bank_size=bank_size, pool_size=pool_size)
     service.all_facts = [f"The capital of {c} is {city}." for c, city in CAPITALS.items()]
     service.seed = 0
-    state = SimpleNamespace(model=model, step=3)
+    return model, service, SimpleNamespace(model=model, step=step)
+
+
+def test_a_rows_bank_holds_its_facts_and_the_distractors_nearest_its_question():
+    import random
+
+    model, service, state = _banks_setup(bank_size=4, pool_size=12, step=3)
     prompts = ["Q: What is the capital of Peru?\nA: ", "Q: Who wrote Hamlet?\nA: ", "Q: x\nA: "]
     owns = [["The capital of Peru is Lima."], [], ["Hamlet was written by Shakespeare."]]
     excluded = [set(), {"The capital of Peru is Lima."}, {"The capital of Japan is Tokyo."}]
@@ -169,16 +176,8 @@ def test_the_read_rows_come_from_the_steps_one_encoder_pass():
     entries' (only those read, only as wide as the widest), its scores the pass's keys and
     the lexical scores over the corpus, the same as encoding the banks on their own."""
     import random
-    from types import SimpleNamespace
 
-    from ghost.model.ghost import GhostModel
-
-    torch.manual_seed(0)
-    model = GhostModel.from_preset("tiny").eval()
-    service = MemoryTraining(bank_size=3, pool_size=6)
-    service.all_facts = [f"The capital of {c} is {city}." for c, city in CAPITALS.items()]
-    service.seed = 0
-    state = SimpleNamespace(model=model, step=5)
+    model, service, state = _banks_setup(bank_size=3, pool_size=6, step=5)
     prompts = ["Q: What is the capital of Peru?\nA: ", "Q: Who wrote Hamlet?\nA: "]
     owns = [["The capital of Peru is Lima."], None]
     banks, encoded, queries, corpus, lexical = service._banks(

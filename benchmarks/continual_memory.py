@@ -19,7 +19,9 @@ import statistics
 import sys
 from pathlib import Path
 
-from ghost.continual.metrics import average_accuracy, forgetting
+from ghost.continual.metrics import matrix_metrics
+from ghost.continual.metrics import spread as cl_spread
+from ghost.continual.report import spread_cell
 
 STRATEGIES = ("naive", "ewc", "memory", "memory-ewc")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -32,19 +34,20 @@ def per_seed(results: dict, strategy: str) -> dict[str, dict]:
         matrix = run["retention"]
         if any(v is None for row in matrix for v in row):
             continue
-        forgot = forgetting(matrix)
+        m = matrix_metrics(matrix)
         rows[seed] = {
             "retention": matrix,
             "heldout": run["heldout"],
-            "average_accuracy": 100 * average_accuracy(matrix),
-            "average_forgetting": 100 * sum(forgot) / len(forgot),
-            "forgetting": [100 * f for f in forgot],
+            "average_accuracy": 100 * m["average_accuracy"],
+            "average_forgetting": 100 * m["average_forgetting"],
+            "forgetting": [100 * f for f in m["forgetting"]],
         }
     return rows
 
 
 def spread(values: list[float]) -> str:
-    return f"{statistics.median(values):.1f} [{min(values):.1f}, {max(values):.1f}]"
+    """Percentages over seeds as the continual report writes them: median [min, max]."""
+    return spread_cell(cl_spread([v / 100 for v in values]))
 
 
 def markdown(results: dict, table: dict[str, dict[str, dict]], note: str) -> str:

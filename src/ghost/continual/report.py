@@ -148,7 +148,8 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}"
 
 
-def _spread_cell(spread: dict | None) -> str:
+def spread_cell(spread: dict | None) -> str:
+    """A `metrics.spread` as a table cell in percent: "median [min, max]"."""
     if spread is None:
         return "n/a"
     if spread["min"] == spread["max"]:
@@ -166,12 +167,12 @@ def _comparison(results: dict) -> list[list[str]]:
         rows.append(
             [
                 strategy,
-                _spread_cell(kept["average_accuracy"]),
-                _spread_cell(kept["average_forgetting"]),
-                _spread_cell(kept["backward_transfer"]),
-                _spread_cell(kept["last_task_accuracy"]),
-                _spread_cell(held["average_accuracy"]) if held else "n/a",
-                _spread_cell(held["average_forgetting"]) if held else "n/a",
+                spread_cell(kept["average_accuracy"]),
+                spread_cell(kept["average_forgetting"]),
+                spread_cell(kept["backward_transfer"]),
+                spread_cell(kept["last_task_accuracy"]),
+                spread_cell(held["average_accuracy"]) if held else "n/a",
+                spread_cell(held["average_forgetting"]) if held else "n/a",
             ]
         )
     return rows

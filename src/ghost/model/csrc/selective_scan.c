@@ -530,14 +530,15 @@ int ghost_scan_forward(const struct ghost_scan_problem *p, float *y, float *last
     return 0;
 }
 
-/* out[i] = sum over threads of parts[thread * stride + i], in thread order. Called inside
- * the parallel region: the loop is shared among its threads. */
-static void reduce_partials(float *out, const float *parts, int64_t n, int64_t stride, int threads)
+/* out[i] = sum over the `count` partials of parts[k * stride + i], in order k = 0, 1, ...
+ * (per thread, or per batch element). Called inside the parallel region: the loop is
+ * shared among its threads. */
+static void reduce_partials(float *out, const float *parts, int64_t n, int64_t stride, int count)
 {
 #pragma omp for schedule(static)
     for (int64_t i = 0; i < n; i++) {
         float s = 0.0f;
-        for (int t = 0; t < threads; t++)
+        for (int t = 0; t < count; t++)
             s += parts[t * stride + i];
         out[i] = s;
     }
@@ -708,16 +709,9 @@ int ghost_conv_silu_backward(const struct ghost_conv_problem *p, const float *ds
                     store_n(dhistory + (b * (K - 1) + P) * ED + d, g, n);
                 }
         }
-#pragma omp for schedule(static)
-        for (int64_t i = 0; i < sums_size; i++) {
-            float total = 0.0f;
-            for (int64_t b = 0; b < p->batch; b++)
-                total += sums[b * sums_size + i];
-            if (i < K * ED)
-                dtaps[i] = total;
-            else
-                dbias[i - K * ED] = total;
-        }
+        /* The per-batch-element sums, added in batch order. */
+        reduce_partials(dtaps, sums, K * ED, sums_size, (int)p->batch);
+        reduce_partials(dbias, sums + K * ED, ED, sums_size, (int)p->batch);
     }
     return 0;
 }

@@ -47,6 +47,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ghost.bench.machine import code_version
 from ghost.config import GhostConfig, TrainConfig
 from ghost.continual import metrics as cl_metrics
 from ghost.continual.config import (
@@ -106,8 +107,6 @@ class _Runner:
         self.trained_now = 0
         self.sweep: dict | None = None
         self.ewc_lambda: float | None = None
-        from ghost.bench.machine import code_version
-
         self.code = code_version()  # what this invocation runs; a later commit is not it
 
     # --- nodes ------------------------------------------------------------------------

@@ -39,6 +39,7 @@ def run(conv, inputs):
     x = leaves["xz"][..., :channels]  # a strided view, as the mixer passes it
     u = conv(x, leaves["weight"], leaves["bias"], leaves.get("history"))
     r = torch.randn(u.shape, generator=torch.Generator().manual_seed(7))
+    r = r.to(torch.bfloat16).float()  # exact in bf16: a bf16 u gets the same gradient
     (u.double() * r.double()).sum().backward()
     return u, {k: v.grad for k, v in leaves.items()}
 
@@ -84,6 +85,38 @@ def test_bf16_inputs_compute_in_fp32_and_return_bf16():
     assert u.dtype == torch.bfloat16
     assert all(g.dtype == torch.bfloat16 for g in grads.values())
     assert_close(u, ref, tol=2e-2, what="bf16 output")
+
+
+def test_bf16_x_is_read_in_place_with_fp32_results_rounded_once():
+    """x a bf16 view of in_proj's output: read as it is, computed in fp32, u and dx rounded to
+    bf16 once: exactly the fp32 kernel's results on the same values, rounded."""
+    inputs = make_inputs(2, 70, 40, 4, False)
+    inputs["xz"] = inputs["xz"].to(torch.bfloat16)
+    u, grads = run(causal_conv_silu_fused, inputs)
+    u32, grads32 = run(causal_conv_silu_fused, {**inputs, "xz": inputs["xz"].float()})
+    assert u.dtype == torch.bfloat16
+    assert torch.equal(u, u32.to(torch.bfloat16))
+    for name, grad in grads.items():
+        assert torch.equal(grad, grads32[name].to(grad.dtype)), f"d{name}"
+
+
+def test_under_autocast_the_mixer_makes_no_cast_pass_over_its_activations():
+    """bf16 autocast: the kernels read in_proj's bf16 output and write bf16, so neither the
+    forward nor the backward copies a (B, L, ED) activation to another dtype."""
+    torch.manual_seed(0)
+    mixer = MambaMixer(32, d_state=16, dt_rank=4)
+    x = torch.randn(2, 40, 32, requires_grad=True)
+    with torch.profiler.profile(record_shapes=True) as prof:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = mixer(x)
+        y.float().sum().backward()
+    activation = [2, 40, mixer.d_inner]
+    copies = [
+        e.name
+        for e in prof.events()
+        if e.name in ("aten::copy_", "aten::_to_copy") and e.input_shapes[:1] == [activation]
+    ]
+    assert copies == []
 
 
 def test_mismatched_shapes_are_refused():

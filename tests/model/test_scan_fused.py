@@ -107,7 +107,7 @@ def test_a_gate_given_as_a_view_of_a_wider_tensor_is_read_in_place():
     wide = torch.randn(2, 70, 48)
     wide[..., 24:] = inputs["z"]
     inputs["z"] = wide[..., 24:]  # the mixer's z: the second half of in_proj's output
-    assert scan_fused._gate(inputs["z"]).data_ptr() == inputs["z"].data_ptr()
+    assert scan_fused._gate(inputs["z"], torch.float32).data_ptr() == inputs["z"].data_ptr()
     check_against_reference(inputs)
 
 
@@ -150,6 +150,34 @@ def test_bf16_inputs_compute_in_fp32_and_return_bf16():
     assert y.dtype == torch.bfloat16
     assert all(g.dtype == torch.bfloat16 for g in grads.values())
     assert_close(y, ref, tol=2e-2, what="bf16 output")  # one bf16 rounding of the output
+
+
+def test_bf16_activations_are_read_and_written_in_place_with_fp32_results_rounded_once():
+    """u, delta and z in bf16 (the rest fp32, as under autocast): the kernel widens them in
+    registers, so its output and gradients are exactly the fp32 kernel's on the same values,
+    rounded to bf16 once (nearest even, as PyTorch rounds)."""
+    inputs = make_inputs(2, 70, 40, 16)
+    for name in ("u", "delta", "z"):
+        inputs[name] = inputs[name].to(torch.bfloat16)
+    grad_out = torch.randn(2, 70, 40).to(torch.bfloat16).float()  # the same dy in both runs
+    y, grads = run(selective_scan_fused, inputs, grad_out)
+    widened = {k: v.float() for k, v in inputs.items()}
+    y32, grads32 = run(selective_scan_fused, widened, grad_out)
+    assert y.dtype == torch.bfloat16
+    assert torch.equal(y, y32.to(torch.bfloat16))
+    for name, grad in grads.items():
+        assert grad.dtype == inputs[name].dtype, name
+        assert torch.equal(grad, grads32[name].to(grad.dtype)), f"d{name}"
+
+
+def test_bf16_rounding_keeps_nan_and_infinity():
+    inputs = make_inputs(1, 6, 16, 16, dtype=torch.bfloat16)
+    inputs["delta"][0, 2, 3] = float("nan")
+    inputs["z"][0, 1, 5] = float("inf")  # silu(inf) = inf: the output is +-inf or NaN
+    y = selective_scan_fused(**inputs)
+    assert torch.isnan(y[0, 2:, 3]).all()
+    assert not torch.isfinite(y[0, 1, 5])
+    assert torch.isfinite(y[0, :, 4]).all()
 
 
 def test_autocast_does_not_lower_the_scan_precision():

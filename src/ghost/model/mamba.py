@@ -40,6 +40,12 @@ class MambaState:
         return MambaState(self.conv[rows], self.ssm[rows])
 
 
+def _linear_input(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """y as out_proj takes it: in x's dtype, except under autocast, where the Linear casts
+    to bf16 itself (a cast to the fp32 input's dtype and back would be two passes over y)."""
+    return y if torch.is_autocast_enabled(x.device.type) else y.to(x.dtype)
+
+
 class MambaMixer(nn.Module):
     def __init__(
         self,
@@ -105,7 +111,7 @@ class MambaMixer(nn.Module):
             y, h = selective_scan(
                 u, delta, A, B, C, return_last_state=True, initial_state=h0, **scan_args
             )
-            out = self.out_proj(y.to(x.dtype))
+            out = self.out_proj(_linear_input(y, x))
             x_t = x_in.transpose(1, 2)  # (B, ED, L)
             window = (
                 torch.cat([state.conv, x_t.to(state.conv.dtype)], dim=2)
@@ -114,7 +120,7 @@ class MambaMixer(nn.Module):
             )
             return out, MambaState(conv=window[:, :, -self.d_conv :].float(), ssm=h)
         y = selective_scan(u, delta, A, B, C, **scan_args)  # (B, L, ED)
-        return self.out_proj(y.to(x.dtype))
+        return self.out_proj(_linear_input(y, x))
 
     def empty_state(self, batch: int, device=None) -> MambaState:
         return MambaState(

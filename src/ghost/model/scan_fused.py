@@ -9,7 +9,8 @@ Map:
   cache, keyed by source, flags, compiler version and CPU, and loads it; if that fails it
   warns once and the dispatcher uses the reference. No torch headers: installing Ghost
   never builds anything against torch.
-- `_SelectiveScanFn` is the autograd Function: fp32 in, chunk start states saved, gradients
+- `_SelectiveScanFn` is the autograd Function: activations in fp32 or bf16 (read and
+  written as they are, computed in fp32), chunk start states saved, gradients
   for every input (including the initial state and through the last state).
 - `selective_scan_fused` (always the kernel) and `selective_scan` (the dispatcher, what the
   model calls) share the reference's signature. `kernel_status()` is for `ghost info`.
@@ -57,6 +58,7 @@ class _Problem(ctypes.Structure):
         ),
         ("softplus", ctypes.c_int32),
         ("n_threads", ctypes.c_int32),
+        ("bf16", ctypes.c_int32),
         *((name, ctypes.c_void_p) for name in ("u", "delta", "A", "B", "C", "D", "z")),
         ("delta_bias", ctypes.c_void_p),
         ("h0", ctypes.c_void_p),
@@ -81,6 +83,7 @@ class _ConvProblem(ctypes.Structure):
             for name in ("batch", "length", "channels", "width", "x_batch_stride", "x_row_stride")
         ),
         ("n_threads", ctypes.c_int32),
+        ("bf16", ctypes.c_int32),
         *((name, ctypes.c_void_p) for name in ("x", "history", "taps", "bias")),
     ]
 
@@ -172,12 +175,24 @@ def _f32(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None else t.float().contiguous()
 
 
-def _gate(z: torch.Tensor | None) -> torch.Tensor | None:
-    """z in fp32; a view with unit channel stride and evenly spaced rows (the mixer's half of
-    in_proj's output) is passed as it is: the kernel takes z's row stride."""
+def _io_dtype(*activations: torch.Tensor | None) -> torch.dtype:
+    """The dtype the kernels read and write activations in: bf16 when all of them are bf16
+    (a bf16 model, or autocast), else fp32. Inside, they always compute in fp32."""
+    given = [t.dtype for t in activations if t is not None]
+    return torch.bfloat16 if all(d == torch.bfloat16 for d in given) else torch.float32
+
+
+def _io(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    return None if t is None else t.to(dtype).contiguous()
+
+
+def _gate(z: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """z in the activations' dtype; a view with unit channel stride and evenly spaced rows
+    (the mixer's half of in_proj's output) is passed as it is: the kernel takes z's row
+    stride."""
     if z is None:
         return None
-    z = z.float()
+    z = z.to(dtype)
     batch, length, _ = z.shape
     if z.stride(2) == 1 and (batch == 1 or z.stride(0) == length * z.stride(1)):
         return z
@@ -208,12 +223,14 @@ def _problem(u, delta, A_, B_, C_, D, z, delta_bias, h0, delta_softplus) -> _Pro
         z_row_stride=channels if z is None else z.stride(1),
         softplus=int(delta_softplus),
         n_threads=torch.get_num_threads(),
+        bf16=int(u.dtype == torch.bfloat16),
         **{name: _ptr(t) for name, t in tensors.items()},
     )
 
 
 class _SelectiveScanFn(torch.autograd.Function):
-    """y, last_state = scan(...) on fp32 tensors; the dispatcher handles dtypes."""
+    """y, last_state = scan(...): u, delta, z (and y, and their gradients) in fp32 or bf16
+    alike, everything else fp32; the dispatcher handles dtypes."""
 
     @staticmethod
     def forward(
@@ -226,14 +243,15 @@ class _SelectiveScanFn(torch.autograd.Function):
         h0 = None if initial_state is None else _pad_state(initial_state, np_)
         problem = _problem(u, delta, A_, B_, C_, D, z, delta_bias, h0, delta_softplus)
         y = torch.empty_like(u)  # (B, L, ED)
-        last = u.new_empty(batch, channels, np_) if return_last_state else None  # (B, ED, NP)
+        state = dict(dtype=torch.float32)
+        last = torch.empty(batch, channels, np_, **state) if return_last_state else None
         # The state entering each chunk of _CHUNK steps after the first, for the backward's
         # recompute (none at all up to _CHUNK steps).
         chunks = max(-(-length // _CHUNK) - 1, 0)
         grads = any(ctx.needs_input_grad)
-        ckpt = u.new_empty(batch, channels, chunks, np_) if grads else None
+        ckpt = torch.empty(batch, channels, chunks, np_, **state) if grads else None
         # <h_t, C_t>, which the gate's gradient needs: kept rather than recomputed.
-        y0 = u.new_empty(u.shape) if grads and z is not None and _KEEP_Y0 else None
+        y0 = torch.empty(u.shape, **state) if grads and z is not None and _KEEP_Y0 else None
         status = _load_kernel().ghost_scan_forward(
             ctypes.byref(problem), _ptr(y), _ptr(last), _ptr(ckpt), _ptr(y0)
         )
@@ -251,7 +269,7 @@ class _SelectiveScanFn(torch.autograd.Function):
         # the tensors, and the thread count may have changed.
         problem = _problem(u, delta, A_, B_, C_, D, z, delta_bias, h0, ctx.delta_softplus)
         n = ctx.n
-        dy = torch.zeros_like(u) if dy is None else dy.float().contiguous()
+        dy = torch.zeros_like(u) if dy is None else dy.to(u.dtype).contiguous()
         dlast = None if dlast is None else _pad_state(dlast, A_.shape[1])
         grads = {
             "du": torch.empty_like(u),
@@ -260,7 +278,7 @@ class _SelectiveScanFn(torch.autograd.Function):
             "dB": torch.empty_like(B_),
             "dC": torch.empty_like(C_),
             "dD": None if D is None else torch.empty_like(D),
-            "dz": None if z is None else torch.empty(z.shape),
+            "dz": None if z is None else torch.empty(z.shape, dtype=u.dtype),
             "ddelta_bias": None if delta_bias is None else torch.empty_like(delta_bias),
             "dh0": None if h0 is None else torch.empty_like(h0),
         }
@@ -333,10 +351,12 @@ def selective_scan_fused(
     """The fused kernel; arguments and results as `selective_scan_ref`. Raises if unbuilt."""
     _require_kernel("selective scan", u)
     _check_shapes(u, delta, A, B, C, D, z, delta_bias, initial_state)
-    # The kernel computes in fp32 whatever autocast says; the casts are differentiable, so
-    # bf16 inputs get bf16 gradients back.
-    before, after = (u, delta, A, B, C, D), (delta_bias, initial_state)
-    tensors = (*(_f32(t) for t in before), _gate(z), *(_f32(t) for t in after))
+    # The kernel computes in fp32 whatever autocast says; it reads and writes the
+    # activations in bf16 when they all are (no cast passes), and the casts of the rest are
+    # differentiable, so every input gets its gradient in its own dtype.
+    io = _io_dtype(u, delta, z)
+    params = (*(_f32(t) for t in (A, B, C, D)), _gate(z, io), _f32(delta_bias))
+    tensors = (_io(u, io), _io(delta, io), *params, _f32(initial_state))
     y, last = _SelectiveScanFn.apply(*tensors, delta_softplus, return_last_state)
     y = y.to(u.dtype)
     return (y, last) if return_last_state else y
@@ -354,6 +374,7 @@ def _conv_problem(x, taps, bias, history) -> _ConvProblem:
         x_batch_stride=x.stride(0),
         x_row_stride=x.stride(1),
         n_threads=torch.get_num_threads(),
+        bf16=int(x.dtype == torch.bfloat16),
         x=_ptr(x),
         history=_ptr(history),
         taps=_ptr(taps),
@@ -362,13 +383,15 @@ def _conv_problem(x, taps, bias, history) -> _ConvProblem:
 
 
 class _CausalConvSiluFn(torch.autograd.Function):
-    """u = silu(causal_conv(x)) on fp32 tensors; silu'(pre) is kept for the backward."""
+    """u = silu(causal_conv(x)): x and u (and their gradients) fp32 or bf16 alike, the rest
+    fp32 (no history with bf16); silu'(pre) is kept in fp32 for the backward."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, history):
         taps = weight.t().contiguous()  # (K, ED): a row of taps per shift, like x's rows
         u = x.new_empty(x.shape)  # (B, L, ED)
-        dsilu = x.new_empty(x.shape) if any(ctx.needs_input_grad) else None  # silu'(pre)
+        grads = any(ctx.needs_input_grad)
+        dsilu = torch.empty(x.shape, dtype=torch.float32) if grads else None  # silu'(pre)
         _load_kernel().ghost_conv_silu_forward(
             ctypes.byref(_conv_problem(x, taps, bias, history)), _ptr(u), _ptr(dsilu)
         )
@@ -378,7 +401,7 @@ class _CausalConvSiluFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, du):
         x, taps, bias, history, dsilu = ctx.saved_tensors
-        du = du.float().contiguous()
+        du = du.to(x.dtype).contiguous()
         dx, dtaps, dbias = torch.empty_like(du), torch.empty_like(taps), torch.empty_like(bias)
         dhistory = None if history is None else torch.empty_like(history)
         status = _load_kernel().ghost_conv_silu_backward(
@@ -412,10 +435,12 @@ def causal_conv_silu_fused(
             f"causal conv: weight {tuple(weight.shape)}, bias {tuple(bias.shape)} and history "
             f"{history_shape} do not fit x of shape {tuple(x.shape)}"
         )
-    x32 = x.float()
-    if x32.stride(-1) != 1:  # a view of in_proj's output keeps unit channel stride: no copy
-        x32 = x32.contiguous()
-    u = _CausalConvSiluFn.apply(x32, _f32(weight), _f32(bias), _f32(history))
+    # bf16 x is read as it is, but a history (a cached state, fp32) wants fp32 x beside it
+    io = _io_dtype(x) if history is None else torch.float32
+    x_io = x.to(io)
+    if x_io.stride(-1) != 1:  # a view of in_proj's output keeps unit channel stride: no copy
+        x_io = x_io.contiguous()
+    u = _CausalConvSiluFn.apply(x_io, _f32(weight), _f32(bias), _f32(history))
     return u.to(x.dtype)
 
 

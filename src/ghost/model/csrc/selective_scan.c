@@ -7,9 +7,10 @@
  *     y_t  = (<h_t, C_t> + D * u_t) * silu(z_t)
  *
  * Layouts (row-major): u, delta, z, y: (B, L, ED); A: (ED, NP); B, C: (B, L, NP);
- * D, bias: (ED,); states: (B, ED, NP); z may also be a view with rows z_row_stride apart. NP is N rounded up by the caller to a multiple of
- * 16 (so of LANES below), padded with zeros: a zero in A and B keeps the padded states at
- * exactly zero.
+ * D, bias: (ED,); states: (B, ED, NP); z may also be a view with rows z_row_stride apart.
+ * NP is N rounded up by the caller to a multiple of 16 (so of LANES below), padded with
+ * zeros: a zero in A and B keeps the padded states at exactly zero. The activations (u,
+ * delta, z, y and their gradients) are fp32 or bf16 (io_load / io_store); the rest is fp32.
  *
  * Map of this file:
  *   1. vec helpers: a vector of LANES floats (16 with AVX-512: one register, and all of
@@ -87,6 +88,38 @@ static inline void store_n(float *p, vec v, int n)
 }
 
 static inline void add_to(float *p, vec v) { store(p, load(p) + v); }
+
+/* Activations (the streams of B x L x ED values: u, delta, z, y and their gradients) come
+ * in fp32 or bf16, the top half of an fp32: io_load widens in registers and io_store rounds
+ * to nearest even (NaN stays NaN), so a bf16 model needs no cast passes around the kernels.
+ * Everything inside (states, sums, the saved tensors) is fp32. */
+typedef uint32_t vecu __attribute__((vector_size(4 * LANES)));
+typedef uint16_t halves __attribute__((vector_size(2 * LANES)));
+
+static inline vec io_load(const void *p, int64_t at, int n, int bf16)
+{
+    if (!bf16)
+        return load_n((const float *)p + at, n);
+    halves h = {0};
+    memcpy(&h, (const uint16_t *)p + at, n == LANES ? sizeof h : sizeof(uint16_t) * (size_t)n);
+    return (vec)(__builtin_convertvector(h, vecu) << 16);
+}
+
+static inline void io_store(void *p, int64_t at, vec v, int n, int bf16)
+{
+    if (!bf16) {
+        store_n((float *)p + at, v, n);
+        return;
+    }
+    vecu bits = (vecu)v, nan = (vecu)((bits & 0x7fffffffu) > 0x7f800000u);
+    vecu rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+    rounded = (rounded & ~nan) | (((bits >> 16) | 0x40u) & nan);
+    halves h = __builtin_convertvector(rounded, halves);
+    memcpy((uint16_t *)p + at, &h, n == LANES ? sizeof h : sizeof(uint16_t) * (size_t)n);
+}
+
+/* Bytes per activation value. */
+static inline int64_t io_size(int bf16) { return bf16 ? 2 : 4; }
 
 /* mask ? a : b, lane by lane (the ?: operator on vectors is C++-only). */
 static inline vec vselect(veci mask, vec a, vec b)
@@ -204,11 +237,18 @@ struct ghost_scan_problem {
     int64_t chunk;                           /* steps between saved states */
     int64_t z_row_stride; /* floats between z's rows: ED, or 2 ED for a view of in_proj's output */
     int32_t softplus, n_threads;
-    const float *u, *delta, *A, *B, *C, *D, *z, *delta_bias, *h0;
+    int32_t bf16; /* u, delta, z, y, dy, du, ddelta and dz are bf16 (else fp32) */
+    const void *u, *delta;
+    const float *A, *B, *C, *D;
+    const void *z;
+    const float *delta_bias, *h0;
 };
 
 struct ghost_scan_grads {
-    float *du, *ddelta, *dA, *dB, *dC, *dD, *dz, *ddelta_bias, *dh0; /* dD, dz, dbias, dh0 optional */
+    void *du, *ddelta; /* activations, in the problem's dtype */
+    float *dA, *dB, *dC, *dD;
+    void *dz;
+    float *ddelta_bias, *dh0; /* dD, dz, dbias, dh0 optional */
 };
 
 static inline int64_t n_chunks(const struct ghost_scan_problem *p)
@@ -259,12 +299,12 @@ static void tile_dt(const struct ghost_scan_problem *p, struct tile *tl, int bac
     vec bias = p->delta_bias ? load_n(p->delta_bias + tl->d0, tl->width) : splat(0.0f);
     for (int64_t t = 0; t < L; t++) {
         int64_t at = (tl->b * L + t) * ED + tl->d0;
-        if (t + 8 < L) { /* rows are ED floats apart, each a new cache line: ask early */
-            __builtin_prefetch(p->delta + at + 8 * ED);
-            __builtin_prefetch(p->u + at + 8 * ED);
+        if (t + 8 < L) { /* rows are ED values apart, each a new cache line: ask early */
+            __builtin_prefetch((const char *)p->delta + (at + 8 * ED) * io_size(p->bf16));
+            __builtin_prefetch((const char *)p->u + (at + 8 * ED) * io_size(p->bf16));
         }
-        vec x = load_n(p->delta + at, tl->width) + bias;
-        vec u = load_n(p->u + at, tl->width);
+        vec x = io_load(p->delta, at, tl->width, p->bf16) + bias;
+        vec u = io_load(p->u, at, tl->width, p->bf16);
         vec dt = p->softplus ? vsoftplus(x) : x;
         store(tl->dt + t * LANES, dt);
         store(tl->dtu + t * LANES, dt * u);
@@ -332,7 +372,7 @@ static inline void tile_step(const struct tile *tl, const vec a[LANES], int64_t 
  * of them and their outputs come out of one sum_lanes, already in the tile's layout.
  * ckpt gets the state entering each chunk after the first (for the backward) and last the
  * final state, when non-NULL. */
-static void forward_tile(const struct ghost_scan_problem *p, struct tile *tl, float *y,
+static void forward_tile(const struct ghost_scan_problem *p, struct tile *tl, void *y,
                          float *last, float *ckpt, float *y0_out)
 {
     const int64_t L = p->length, ED = p->channels, NP = p->nstate, w = tl->width;
@@ -355,14 +395,14 @@ static void forward_tile(const struct ghost_scan_problem *p, struct tile *tl, fl
     vec D = p->D ? load_n(p->D + tl->d0, w) : splat(0.0f);
     for (int64_t t = 0; t < L; t++) {
         int64_t at = (tl->b * L + t) * ED + tl->d0;
-        vec out = load(tl->y0 + t * LANES) + D * load_n(p->u + at, w);
+        vec out = load(tl->y0 + t * LANES) + D * io_load(p->u, at, w, p->bf16);
         if (y0_out)
             store_n(y0_out + at, load(tl->y0 + t * LANES), w);
         if (p->z) {
-            vec z = load_n(p->z + (tl->b * L + t) * p->z_row_stride + tl->d0, w);
+            vec z = io_load(p->z, (tl->b * L + t) * p->z_row_stride + tl->d0, w, p->bf16);
             out *= z * vsigmoid(z);
         }
-        store_n(y + at, out, w);
+        io_store(y, at, out, w, p->bf16);
     }
 }
 
@@ -441,7 +481,7 @@ static void backward_slice(const struct ghost_scan_problem *p, struct tile *tl, 
 }
 
 static void backward_tile(const struct ghost_scan_problem *p, struct tile *tl, const float *ckpt,
-                          const float *y0_saved, const float *dy, const float *dlast,
+                          const float *y0_saved, const void *dy, const float *dlast,
                           const struct ghost_scan_grads *gr, struct partials *part)
 {
     const int64_t L = p->length, ED = p->channels;
@@ -450,9 +490,10 @@ static void backward_tile(const struct ghost_scan_problem *p, struct tile *tl, c
     /* Prologue: dy0 = dLoss/d(pre-gate output); dgate = dy * silu'(z), times y0 later. */
     for (int64_t t = 0; t < L; t++) {
         int64_t at = (tl->b * L + t) * ED + tl->d0;
-        vec dout = load_n(dy + at, w);
+        vec dout = io_load(dy, at, w, p->bf16);
         if (p->z) {
-            vec z = load_n(p->z + (tl->b * L + t) * p->z_row_stride + tl->d0, w), s = vsigmoid(z);
+            vec z = io_load(p->z, (tl->b * L + t) * p->z_row_stride + tl->d0, w, p->bf16);
+            vec s = vsigmoid(z);
             store(tl->dy0 + t * LANES, dout * z * s);
             store(tl->dgate + t * LANES, dout * s * (1.0f + z * (1.0f - s)));
         } else {
@@ -471,13 +512,14 @@ static void backward_tile(const struct ghost_scan_problem *p, struct tile *tl, c
     for (int64_t t = 0; t < L; t++) {
         int64_t at = (tl->b * L + t) * ED + tl->d0;
         vec u = load(tl->u + t * LANES), dy0 = load(tl->dy0 + t * LANES);
-        store_n(gr->du + at, load(tl->du + t * LANES) + dy0 * D, w);
+        io_store(gr->du, at, load(tl->du + t * LANES) + dy0 * D, w, p->bf16);
         vec dx = load(tl->ddt + t * LANES) * load(tl->ddx + t * LANES);
-        store_n(gr->ddelta + at, dx, w);
+        io_store(gr->ddelta, at, dx, w, p->bf16);
         dbias += dx;
         dD += dy0 * u;
         if (p->z)
-            store_n(gr->dz + at, load(tl->dgate + t * LANES) * (load(tl->y0 + t * LANES) + D * u), w);
+            io_store(gr->dz, at, load(tl->dgate + t * LANES) * (load(tl->y0 + t * LANES) + D * u), w,
+                     p->bf16);
     }
     float *dD_row = part->dD + tl->d0, *dbias_row = part->dbias + tl->d0;
     store_n(dD_row, load_n(dD_row, w) + dD, w);
@@ -511,7 +553,7 @@ static float *thread_scratch(int64_t n)
  * with the state entering each chunk after the first, for the backward; y0 (B, L, ED) or
  * NULL gets <h_t, C_t>, which spares the backward's recompute those sums when there is a
  * gate. Returns 0, or -1 if out of memory. */
-int ghost_scan_forward(const struct ghost_scan_problem *p, float *y, float *last, float *ckpt,
+int ghost_scan_forward(const struct ghost_scan_problem *p, void *y, float *last, float *ckpt,
                        float *y0)
 {
     const int64_t per_thread = scratch_floats(p);
@@ -549,7 +591,7 @@ static void reduce_partials(float *out, const float *parts, int64_t n, int64_t s
  * gradient in gr (shapes as the inputs; dA (ED, NP), dB and dC (B, L, NP)); dD, dz,
  * ddelta_bias and dh0 may be NULL. Returns 0, or -1 if out of memory. */
 int ghost_scan_backward(const struct ghost_scan_problem *p, const float *ckpt, const float *y0,
-                        const float *dy, const float *dlast, const struct ghost_scan_grads *gr)
+                        const void *dy, const float *dlast, const struct ghost_scan_grads *gr)
 {
     const int64_t ED = p->channels, NP = p->nstate, BLN = p->batch * p->length * NP;
     /* rounded up to whole vectors, so the scratch after the partials stays 64-byte aligned */
@@ -604,50 +646,56 @@ int ghost_scan_backward(const struct ghost_scan_problem *p, const float *ckpt, c
  * the same bits for any thread count. */
 struct ghost_conv_problem {
     int64_t batch, length, channels, width; /* width = K */
-    int64_t x_batch_stride, x_row_stride;   /* in floats */
+    int64_t x_batch_stride, x_row_stride;   /* in values */
     int32_t n_threads;
-    const float *x, *history, *taps, *bias; /* history may be NULL */
+    int32_t bf16; /* x, u, du and dx are bf16 (else fp32); then there is no history */
+    const void *x;
+    const float *history, *taps, *bias; /* history may be NULL */
 };
 
-/* Row P of xp for batch b (P < K - 1: the history, or NULL for zeros). */
-static inline const float *conv_row(const struct ghost_conv_problem *p, int64_t b, int64_t P)
+/* Row P of xp for batch b (P < K - 1: the history, or NULL for zeros); its values are in
+ * the problem's dtype (a history comes only with fp32). */
+static inline const void *conv_row(const struct ghost_conv_problem *p, int64_t b, int64_t P)
 {
     const int64_t before = p->width - 1;
-    if (P >= before)
-        return p->x + b * p->x_batch_stride + (P - before) * p->x_row_stride;
+    if (P >= before) {
+        int64_t at = b * p->x_batch_stride + (P - before) * p->x_row_stride;
+        return (const char *)p->x + at * io_size(p->bf16);
+    }
     return p->history ? p->history + (b * before + P) * p->channels : NULL;
 }
 
 /* pre_t for channels d .. d + n - 1, from the K rows of xp it reads (NULL rows are zeros). */
-static inline vec conv_pre(const struct ghost_conv_problem *p, const float *const *rows,
+static inline vec conv_pre(const struct ghost_conv_problem *p, const void *const *rows,
                            int64_t d, int n)
 {
     vec pre = load_n(p->bias + d, n);
     for (int64_t i = 0; i < p->width; i++)
         if (rows[i])
-            pre += load_n(p->taps + i * p->channels + d, n) * load_n(rows[i] + d, n);
+            pre += load_n(p->taps + i * p->channels + d, n) * io_load(rows[i], d, n, p->bf16);
     return pre;
 }
 
 static inline void conv_rows(const struct ghost_conv_problem *p, int64_t b, int64_t t,
-                             const float **rows)
+                             const void **rows)
 {
     for (int64_t i = 0; i < p->width; i++)
         rows[i] = conv_row(p, b, t + i);
 }
 
-/* u: (B, L, ED); dsilu (B, L, ED) or NULL: silu'(pre), kept for the backward. Returns 0. */
-int ghost_conv_silu_forward(const struct ghost_conv_problem *p, float *u, float *dsilu)
+/* u: (B, L, ED) in the problem's dtype; dsilu (B, L, ED) fp32 or NULL: silu'(pre), kept for
+ * the backward. Returns 0. */
+int ghost_conv_silu_forward(const struct ghost_conv_problem *p, void *u, float *dsilu)
 {
     const int64_t L = p->length, ED = p->channels;
 #pragma omp parallel for schedule(static) num_threads(p->n_threads)
     for (int64_t row = 0; row < p->batch * L; row++) {
-        const float *rows[p->width];
+        const void *rows[p->width];
         conv_rows(p, row / L, row % L, rows);
         for (int64_t d = 0; d < ED; d += LANES) {
             int n = (int)min64(ED - d, LANES);
             vec pre = conv_pre(p, rows, d, n), s = vsigmoid(pre);
-            store_n(u + row * ED + d, pre * s, n);
+            io_store(u, row * ED + d, pre * s, n, p->bf16);
             if (dsilu)
                 store_n(dsilu + row * ED + d, s * (1.0f + pre * (1.0f - s)), n);
         }
@@ -656,9 +704,10 @@ int ghost_conv_silu_forward(const struct ghost_conv_problem *p, float *u, float 
 }
 
 /* du: (B, L, ED), dsilu from the forward -> dx (B, L, ED), dhistory (B, K-1, ED) when the
- * problem has a history, dtaps (K, ED), dbias (ED). Returns 0, or -1 if out of memory. */
+ * problem has a history, dtaps (K, ED), dbias (ED); du and dx in the problem's dtype.
+ * Returns 0, or -1 if out of memory. */
 int ghost_conv_silu_backward(const struct ghost_conv_problem *p, const float *dsilu,
-                             const float *du, float *dx, float *dhistory, float *dtaps,
+                             const void *du, void *dx, float *dhistory, float *dtaps,
                              float *dbias)
 {
     const int64_t L = p->length, ED = p->channels, K = p->width;
@@ -676,26 +725,29 @@ int ghost_conv_silu_backward(const struct ghost_conv_problem *p, const float *ds
             memset(ring, 0, sizeof(float) * (size_t)ring_size); /* d pre_t = 0 for t >= L */
             memset(dw, 0, sizeof(float) * (size_t)sums_size);
             for (int64_t t = L - 1; t >= 0; t--) {
-                const float *rows[K], *later[K]; /* later[i]: d pre_{t+K-1-i} */
+                const void *rows[K];
+                const float *later[K]; /* later[i]: d pre_{t+K-1-i} */
                 conv_rows(p, b, t, rows);
                 for (int64_t i = 0; i < K; i++)
                     later[i] = ring + (t + K - 1 - i) % K * ED;
-                const float *grad = du + (b * L + t) * ED, *slope = dsilu + (b * L + t) * ED;
+                const int64_t at = (b * L + t) * ED;
+                const float *slope = dsilu + at;
                 float *now = ring + t % K * ED;
                 for (int64_t d = 0; d < ED; d += LANES) {
                     int n = (int)min64(ED - d, LANES);
-                    vec dpre = load_n(grad + d, n) * load_n(slope + d, n);
+                    vec dpre = io_load(du, at + d, n, p->bf16) * load_n(slope + d, n);
                     store_n(now + d, dpre, n);
                     /* x_t is row t + K - 1 of xp; it feeds pre_{t+K-1-i} through tap i */
                     vec g = splat(0.0f);
                     for (int64_t i = 0; i < K; i++) {
                         g += load_n(p->taps + i * ED + d, n) * load_n(later[i] + d, n);
                         if (rows[i]) {
-                            vec dw_i = load_n(dw + i * ED + d, n) + dpre * load_n(rows[i] + d, n);
+                            vec x = io_load(rows[i], d, n, p->bf16);
+                            vec dw_i = load_n(dw + i * ED + d, n) + dpre * x;
                             store_n(dw + i * ED + d, dw_i, n);
                         }
                     }
-                    store_n(dx + (b * L + t) * ED + d, g, n);
+                    io_store(dx, at + d, g, n, p->bf16);
                     store_n(db + d, load_n(db + d, n) + dpre, n);
                 }
             }

@@ -101,7 +101,10 @@ static inline vec io_load(const void *p, int64_t at, int n, int bf16)
     if (!bf16)
         return load_n((const float *)p + at, n);
     halves h = {0};
-    memcpy(&h, (const uint16_t *)p + at, n == LANES ? sizeof h : sizeof(uint16_t) * (size_t)n);
+    if (n == LANES) /* a constant size: one load, not a call to memcpy */
+        memcpy(&h, (const uint16_t *)p + at, sizeof h);
+    else
+        memcpy(&h, (const uint16_t *)p + at, sizeof(uint16_t) * (size_t)n);
     return (vec)(__builtin_convertvector(h, vecu) << 16);
 }
 
@@ -115,7 +118,10 @@ static inline void io_store(void *p, int64_t at, vec v, int n, int bf16)
     vecu rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
     rounded = (rounded & ~nan) | (((bits >> 16) | 0x40u) & nan);
     halves h = __builtin_convertvector(rounded, halves);
-    memcpy((uint16_t *)p + at, &h, n == LANES ? sizeof h : sizeof(uint16_t) * (size_t)n);
+    if (n == LANES)
+        memcpy((uint16_t *)p + at, &h, sizeof h);
+    else
+        memcpy((uint16_t *)p + at, &h, sizeof(uint16_t) * (size_t)n);
 }
 
 /* Bytes per activation value. */

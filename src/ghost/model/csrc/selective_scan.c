@@ -36,6 +36,9 @@
  *      entry points, ghost_conv_silu_*): one pass each way over rows of channels.
  */
 #include <omp.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,9 +142,37 @@ static inline vec vmax(vec a, vec b) { return vselect(a < b, b, a); }
 static inline vec vabs(vec a) { return (vec)((veci)a & 0x7fffffff); }
 
 /* exp(x) = 2^n * exp(r) with n = round(x / ln 2), |r| <= ln(2) / 2, and exp(r) from Cephes'
- * degree-5 expf polynomial (about 1 ulp). x is clamped so that 2^n stays a normal float:
- * results below 2^-126 come out as ~1.2e-38 instead of a denormal or zero, which is
- * harmless for a decay factor, and the top saturates at ~2.6e38. */
+ * degree-5 expf polynomial (about 1 ulp); ln 2 in two parts keeps r exact. */
+static inline vec exp_poly(vec r)
+{
+    vec p = splat(1.9875691500e-4f);
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    return p * (r * r) + r + 1.0f;
+}
+
+#if defined(__AVX512F__)
+/* AVX-512 rounds to an integer (roundscale) and multiplies by 2^n (scalef, which saturates
+ * to infinity) in one instruction each. Below -87.3, x is clamped: results stay normal floats
+ * (~1.2e-38 instead of a denormal or zero, harmless for a decay factor), because denormal
+ * operands would slow the recurrence's products. max(limit, x) keeps a NaN in x. */
+static inline vec vexp(vec x)
+{
+    x = (vec)_mm512_max_ps((__m512)splat(-87.33654f), (__m512)x);
+    vec n = (vec)_mm512_roundscale_ps((__m512)(x * 1.44269504088896341f),
+                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    vec r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    return (vec)_mm512_scalef_ps((__m512)exp_poly(r), (__m512)n);
+}
+#else
+/* The same with portable vector code: n is rounded by adding 1.5 * 2^23 and read from the
+ * mantissa, 2^n built in the exponent bits. x is clamped so that 2^n stays a normal float:
+ * results below 2^-126 come out as ~1.2e-38 instead of a denormal or zero, and the top
+ * saturates at ~2.6e38. */
 static inline vec vexp(vec x)
 {
     const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
@@ -149,17 +180,11 @@ static inline vec vexp(vec x)
     vec t = x * 1.44269504088896341f + magic;
     vec n = t - magic;
     veci ni = (veci)t - (veci)splat(magic); /* the integer n, read from t's mantissa */
-    vec r = x - n * 0.693359375f;           /* ln 2 in two parts: exact first product */
+    vec r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
-    vec p = splat(1.9875691500e-4f);
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    return p * (vec)((ni + 127) << 23);
+    return exp_poly(r) * (vec)((ni + 127) << 23);
 }
+#endif
 
 /* log1p(s) for s in [0, 1], the only range softplus needs (s = exp(-|x|)). Cephes' logf
  * polynomial on f in [sqrt(.5) - 1, sqrt(2) - 1]: for s above sqrt(2) - 1 we use

@@ -105,9 +105,9 @@ class Block(nn.Module):
         super().__init__()
         c = config
         self.kind = kind
-        self.mixer_norm = RMSNorm(c.dim, c.norm_eps)
+        self.mixer_norm = RMSNorm(c.dim, c.norm_eps, feeds_matmul=True)
         self.mixer = MambaMixer(c.dim, c.d_state, c.d_conv, c.expand, c.dt_rank)
-        self.extra_norm = RMSNorm(c.dim, c.norm_eps) if kind else None
+        self.extra_norm = RMSNorm(c.dim, c.norm_eps, feeds_matmul=True) if kind else None
         if kind == "memory":
             self.extra = MemoryCrossAttention(c.dim, c.n_heads)
         elif kind == "attention":
@@ -116,7 +116,7 @@ class Block(nn.Module):
             )
         else:
             self.extra = None
-        self.ffn_norm = RMSNorm(c.dim, c.norm_eps)
+        self.ffn_norm = RMSNorm(c.dim, c.norm_eps, feeds_matmul=True)
         self.ffn = SwiGLU(c.dim, c.ffn_hidden)
 
     def forward(

@@ -1,20 +1,26 @@
-"""RMSNorm and the SwiGLU feed-forward layer: the two small pieces every block uses."""
+"""RMSNorm and the SwiGLU feed-forward layer: the two small pieces every block uses (on the
+fused kernels of ghost.model.norm_fused where they run)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+
+from ghost.model.norm_fused import rms_norm, silu_gate
 
 
 class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float = 1e-5):
+    """`feeds_matmul`: every consumer of the output is a matmul, so under bf16 autocast the
+    output is bf16 (the consumers' casts are done once, here); else it keeps x's dtype."""
+
+    def __init__(self, dim: int, eps: float = 1e-5, feeds_matmul: bool = False):
         super().__init__()
         self.eps = eps
+        self.feeds_matmul = feeds_matmul
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+        return rms_norm(x, self.weight, self.eps, to_autocast=self.feeds_matmul)
 
 
 class SwiGLU(nn.Module):
@@ -27,4 +33,4 @@ class SwiGLU(nn.Module):
         self.down = nn.Linear(hidden, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(F.silu(self.gate(x)) * self.up(x))
+        return self.down(silu_gate(self.gate(x), self.up(x)))

@@ -5,7 +5,8 @@ compare against), but it keeps each channel's state in registers, never material
 (B, L, ED, N) tensors and recomputes states in the backward pass: see csrc/selective_scan.c.
 
 Map:
-- `_load_kernel()` compiles csrc/selective_scan.c with the system compiler into a per-user
+- `_load_kernel()` compiles csrc/selective_scan.c and csrc/rows.c (RMSNorm and the SwiGLU
+  gate, used by ghost.model.norm_fused) with the system compiler into a per-user
   cache, keyed by source, flags, compiler version and CPU, and loads it; if that fails it
   warns once and the dispatcher uses the reference. No torch headers: installing Ghost
   never builds anything against torch.
@@ -40,7 +41,9 @@ import torch.nn.functional as F
 
 from ghost.model.scan import causal_conv_silu_ref, selective_scan_ref
 
-_SOURCE = Path(__file__).with_name("csrc") / "selective_scan.c"
+_CSRC = Path(__file__).with_name("csrc")
+_SOURCES = (_CSRC / "selective_scan.c", _CSRC / "rows.c")  # one library; both include vec.h
+_HEADERS = (_CSRC / "vec.h",)
 _LANES = 16  # N is padded up to a multiple of this, and so of the kernel's vector width
 _CHUNK = 64  # steps between the states the forward saves for the backward
 # With a gate, the forward keeps <h_t, C_t> for the backward (one float per output) instead
@@ -114,7 +117,8 @@ def _cpu_description() -> str:
 def _build(cc: str, flags: list[str]) -> Path:
     """Compile the kernel into the cache unless an identical build is already there."""
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, check=True).stdout
-    key = "\n".join([_SOURCE.read_text(), " ".join(flags), version, _cpu_description()])
+    texts = [path.read_text() for path in (*_SOURCES, *_HEADERS)]
+    key = "\n".join([*texts, " ".join(flags), version, _cpu_description()])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ghost" / "kernels"
     target = cache / f"selective_scan-{digest}.so"
@@ -126,7 +130,7 @@ def _build(cc: str, flags: list[str]) -> Path:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
     os.close(fd)
     try:
-        command = [cc, *flags, str(_SOURCE), "-o", tmp, "-lm"]
+        command = [cc, *flags, *map(str, _SOURCES), "-o", tmp, "-lm"]
         done = subprocess.run(command, capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
             last_line = (done.stderr.strip().splitlines() or ["no message"])[-1]
@@ -167,6 +171,11 @@ def _load_kernel() -> ctypes.CDLL | None:
             conv = ctypes.POINTER(_ConvProblem)
             lib.ghost_conv_silu_forward.argtypes = [conv, ptr, ptr]
             lib.ghost_conv_silu_backward.argtypes = [conv, ptr, ptr, ptr, ptr, ptr, ptr]
+            # rows.c: RMSNorm and the SwiGLU gate (ghost.model.norm_fused)
+            lib.ghost_rms_forward.argtypes = [ptr, ptr, ptr]
+            lib.ghost_rms_backward.argtypes = [ptr, ptr, ptr, ptr, ptr]
+            lib.ghost_gate_forward.argtypes = [ptr, ptr]
+            lib.ghost_gate_backward.argtypes = [ptr, ptr, ptr, ptr]
             _kernel = lib
         return _kernel
 

@@ -47,3 +47,12 @@ def test_step_mode_equals_the_full_forward_and_keeps_only_visible_keys():
     torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-5, rtol=1e-5)
     assert cache.local_k.shape[2] == 3  # window - 1 keys carried
     assert cache.summary_pos == [4, 9, 14, 19]
+
+
+@pytest.mark.parametrize("length", [1, 7, 16])
+def test_within_one_window_the_mask_is_plain_causal_and_so_is_the_result(length):
+    q, k, v = torch.randn(3, 2, 3, length, 8, dtype=torch.float64).unbind(0)
+    mask = sparse_mask(length, window=16, stride=4)
+    assert torch.equal(mask, torch.ones(length, length, dtype=torch.bool).tril())
+    masked = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    torch.testing.assert_close(sparse_attention_dense(q, k, v, 16, 4), masked)

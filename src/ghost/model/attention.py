@@ -31,6 +31,9 @@ def sparse_mask(length: int, window: int, stride: int, device=None) -> torch.Ten
 
 def sparse_attention_dense(q, k, v, window: int, stride: int) -> torch.Tensor:
     """Reference: q, k, v (B, H, L, E) -> (B, H, L, E) with a dense masked softmax."""
+    if q.shape[2] <= window:  # every key j <= i is inside the window: the plain causal mask,
+        # which SDPA applies by skipping blocks instead of reading a mask
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
     mask = sparse_mask(q.shape[2], window, stride, q.device)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 

@@ -19,9 +19,11 @@ def test_mask_is_causal_local_and_strided():
 
 
 @pytest.mark.parametrize(
-    "length,window,stride", [(50, 8, 4), (97, 16, 32), (64, 8, 128), (33, 5, 3)]
+    "length,window,stride",
+    [(50, 8, 4), (97, 16, 32), (64, 8, 128), (33, 5, 3), (12, 8, 4), (16, 8, 3), (6, 8, 4)],
 )
 def test_blocked_path_equals_the_dense_reference(length, window, stride):
+    """Also lengths up to two windows, where training takes plain masked matmuls."""
     q, k, v = torch.randn(3, 2, 3, length, 8, dtype=torch.float64).unbind(0)
     for t in (q, k, v):
         t.requires_grad_(True)

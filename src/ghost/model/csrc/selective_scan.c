@@ -70,11 +70,12 @@ struct tile {
     int64_t b, d0;
     int width;
     float *dt, *dtu, *y0;                    /* per step; dt * u; <h, C> */
+    float *dts; /* per step: dt * DECAY_SCALE, what the decays' exponent is A times */
     float *u, *dy0, *dgate, *ddx, *du, *ddt; /* per step, backward only */
     vec *H, *E; /* backward chunk: states h_{t0-1}..h_{t1-1} and decays, LANES channels each */
 };
 
-#define STEP_ARRAYS 9
+#define STEP_ARRAYS 10
 
 /* Scratch floats per thread: see struct tile. */
 static int64_t scratch_floats(const struct ghost_scan_problem *p)
@@ -87,7 +88,7 @@ static struct tile tile_at(const struct ghost_scan_problem *p, float *scratch, i
     const int64_t tiles_per_row = (p->channels + LANES - 1) / LANES, rows = p->length * LANES;
     struct tile tl = {.b = item / tiles_per_row, .d0 = item % tiles_per_row * LANES};
     tl.width = (int)min64(p->channels - tl.d0, LANES);
-    float **steps[STEP_ARRAYS] = {&tl.dt, &tl.dtu, &tl.y0, &tl.u, &tl.dy0,
+    float **steps[STEP_ARRAYS] = {&tl.dt, &tl.dts, &tl.dtu, &tl.y0, &tl.u, &tl.dy0,
                                   &tl.dgate, &tl.ddx, &tl.du, &tl.ddt};
     for (int i = 0; i < STEP_ARRAYS; i++)
         *steps[i] = scratch + i * rows;
@@ -112,6 +113,7 @@ static void tile_dt(const struct ghost_scan_problem *p, struct tile *tl, int bac
         vec u = io_load(p->u, at, tl->width, p->bf16);
         vec dt = p->softplus ? vsoftplus(x) : x;
         store(tl->dt + t * LANES, dt);
+        store(tl->dts + t * LANES, dt * DECAY_SCALE);
         store(tl->dtu + t * LANES, dt * u);
         store(tl->y0 + t * LANES, splat(0.0f));
         if (backward) {
@@ -163,7 +165,7 @@ static inline void tile_step(const struct tile *tl, const vec a[LANES], int64_t 
     vec out[LANES];
 #pragma GCC unroll 16
     for (int j = 0; j < LANES; j++) {
-        decay[j] = vexp(a[j] * tl->dt[t * LANES + j]);
+        decay[j] = vdecay(a[j] * tl->dts[t * LANES + j]);
         h[j] = decay[j] * h_prev[j] + tl->dtu[t * LANES + j] * Bv;
         out[j] = h[j] * Cv;
     }

@@ -7,7 +7,9 @@
 Each round trains the same short run once from each checkout (alternating which goes
 first), each `ghost train` in its own process as a user runs it; the per-step times in
 metrics.csv (training only, checks excluded) after the first 3 steps are pooled per side.
-Reports the medians and their ratio. Writes benchmarks/results/train_vs_commit.{json,md}.
+Reports the medians and their ratio, and each whole command's wall time (start-up, data,
+training, the final check, saving: what a user waits for). Writes
+benchmarks/results/train_vs_commit.{json,md} (`--out` elsewhere).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -30,18 +33,21 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 WARMUP_STEPS = 3
 
 
-def step_times(src: str, flags: list[str], steps: int) -> list[float]:
+def step_times(src: str, flags: list[str], steps: int) -> tuple[list[float], float]:
+    """Per-step seconds after the warm-up, and the command's wall seconds."""
     out = Path(tempfile.mkdtemp()) / "run"
     command = [sys.executable, "-m", "ghost", "train", *flags, "--steps", str(steps)]
     command += ["--eval-every", str(steps), "--quiet", "--out", str(out)]
+    start = time.perf_counter()
     done = subprocess.run(
         command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": src}
     )
+    wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{src}: ghost train failed: {done.stderr.strip()[-500:]}")
     with open(out / "metrics.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["step_seconds"]]
-    return [float(r["step_seconds"]) for r in rows[WARMUP_STEPS:]]
+    return [float(r["step_seconds"]) for r in rows[WARMUP_STEPS:]], wall
 
 
 def main(argv=None) -> None:
@@ -57,10 +63,13 @@ def main(argv=None) -> None:
     machine = machine_record(torch.get_num_threads(), ghost_subprocesses=True)
     sides = {"this checkout": SRC, "baseline": args.baseline_src}
     times: dict[str, list[float]] = {name: [] for name in sides}
+    walls: dict[str, list[float]] = {name: [] for name in sides}
     for r in range(args.rounds):
         order = list(sides) if r % 2 == 0 else list(reversed(sides))
         for name in order:
-            times[name] += step_times(sides[name], flags, args.steps)
+            steps, wall = step_times(sides[name], flags, args.steps)
+            times[name] += steps
+            walls[name].append(round(wall, 2))
     medians = {name: statistics.median(t) for name, t in times.items()}
     results = {
         "command": "python benchmarks/train_vs_commit.py " + " ".join(argv or sys.argv[1:]),
@@ -70,6 +79,7 @@ def main(argv=None) -> None:
         "rounds": args.rounds,
         "median_step_seconds": {k: round(v, 4) for k, v in medians.items()},
         "ratio_this_over_baseline": round(medians["this checkout"] / medians["baseline"], 3),
+        "command_wall_seconds": walls,
         "step_seconds": times,
     }
     out = Path(args.out)
@@ -81,7 +91,9 @@ def main(argv=None) -> None:
         f"Median step: this checkout {medians['this checkout'] * 1e3:.0f} ms, baseline "
         f"{medians['baseline'] * 1e3:.0f} ms; ratio {results['ratio_this_over_baseline']} "
         f"({len(times['this checkout'])} steps a side, {args.rounds} rounds, first "
-        f"{WARMUP_STEPS} steps of each run left out).\n"
+        f"{WARMUP_STEPS} steps of each run left out).\n\n"
+        f"Whole `ghost train` command ({args.steps} steps), wall seconds per run: this checkout "
+        f"{walls['this checkout']}, baseline {walls['baseline']}.\n"
     )
     out.with_suffix(".md").write_text(text)
     print(text)

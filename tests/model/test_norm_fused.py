@@ -6,12 +6,14 @@ bf16 activations are read and written in place (results within bf16 rounding); t
 counts give the same bits; under autocast the norm hands its consumers bf16.
 """
 
+import platform
+
 import pytest
 import torch
 import torch.nn.functional as F
 from tiny_runs import assert_close
 
-from ghost.model import norm_fused
+from ghost.model import norm_fused, scan_fused
 from ghost.model.norm import RMSNorm, SwiGLU
 from ghost.model.norm_fused import rms_norm, silu_gate
 
@@ -135,3 +137,34 @@ def test_without_the_kernel_the_operators_are_pytorch_s(monkeypatch):
     x, w = torch.randn(2, 5, 8), torch.randn(8)
     assert torch.equal(rms_norm(x, w, 1e-5), _reference_norm(x, w))
     assert torch.equal(silu_gate(x, x), F.silu(x) * x)
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 instruction sets")
+@pytest.mark.parametrize("march", ["x86-64-v3", "x86-64-v2"])
+def test_a_build_without_avx512_gives_the_same_results(monkeypatch, tmp_path, march):
+    """8 and 4 lanes (AVX2, SSE4.2), fp32 and bf16 activations, a dimension that leaves a
+    partial vector: the same results as the native build."""
+    if march == "x86-64-v3" and "avx2" not in open("/proc/cpuinfo").read().split():
+        pytest.skip("this CPU cannot run an AVX2 build")
+    g = torch.Generator().manual_seed(3)
+    x, w = torch.randn(5, 9, 37, generator=g), torch.randn(37, generator=g)
+    gate, up = torch.randn(5, 9, 37, generator=g), torch.randn(5, 9, 37, generator=g)
+
+    def results():
+        out = []
+        for dtype in (torch.float32, torch.bfloat16):
+            out.append(_grads(lambda a, b: rms_norm(a, b, 1e-5), (x.to(dtype), w)))
+            out.append(_grads(silu_gate, (gate.to(dtype), up.to(dtype))))
+        return out
+
+    native = results()
+    monkeypatch.setattr(scan_fused, "_kernel", None)
+    monkeypatch.setattr(scan_fused, "_kernel_error", None)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("GHOST_SCAN_MARCH", march)
+    portable = results()
+    for (got, got_grads), (want, want_grads) in zip(portable, native, strict=True):
+        tol = 1e-6 if got.dtype == torch.float32 else 1e-2  # bf16: a rounding may flip
+        assert_close(got, want, tol=tol, what=f"{march} output")
+        for a, b in zip(got_grads, want_grads, strict=True):
+            assert_close(a, b, tol=tol if a.dtype == torch.float32 else 1e-2, what=march)

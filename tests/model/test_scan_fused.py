@@ -229,6 +229,26 @@ def test_a_build_without_avx512_gives_the_same_results(fresh_kernel, monkeypatch
         assert_close(portable[1][name], native[1][name], tol=1e-6, what=f"d{name}")
 
 
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="x86 instruction sets")
+@pytest.mark.parametrize("march, isa", [("x86-64-v3", "avx2"), ("x86-64-v2", "sse4.2")])
+def test_bf16_activations_on_a_build_without_avx512(fresh_kernel, monkeypatch, march, isa):
+    """io_load / io_store at 8 and 4 lanes: bf16 results are that build's fp32 results on the
+    same values, rounded once."""
+    if isa == "avx2" and not _cpu_has("avx2"):
+        pytest.skip("this CPU cannot run an AVX2 build")
+    monkeypatch.setenv("GHOST_SCAN_MARCH", march)
+    inputs = make_inputs(2, 70, 21, 16)  # 21 channels: a partial vector at every width
+    for name in ("u", "delta", "z"):
+        inputs[name] = inputs[name].to(torch.bfloat16)
+    grad_out = torch.randn(2, 70, 21).to(torch.bfloat16).float()
+    y, grads = run(selective_scan_fused, inputs, grad_out)
+    y32, grads32 = run(selective_scan_fused, {k: v.float() for k, v in inputs.items()}, grad_out)
+    assert f"({isa}," in kernel_status()
+    assert torch.equal(y, y32.to(torch.bfloat16))
+    for name, grad in grads.items():
+        assert torch.equal(grad, grads32[name].to(grad.dtype)), f"d{name}"
+
+
 def test_the_build_is_cached_and_leaves_no_temporary_files(fresh_kernel):
     selective_scan_fused(**make_inputs(1, 3, 4, 16))
     built = list((fresh_kernel / "ghost" / "kernels").iterdir())

@@ -79,15 +79,19 @@ class LexicalIndex:
         return math.log((self.size + 1) / (df + 0.5))
 
     def scores(self, queries: list[str | bytes]) -> torch.Tensor:
-        """(Q, N): for each query, the weighted share of its words each text contains."""
-        out = torch.zeros(len(queries), self.size)
+        """(Q, N): for each query, the weighted share of its words each text contains.
+        Summed in fp64 so that a text holding every word scores exactly 1, not 1 + 1 ulp
+        (the sum's order follows set iteration, which varies between processes)."""
+        out = torch.zeros(len(queries), self.size, dtype=torch.float64)
         for q, query in enumerate(queries):
             weights = {w: self.weight(w) for w in words_of(query) - _ASKING}
             total = sum(weights.values())
             for w, weight in weights.items():
                 found = self.postings.get(w)
                 if found is not None:
-                    out[q].index_add_(0, found, torch.full((found.numel(),), weight))
+                    out[q].index_add_(
+                        0, found, torch.full((found.numel(),), weight, dtype=out.dtype)
+                    )
             if total > 0:
                 out[q] /= total
-        return out
+        return out.float()

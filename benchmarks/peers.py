@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ghost.model.attention import masked_attention
 from ghost.model.ghost import ModelOutput, next_byte_loss
 
 
@@ -41,6 +42,12 @@ class KVCache:
 
 
 class CausalSelfAttention(nn.Module):
+    """`matmul_training`: while training, plain masked matmuls instead of SDPA (Ghost's
+    attention takes them at short lengths; benchmarks/gpt_attention.py measures what the
+    GPT would gain); the default is SDPA, the peer as the throughput issue defines it."""
+
+    matmul_training = False
+
     def __init__(self, dim: int, n_heads: int):
         super().__init__()
         self.n_heads, self.head_dim = n_heads, dim // n_heads
@@ -54,7 +61,10 @@ class CausalSelfAttention(nn.Module):
             t.view(b, length, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, L, E)
             for t in self.qkv(x).split(dim, dim=-1)
         )
-        if cache is None:
+        if cache is None and self.matmul_training and torch.is_grad_enabled():
+            causal = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
+            y = masked_attention(q, k, v, causal)
+        elif cache is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
             start, end = cache.length, cache.length + length

@@ -38,7 +38,7 @@ def sparse_attention_dense(q, k, v, window: int, stride: int) -> torch.Tensor:
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
-def _masked_attention(q, k, v, mask: torch.Tensor) -> torch.Tensor:
+def masked_attention(q, k, v, mask: torch.Tensor) -> torch.Tensor:
     """softmax(q k^T / sqrt(E), where mask) v with the softmax in fp32 at least; every row of
     the mask must allow a key (a causal mask allows the query's own position)."""
     scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
@@ -54,7 +54,7 @@ def sparse_attention(q, k, v, window: int, stride: int) -> torch.Tensor:
         if q.requires_grad and torch.is_grad_enabled():
             # Training: SDPA's CPU backward is 2-3x slower than plain matmuls at these sizes
             # in bf16 (32 x 4 heads x 64 bytes: 5.9 against 2.0 ms forward + backward).
-            return _masked_attention(q, k, v, sparse_mask(length, window, stride, q.device))
+            return masked_attention(q, k, v, sparse_mask(length, window, stride, q.device))
         return sparse_attention_dense(q, k, v, window, stride)
     w = window
     n_blocks = -(-length // w)

@@ -25,7 +25,17 @@ import ctypes
 import torch
 import torch.nn.functional as F
 
-from ghost.model.scan_fused import _load_kernel, _mode, _ptr, _require_kernel, _use_kernel
+from ghost.model.scan_fused import (
+    _f32,
+    _io,
+    _io_dtype,
+    _is_bf16,
+    _load_kernel,
+    _mode,
+    _ptr,
+    _require_kernel,
+    _use_kernel,
+)
 
 SMALL = 1 << 15
 
@@ -61,17 +71,6 @@ class _GateProblem(ctypes.Structure):
         ("g", ctypes.c_void_p),
         ("u", ctypes.c_void_p),
     ]
-
-
-def _is_bf16(t: torch.Tensor) -> int:
-    return int(t.dtype == torch.bfloat16)
-
-
-def _io(t: torch.Tensor) -> torch.Tensor:
-    """fp32 or bf16 as given (another dtype in fp32), contiguous."""
-    if t.dtype not in (torch.float32, torch.bfloat16):
-        t = t.float()
-    return t.contiguous()
 
 
 def _rms_problem(x: torch.Tensor, weight: torch.Tensor, eps: float, out_dtype) -> _RmsProblem:
@@ -130,10 +129,10 @@ def rms_norm(
     if not _wanted(x) or weight.shape != x.shape[-1:]:  # _wanted first: generation's path
         return F.rms_norm(x, (x.shape[-1],), weight, eps)
     _require_kernel("RMSNorm", x)
-    x_io = _io(x)
+    x_io = _io(x, _io_dtype(x))  # fp32 or bf16 as given, another dtype in fp32
     wanted = (to_autocast and _autocast_dtype(x)) or x.dtype
     out_dtype = wanted if wanted in (torch.float32, torch.bfloat16) else torch.float32
-    y = _RmsNormFn.apply(x_io, weight.float().contiguous(), float(eps), out_dtype)
+    y = _RmsNormFn.apply(x_io, _f32(weight), float(eps), out_dtype)
     return y.to(wanted)
 
 

@@ -195,6 +195,11 @@ def _io(t: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
     return None if t is None else t.to(dtype).contiguous()
 
 
+def _is_bf16(t: torch.Tensor) -> int:
+    """The kernels' flag for activations stored in bf16 (else fp32)."""
+    return int(t.dtype == torch.bfloat16)
+
+
 def _gate(z: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
     """z in the activations' dtype; a view with unit channel stride and evenly spaced rows
     (the mixer's half of in_proj's output) is passed as it is: the kernel takes z's row
@@ -232,7 +237,7 @@ def _problem(u, delta, A_, B_, C_, D, z, delta_bias, h0, delta_softplus) -> _Pro
         z_row_stride=channels if z is None else z.stride(1),
         softplus=int(delta_softplus),
         n_threads=torch.get_num_threads(),
-        bf16=int(u.dtype == torch.bfloat16),
+        bf16=_is_bf16(u),
         **{name: _ptr(t) for name, t in tensors.items()},
     )
 
@@ -252,15 +257,15 @@ class _SelectiveScanFn(torch.autograd.Function):
         h0 = None if initial_state is None else _pad_state(initial_state, np_)
         problem = _problem(u, delta, A_, B_, C_, D, z, delta_bias, h0, delta_softplus)
         y = torch.empty_like(u)  # (B, L, ED)
-        state = dict(dtype=torch.float32)
-        last = torch.empty(batch, channels, np_, **state) if return_last_state else None
+        f32 = torch.float32  # states and what the backward keeps, whatever u's dtype
+        last = torch.empty(batch, channels, np_, dtype=f32) if return_last_state else None
         # The state entering each chunk of _CHUNK steps after the first, for the backward's
         # recompute (none at all up to _CHUNK steps).
         chunks = max(-(-length // _CHUNK) - 1, 0)
         grads = any(ctx.needs_input_grad)
-        ckpt = torch.empty(batch, channels, chunks, np_, **state) if grads else None
+        ckpt = torch.empty(batch, channels, chunks, np_, dtype=f32) if grads else None
         # <h_t, C_t>, which the gate's gradient needs: kept rather than recomputed.
-        y0 = torch.empty(u.shape, **state) if grads and z is not None and _KEEP_Y0 else None
+        y0 = torch.empty(u.shape, dtype=f32) if grads and z is not None and _KEEP_Y0 else None
         status = _load_kernel().ghost_scan_forward(
             ctypes.byref(problem), _ptr(y), _ptr(last), _ptr(ckpt), _ptr(y0)
         )
@@ -383,7 +388,7 @@ def _conv_problem(x, taps, bias, history) -> _ConvProblem:
         x_batch_stride=x.stride(0),
         x_row_stride=x.stride(1),
         n_threads=torch.get_num_threads(),
-        bf16=int(x.dtype == torch.bfloat16),
+        bf16=_is_bf16(x),
         x=_ptr(x),
         history=_ptr(history),
         taps=_ptr(taps),

@@ -3,6 +3,10 @@ then `ghost eval` on each facts200 split, and a few questions asked in everyday 
 
     python benchmarks/default_run.py [--out runs/default-bench] [--data facts200]
                                      [--results benchmarks/results/default_run]
+                                     [-- TRAIN_FLAGS...]
+
+Flags after `--` go to `ghost train` (e.g. `-- --augment none`, to measure a default against
+its alternative); the results record them.
 
 Records, beside the machine (CPU and flags, threads, allocator, torch, commit): the steps,
 training seconds and stop reason of the run, exact match on every split (the trained ones and
@@ -61,11 +65,12 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default="runs/default-bench", help="run directory (must be new)")
     parser.add_argument("--data", default="facts200")
     parser.add_argument("--results", default="benchmarks/results/default_run")
+    parser.add_argument("train_flags", nargs="*", help="after --: more `ghost train` flags")
     args = parser.parse_args(argv)
     machine = machine_record(torch.get_num_threads(), ghost_subprocesses=True)
     run = Path(args.out)
     started = time.perf_counter()
-    done = ghost("train", "--data", args.data, "--out", str(run))
+    done = ghost("train", "--data", args.data, "--out", str(run), *args.train_flags)
     wall = time.perf_counter() - started
     stop = re.search(r"stopped after (\d+) steps \(([\d.]+) s\): (.+)", done.stdout)
     log = [line for line in done.stderr.splitlines() if line.startswith("step ")]
@@ -78,7 +83,8 @@ def main(argv=None) -> None:
         ghost("eval", str(run), "--data", data, "--json", str(out))
         scores[split] = json.loads(out.read_text())
     results = {
-        "command": f"python benchmarks/default_run.py --data {args.data}",
+        "command": f"python benchmarks/default_run.py --data {args.data}"
+        + (f" -- {' '.join(args.train_flags)}" if args.train_flags else ""),
         "machine": machine,
         "train": {
             "steps": int(stop[1]),

@@ -425,8 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--augment",
         choices=["none", "surface"],
-        help="surface: half the training questions typed casually (lower case, no final '?'), "
-        "so casual questions are answered too (default none)",
+        help="surface (default): half the training questions typed casually (lower case, no "
+        "final '?'), so casual questions are answered too; none: as written",
     )
     p.add_argument("--max-minutes", type=_float, help="time budget for --steps auto")
     p.add_argument("--eval-every", type=_nonnegative_int, help="steps between progress checks")

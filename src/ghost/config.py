@@ -232,10 +232,10 @@ class TrainConfig:
     grad_clip: float = 1.0
     answer_only_loss: bool = True
     """For Q&A data, train only on the answer bytes (and the end-of-answer marker)."""
-    augment: str = "none"
-    """Q&A questions as users type them: 'surface' gives half the training rows a casual
-    form (lower case, no final '?', or both; answers unchanged), 'none' trains them as
-    written. See ghost.data.batches.surface_variant."""
+    augment: str = "surface"
+    """Q&A questions as users type them: 'surface' (the default) gives half the training rows
+    a casual form (lower case, no final '?', or both; answers unchanged), 'none' trains them
+    as written. See ghost.data.batches.surface_variant."""
     eval_every: int = 0
     """Steps between checks (training exact match / loss); 0 picks about one epoch."""
     patience: int = 3

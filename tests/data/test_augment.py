@@ -2,8 +2,11 @@
 answers never change, checks see the questions as written, and a resumed batcher draws the
 same rows."""
 
+import json
+
 import pytest
 
+from ghost.cli import main
 from ghost.config import GhostConfig, TrainConfig
 from ghost.data.batches import QABatcher, surface_variant
 from ghost.data.records import Dataset
@@ -62,3 +65,20 @@ def test_augmented_batches_resume_exactly():
 def test_unknown_augment_is_a_clear_error():
     with pytest.raises(GhostInputError, match="augment"):
         TrainConfig(augment="typos")
+
+
+def test_a_default_run_trains_casual_forms_and_none_turns_it_off(tmp_path):
+    assert TrainConfig().augment == "surface"
+    # the flag reaches the run's config (what `ghost train` trained with)
+    for flag, expected in (([], "surface"), (["--augment", "none"], "none")):
+        out = tmp_path / expected
+        data = tmp_path / "caps.jsonl"
+        data.write_text(
+            "".join(
+                json.dumps({"question": f"What is the capital of C{i}?", "answer": f"X{i}"}) + "\n"
+                for i in range(6)
+            )
+        )
+        args = ["train", "--data", str(data), "--preset", "tiny", "--steps", "2", "--quiet"]
+        assert main([*args, "--threads", "1", "--out", str(out), *flag]) == 0
+        assert json.loads((out / "config.json").read_text())["train"]["augment"] == expected

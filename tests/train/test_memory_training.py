@@ -129,7 +129,7 @@ def _banks_setup(bank_size: int, pool_size: int, step: int):
     service = MemoryTraining(bank_size=bank_size, pool_size=pool_size)
     service.all_facts = [f"The capital of {c} is {city}." for c, city in CAPITALS.items()]
     service.seed = 0
-    return model, service, SimpleNamespace(model=model, step=step)
+    return model, service, SimpleNamespace(model=model, step=step, precision="fp32")
 
 
 def test_a_rows_bank_holds_its_facts_and_the_distractors_nearest_its_question():

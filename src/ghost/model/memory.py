@@ -187,9 +187,11 @@ class ByteMemoryEncoder(nn.Module):
         """(M, T, D) states -> (M, K) unit keys, from the mean of the states over each text's
         bytes. (The state after the last byte alone is mostly that byte, "." or "?": every
         key came out the same.)"""
-        weights = mask.unsqueeze(-1).to(states.dtype)
-        mean = (states * weights).sum(1) / weights.sum(1).clamp(min=1)
-        return F.normalize(self.key(mean), dim=-1)
+        weights = mask.unsqueeze(-1).float()
+        mean = (states.float() * weights).sum(1) / weights.sum(1).clamp(min=1)
+        # In fp32 under autocast too: retrieval ranks by differences of cosines.
+        with torch.autocast(states.device.type, enabled=False):
+            return F.normalize(self.key(mean), dim=-1)
 
     def forward(self, texts: list[str | bytes], groups: int = 3):
         """texts -> (states (M, T, D), ids (M, T), mask (M, T), keys (M, K)). The texts are

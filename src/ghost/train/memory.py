@@ -46,6 +46,7 @@ from ghost.data.fictional import counterfactual_edits, fictional_facts
 from ghost.data.template import QATemplate
 from ghost.errors import GhostInputError
 from ghost.model.memory_text import LexicalIndex
+from ghost.runtime import autocast
 from ghost.train.hooks import Recipe, TrainState
 
 
@@ -154,7 +155,8 @@ class MemoryTraining(Recipe):
         corpus = list(dict.fromkeys([*pool, *(f for own in owns if own for f in own)]))
         memory = state.model.memory
         queries = memory.query_texts(prompts)
-        encoded = memory.encode([*corpus, *queries])
+        with autocast(state.precision):  # the precision of the forward that reads it
+            encoded = memory.encode([*corpus, *queries])
         lexical = LexicalIndex(corpus).scores(queries).to(encoded.keys.device)  # (R, C)
         with torch.no_grad():  # pool = corpus[: len(pool)]
             cosine = encoded.keys_of(queries) @ encoded.keys_of(pool).T  # (R, len(pool))

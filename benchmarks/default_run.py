@@ -37,7 +37,8 @@ WHAT = {
     "test_hard": "trained 2- and 3-hop questions: the original's hard benchmark",
     "paraphrase": "trained facts asked in new words, never trained on (held out)",
     "novel": "untrained combinations of trained hops (held out)",
-    "casual": "the train questions in lower case without '?' (never trained in that form)",
+    "casual": "the train questions in lower case without '?' (`--augment surface`, the "
+    "default since 1252e9d, trains such forms; `--augment none` never shows them)",
 }
 
 

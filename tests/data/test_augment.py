@@ -67,7 +67,7 @@ def test_unknown_augment_is_a_clear_error():
         TrainConfig(augment="typos")
 
 
-def test_a_default_run_trains_casual_forms_and_none_turns_it_off(tmp_path):
+def test_a_default_run_trains_casual_forms_and_none_turns_it_off(tmp_path, capsys):
     assert TrainConfig().augment == "surface"
     # the flag reaches the run's config (what `ghost train` trained with)
     for flag, expected in (([], "surface"), (["--augment", "none"], "none")):
@@ -79,6 +79,8 @@ def test_a_default_run_trains_casual_forms_and_none_turns_it_off(tmp_path):
                 for i in range(6)
             )
         )
-        args = ["train", "--data", str(data), "--preset", "tiny", "--steps", "2", "--quiet"]
+        args = ["train", "--data", str(data), "--preset", "tiny", "--steps", "2"]
         assert main([*args, "--threads", "1", "--out", str(out), *flag]) == 0
         assert json.loads((out / "config.json").read_text())["train"]["augment"] == expected
+        said = capsys.readouterr()
+        assert ("typed casually (--augment surface)" in said.out + said.err) == (not flag)

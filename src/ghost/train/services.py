@@ -198,6 +198,8 @@ class MetricsLogger(Recipe):
                 native = "native" if precision == "bf16" else "no native"
                 precision += f" (auto: {native} bf16 matmul on this CPU)"
             recipes = f", recipes: {', '.join(cfg.recipes)}" if cfg.recipes else ""
+            if getattr(state.batcher, "augment", "none") == "surface":
+                recipes += ", half the questions typed casually (--augment surface)"
             self._say(
                 f"training {state.model.num_parameters() / 1e6:.2f}M parameters on {cfg.data}, "
                 f"{precision}, {torch.get_num_threads()} threads{recipes}"

@@ -117,6 +117,26 @@ def test_the_memory_parts_get_gradients(tmp_path):
     )
 
 
+def test_the_memory_encoder_trains_in_fp32_under_bf16_precision(tmp_path, monkeypatch):
+    """bf16 autocast in the encoder pass cost the memory most of its reach to wordings
+    training never used (41% against 76% in benchmarks/memory_facts.py): it stays fp32."""
+    from ghost.model.memory import FactMemory
+
+    seen = []
+    encode = FactMemory.encode
+
+    def spying(self, texts):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        encoded = encode(self, texts)
+        seen.append(encoded.states.dtype)
+        return encoded
+
+    monkeypatch.setattr(FactMemory, "encode", spying)
+    data = write_qa_with_facts(tmp_path / "facts.jsonl")
+    train(tiny_config(data, tmp_path / "run", steps=2, memory_training="on", precision="bf16"))
+    assert seen and set(seen) == {False, torch.float32}
+
+
 def _banks_setup(bank_size: int, pool_size: int, step: int):
     """A tiny model and a MemoryTraining whose pool is the eight capitals, as `_banks` sees
     them at `step` (the parts of the training state it reads)."""

@@ -104,6 +104,24 @@ def test_resume_continues_exactly(tmp_path, qa_file):
         assert torch.equal(a, b), name
 
 
+def test_a_resumed_run_keeps_the_columns_of_its_metrics_file(tmp_path, qa_file):
+    """A run logged by an older Ghost (fewer columns) gets rows that fit its header."""
+    import csv
+
+    train(_tiny(tmp_path / "b", qa_file, steps=4, save_every=4))
+    path = tmp_path / "b" / "run" / "metrics.csv"
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    older = [row[:-1] for row in rows]  # as if the last column did not exist yet
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(older)
+    train(_tiny(tmp_path / "b", qa_file, steps=8, save_every=4, resume=True))
+    with open(path, newline="", encoding="utf-8") as f:
+        after = list(csv.reader(f))
+    assert after[0] == older[0] and len(after) == 9
+    assert all(len(row) == len(older[0]) for row in after)
+
+
 def test_an_existing_run_is_never_overwritten(tmp_path, qa_file):
     train(_tiny(tmp_path, qa_file, steps=2))
     before = (tmp_path / "run" / "model.safetensors").read_bytes()

@@ -88,6 +88,10 @@ def test_memory_training_off_and_on(tmp_path, qa_file):
     with open(tmp_path / "on" / "metrics.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert all(int(r["batch_rows"]) == 8 + 2 for r in rows)  # + 2 rows of fictional facts
+    # how well the fictional rows (answerable only from the bank) are read, every step
+    assert all(0.0 <= float(r["memory_exact_match"]) <= 1.0 for r in rows)
+    with open(tmp_path / "off" / "metrics.csv", encoding="utf-8") as f:
+        assert all(r["memory_exact_match"] == "" for r in csv.DictReader(f))
     # "auto" over the same records: no memory training
     train(tiny_config(qa_file, tmp_path / "auto", steps=2, memory_training="auto"))
     config = json.loads((tmp_path / "auto" / "config.json").read_text())

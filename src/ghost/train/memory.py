@@ -77,6 +77,7 @@ class MemoryTraining(Recipe):
         for r in self.records:
             self.true_facts.setdefault(r["question"], set()).update(r.get("facts") or [])
         self.seed = state.config.seed
+        self._fictional = range(0)  # this step's rows about fictional facts
         self._questions: list[tuple[int, str]] = []  # (row, its first fact), this step
         self._query_keys: torch.Tensor | None = None  # keys of every row's prompt
         self._bank_targets: list[tuple[int, int]] = []
@@ -106,6 +107,7 @@ class MemoryTraining(Recipe):
                 excluded.append(set())
         n = len(rows)
         made = fictional_facts(round(self.fictional * n), seed=f"{self.seed}-{state.step}")
+        self._fictional = range(n, n + len(made))
         for fact in made:
             rows.append(self._row(state, fact.question, fact.answer))
             asked.append(fact.question)
@@ -207,3 +209,9 @@ class MemoryTraining(Recipe):
         if self._retrieval_loss is not None:
             metrics["retrieval_loss"] = self._retrieval_loss
         self._retrieval_loss = None
+        if state.rows is not None and len(self._fictional):
+            # Facts drawn fresh this step, answerable only from the bank: how well the model
+            # reads facts it never saw (teacher-forced, as batch_exact_match), a validation
+            # signal from the training pool's entities, never the benchmark's.
+            correct = state.rows.correct[self._fictional.start : self._fictional.stop]
+            metrics["memory_exact_match"] = float(correct.float().mean())

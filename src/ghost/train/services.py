@@ -167,6 +167,7 @@ class MetricsLogger(Recipe):
         "skip_fraction",
         "retrieval_loss",
         "ewc_penalty",
+        "memory_exact_match",
     ]
 
     def __init__(self, quiet: bool = False):
@@ -180,9 +181,13 @@ class MetricsLogger(Recipe):
         new = not path.exists() or state.step == 0
         if new:
             path.unlink(missing_ok=True)
+        columns = self.COLUMNS
+        if not new:  # a resumed run keeps the columns its file has (an older run: fewer)
+            with open(path, newline="", encoding="utf-8") as f:
+                columns = next(csv.reader(f), None) or self.COLUMNS
         # Line-buffered: a row is on disk once written, so a kill loses no logged step.
         self.csv_file = open(path, "a", newline="", encoding="utf-8", buffering=1)
-        self.csv = csv.DictWriter(self.csv_file, fieldnames=self.COLUMNS, extrasaction="ignore")
+        self.csv = csv.DictWriter(self.csv_file, fieldnames=columns, extrasaction="ignore")
         if new:
             self.csv.writeheader()
         try:

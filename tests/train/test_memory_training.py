@@ -2,6 +2,7 @@
 
 import csv
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -98,6 +99,15 @@ def test_memory_training_off_and_on(tmp_path, qa_file):
     assert config["train"]["memory_trained_with"] is None
     with pytest.raises(GhostInputError, match="must be 'auto', 'on' or 'off'"):
         tiny_config(qa_file, tmp_path / "x", memory_training="sometimes")
+
+
+def test_the_progress_line_says_how_well_new_facts_are_read(tmp_path, capsys):
+    data = write_qa_with_facts(tmp_path / "facts.jsonl")
+    config = tiny_config(data, tmp_path / "run", steps=4, eval_every=2, memory_training="on")
+    train(replace(config, quiet=False))
+    said = capsys.readouterr().err
+    checks = [line for line in said.splitlines() if line.startswith("step ") and "loss" in line]
+    assert len(checks) == 2 and all("new facts read from memory" in line for line in checks)
 
 
 def test_the_memory_parts_get_gradients(tmp_path):

@@ -172,6 +172,7 @@ class MetricsLogger(Recipe):
 
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
+        self.memory_reads: list[float] = []  # memory_exact_match since the last check
         self.bar = None
         self.writer = None
         self.csv_file = None
@@ -229,6 +230,8 @@ class MetricsLogger(Recipe):
         if "train_exact_match" in metrics:
             shown["train_em"] = f"{metrics['train_exact_match']:.1%}"
         self.bar.set_postfix(shown, refresh=False)
+        if "memory_exact_match" in metrics:
+            self.memory_reads.append(metrics["memory_exact_match"])
         if self.quiet:
             return
         if "check_loss" in metrics and not sys.stderr.isatty():
@@ -245,6 +248,10 @@ class MetricsLogger(Recipe):
                     parts.append(
                         f"{label} {value:.1%}" if "match" in key else f"{label} {value:.4f}"
                     )
+            if self.memory_reads:  # memory training: facts never seen, read from the bank
+                reads = sum(self.memory_reads) / len(self.memory_reads)
+                parts.append(f"new facts read from memory {reads:.1%}")
+                self.memory_reads.clear()
             self._say("  ".join(parts) + f"  ({state.elapsed:.0f}s)")
         if "event" in metrics:
             self._say(f"step {state.step}: {metrics['event']}")

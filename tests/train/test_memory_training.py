@@ -2,15 +2,19 @@
 
 import csv
 import json
+import random
 from dataclasses import replace
 
 import pytest
 import torch
 from tiny_runs import CAPITALS, tiny_config
 
-from ghost.data.fictional import fictional_facts
+from ghost.data.fictional import RELATIONS, fictional_facts, reword, reworded_templates
+from ghost.distill.filters import rouge_l
+from ghost.distill.shapes import fill
 from ghost.errors import GhostInputError
 from ghost.model.memory_text import LexicalIndex
+from ghost.train import loop
 from ghost.train.hooks import Recipe
 from ghost.train.loop import train
 from ghost.train.memory import MemoryTraining
@@ -293,3 +297,44 @@ def test_written_facts_persist_and_removing_one_takes_its_answer_away(reader, tm
     assert known, f"no written fact was answered: {before}"
     loaded.memory.remove([ids[known[0]]])
     assert answers(loaded, facts)[known[0]] != facts[known[0]].answer
+
+
+def test_fictional_questions_reworded_keep_entity_and_answer_and_avoid_held_out_wordings():
+    rng = random.Random(0)
+    facts = fictional_facts(60, seed="reword-test")
+    changed = 0
+    for fact in facts:
+        question = reword(fact, rng)
+        assert fact.entity and fact.entity.lower() in question.lower()
+        changed += question != fact.question
+    assert changed >= 50
+    for relation, (_, heldout) in RELATIONS.items():
+        options = reworded_templates(relation)
+        if heldout is None or not options:
+            continue
+        held = heldout[1].format(e="Qentity")
+        assert all(rouge_l(fill(t, S="Qentity"), held) < 0.7 for t in options)
+        # training's templates and the validation ones never meet
+        assert not set(options) & set(reworded_templates(relation, "validation"))
+
+
+def test_reworded_rows_ask_the_fictional_facts_in_other_words(tmp_path, monkeypatch):
+    asked = []
+
+    class Recording(MemoryTraining):
+        def on_batch(self, state, batch):
+            batch = super().on_batch(state, batch)
+            for row, index in zip(batch.input_ids, batch.indices.tolist(), strict=True):
+                if index == -1:  # the added (here: fictional) rows
+                    asked.append(bytes(row[row > 0].tolist()).decode().split("\n")[0])
+            return batch
+
+    monkeypatch.setattr(
+        loop, "_memory_training", lambda cfg, ds, dp: [Recording(reword=1.0, counterfactual=0)]
+    )
+    data = write_qa_with_facts(tmp_path / "facts.jsonl")
+    train(tiny_config(data, tmp_path / "run", steps=3, memory_training="on"))
+    own = tuple(q.split("{e}")[0] for trained, _ in RELATIONS.values() for _, q in trained)
+    # (a distillation template may begin as a fictional wording does: "In which country is")
+    in_own_words = sum(q.removeprefix("Q: ").startswith(own) for q in asked)
+    assert asked and in_own_words <= len(asked) // 3

@@ -53,6 +53,7 @@ class FictionalFact:
     question: str
     answer: str
     template: str  # "train" or "heldout": whether training ever uses this wording
+    entity: str = ""  # what the question asks about ("Zorvania", "the Trelstiosar Arch")
 
 
 # relation -> (training wordings [(fact, question), ...], held-out (fact, question) or None).
@@ -245,9 +246,58 @@ def fictional_facts(
                 question.format(e=entity),
                 value,
                 kind,
+                entity,
             )
         )
     return facts
+
+
+# Fictional relation -> the distillation templates' relation with the same forward question.
+DISTILL_RELATION = {
+    "capital": "capital",
+    "currency": "currency",
+    "continent": "continent",
+    "river": "river",
+    "landmark": "landmark_country",
+    "birthplace": "birth_city",
+    "year": "published",
+    "author": "author",
+}
+
+
+@cache
+def reworded_templates(relation: str, which: str = "training") -> tuple[str, ...]:
+    """More ways to ask a fictional fact's question: the distillation's forward templates of
+    its relation (`which`: its training or its validation templates), written from question
+    shapes for facts200, minus any within ROUGE-L 0.7 of the wording the memory benchmark
+    holds out for the relation (compared with one placeholder entity), so that asking in
+    them never teaches the benchmark's unseen wording."""
+    from ghost.distill.filters import rouge_l
+    from ghost.distill.operators import templates
+    from ghost.distill.shapes import fill
+
+    if relation not in DISTILL_RELATION:
+        return ()
+    _, heldout = RELATIONS[relation]
+    held = heldout[1].format(e="Qentity") if heldout else None
+    out = []
+    for _, text in templates(DISTILL_RELATION[relation], "forward", which):
+        if "{O}" in text:
+            continue
+        asked = fill(text, S="Qentity")
+        if held is None or rouge_l(asked, held) < 0.7:
+            out.append(text)
+    return tuple(out)
+
+
+def reword(fact: FictionalFact, rng: random.Random, which: str = "training") -> str:
+    """The fact's question in one of `reworded_templates` (its own question if none)."""
+    from ghost.distill.shapes import fill
+
+    options = reworded_templates(fact.relation, which)
+    if not options or not fact.entity:
+        return fact.question
+    return fill(rng.choice(options), S=fact.entity)
 
 
 def counterfactual_edits(

@@ -19,7 +19,10 @@ Per step:
   after 300 steps of `small` on facts200 was 6% against 53%);
 - `fictional` x batch rows are added about entities that do not exist ("The capital of
   Zorvania is Quessaro."): fresh ones every step, from the "train" pool of
-  `ghost.data.fictional`, so the only way to answer them is to copy from the bank;
+  `ghost.data.fictional`, so the only way to answer them is to copy from the bank; a share
+  `reword` of them is asked in one of the distillation's question templates for the relation
+  (`ghost.data.fictional.reword`: ~25 wordings each, none near the memory benchmark's
+  held-out wording), so reading does not hang on three sentence shapes;
 - `counterfactual` x batch rows are added that ask a trained question while the bank holds
   an edited fact ("The capital of France is Tokyo.") and not the true one: memory overrides
   the weights;
@@ -42,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from ghost.data.batches import IGNORE, Batch, QABatcher, pad_rows, qa_row
-from ghost.data.fictional import counterfactual_edits, fictional_facts
+from ghost.data.fictional import counterfactual_edits, fictional_facts, reword
 from ghost.data.template import QATemplate
 from ghost.errors import GhostInputError
 from ghost.model.memory_text import LexicalIndex
@@ -62,6 +65,12 @@ class MemoryTraining(Recipe):
     retrieval_weight: float = 0.2
     temperature: float = 0.05
     pool_size: int = 32  # distractor candidates per step: this many dataset + fictional facts
+    # Share of fictional rows asked in one of the distillation's question templates instead
+    # of the fictional facts' own three wordings a relation: 0.25 was chosen on a validation
+    # set (train-pool facts asked in the distillation's validation templates; small, 500
+    # steps, one run each): 0 -> 43% (training wordings 93%), 0.25 -> 60% (90%), 0.5 -> 60%
+    # (84%).
+    reword: float = 0.25
 
     name = "memory"
 
@@ -109,8 +118,11 @@ class MemoryTraining(Recipe):
         made = fictional_facts(round(self.fictional * n), seed=f"{self.seed}-{state.step}")
         self._fictional = range(n, n + len(made))
         for fact in made:
-            rows.append(self._row(state, fact.question, fact.answer))
-            asked.append(fact.question)
+            question = fact.question
+            if self.reword and rng.random() < self.reword:  # more ways of asking (no draw at 0)
+                question = reword(fact, rng)
+            rows.append(self._row(state, question, fact.answer))
+            asked.append(question)
             owns.append([fact.fact])
             excluded.append(set())
         for edit in rng.sample(self.edits, min(len(self.edits), round(self.counterfactual * n))):

@@ -68,8 +68,8 @@ class MemoryTraining(Recipe):
     # Share of fictional rows asked in one of the distillation's question templates instead
     # of the fictional facts' own three wordings a relation: 0.25 was chosen on a validation
     # set (train-pool facts asked in the distillation's validation templates; small, 500
-    # steps, one run each): 0 -> 43% (training wordings 93%), 0.25 -> 60% (90%), 0.5 -> 60%
-    # (84%).
+    # steps): seed 0: 0 -> 43% (training wordings 93%), 0.25 -> 60% (90%), 0.5 -> 60% (84%);
+    # seeds 0-2: median 41% -> 57% (docs/memory.md).
     reword: float = 0.25
 
     name = "memory"

@@ -25,4 +25,5 @@ for name in [n for names in RUNS.values() for n in names]:
     print(name, [round(v, 3) for v in rows[name]])
 for label, names in RUNS.items():
     medians = [round(statistics.median(rows[n][i] for n in names), 3) for i in range(4)]
-    print(label, "median over training seeds (unseen, training's, held-out wordings, locality):", medians)
+    what = "median over training seeds (unseen, training's, held-out wordings, locality)"
+    print(label, what, medians)

@@ -128,15 +128,24 @@ static inline vec exp_poly(vec r)
 }
 
 #if defined(__AVX512F__)
+/* max(lo, x), keeping a NaN in x; and x rounded to the nearest integer (roundscale). */
+static inline vec vfloor_at(vec x, float lo)
+{
+    return (vec)_mm512_max_ps((__m512)splat(lo), (__m512)x);
+}
+static inline vec vround(vec x)
+{
+    return (vec)_mm512_roundscale_ps((__m512)x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
 /* AVX-512 rounds to an integer (roundscale) and multiplies by 2^n (scalef, which saturates
  * to infinity) in one instruction each. Below -87.3, x is clamped: results stay normal floats
  * (~1.2e-38 instead of a denormal or zero, harmless for a decay factor), because denormal
- * operands would slow the recurrence's products. max(limit, x) keeps a NaN in x. */
+ * operands would slow the recurrence's products. */
 static inline vec vexp(vec x)
 {
-    x = (vec)_mm512_max_ps((__m512)splat(-87.33654f), (__m512)x);
-    vec n = (vec)_mm512_roundscale_ps((__m512)(x * 1.44269504088896341f),
-                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = vfloor_at(x, -87.33654f);
+    vec n = vround(x * 1.44269504088896341f);
     vec r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
     return (vec)_mm512_scalef_ps((__m512)exp_poly(r), (__m512)n);
@@ -170,8 +179,8 @@ static inline vec vexp(vec x)
 #define DECAY_SCALE 1.44269504088896341f
 static inline vec vdecay(vec x)
 {
-    x = (vec)_mm512_max_ps((__m512)splat(-126.0f), (__m512)x);
-    vec n = (vec)_mm512_roundscale_ps((__m512)x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = vfloor_at(x, -126.0f);
+    vec n = vround(x);
     vec f = x - n;
     vec p = splat(1.5345794963650405e-4f);
     p = p * f + 1.3399932067841291e-3f;

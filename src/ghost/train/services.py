@@ -232,6 +232,10 @@ class MetricsLogger(Recipe):
         self.bar.set_postfix(shown, refresh=False)
         if "memory_exact_match" in metrics:
             self.memory_reads.append(metrics["memory_exact_match"])
+        reads = None  # their mean since the last check, said at each check
+        if "check_loss" in metrics and self.memory_reads:
+            reads = sum(self.memory_reads) / len(self.memory_reads)
+            self.memory_reads.clear()
         if self.quiet:
             return
         if "check_loss" in metrics and not sys.stderr.isatty():
@@ -248,10 +252,8 @@ class MetricsLogger(Recipe):
                     parts.append(
                         f"{label} {value:.1%}" if "match" in key else f"{label} {value:.4f}"
                     )
-            if self.memory_reads:  # memory training: facts never seen, read from the bank
-                reads = sum(self.memory_reads) / len(self.memory_reads)
+            if reads is not None:  # memory training: facts never seen, read from the bank
                 parts.append(f"new facts read from memory {reads:.1%}")
-                self.memory_reads.clear()
             self._say("  ".join(parts) + f"  ({state.elapsed:.0f}s)")
         if "event" in metrics:
             self._say(f"step {state.step}: {metrics['event']}")

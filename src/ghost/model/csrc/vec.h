@@ -1,17 +1,18 @@
 /* Vector helpers shared by Ghost's CPU kernels (selective_scan.c, rows.c).
  *
  * A vec is LANES floats in GCC's vector extension: the compiler emits the ISA that -march
- * allows, with no intrinsics except AVX-512's exp. Here: loads and stores (whole or partial
- * vectors, fp32 or bf16 activations), select / min / max / abs, exp, log1p, softplus and
- * sigmoid written as polynomials so that they vectorise without -ffast-math or a vector
- * maths library, sum_lanes (LANES horizontal sums at once), per-thread scratch memory and
- * the ordered sum of per-thread partials that keeps every kernel deterministic.
+ * allows, with no intrinsics except in x86's exp (AVX-512, AVX2). Here: loads and stores
+ * (whole or partial vectors, fp32 or bf16 activations), select / min / max / abs, exp,
+ * log1p, softplus and sigmoid written as polynomials so that they vectorise without
+ * -ffast-math or a vector maths library, sum_lanes (LANES horizontal sums at once),
+ * per-thread scratch memory and the ordered sum of per-thread partials that keeps every
+ * kernel deterministic.
  */
 #ifndef GHOST_VEC_H
 #define GHOST_VEC_H
 
 #include <omp.h>
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 #include <stdint.h>
@@ -127,8 +128,11 @@ static inline vec exp_poly(vec r)
     return p * (r * r) + r + 1.0f;
 }
 
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#define X86_EXP 1
+/* x86 rounds to an integer in one instruction (roundscale, round) and needs no clamp soup:
+ * max(lo, x) and min(hi, x) return x when it is NaN, so a NaN input stays NaN. */
 #if defined(__AVX512F__)
-/* max(lo, x), keeping a NaN in x; and x rounded to the nearest integer (roundscale). */
 static inline vec vfloor_at(vec x, float lo)
 {
     return (vec)_mm512_max_ps((__m512)splat(lo), (__m512)x);
@@ -137,18 +141,36 @@ static inline vec vround(vec x)
 {
     return (vec)_mm512_roundscale_ps((__m512)x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
+/* p * 2^n for an integer-valued n: scalef, which saturates to infinity and to zero. */
+static inline vec vscale2(vec p, vec n) { return (vec)_mm512_scalef_ps((__m512)p, (__m512)n); }
+#else
+static inline vec vfloor_at(vec x, float lo)
+{
+    return (vec)_mm256_max_ps((__m256)splat(lo), (__m256)x);
+}
+static inline vec vround(vec x)
+{
+    return (vec)_mm256_round_ps((__m256)x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+/* p * 2^n for an integer-valued n >= -126, 2^n built in the exponent bits; n is capped at
+ * 127, so results stay finite (~2.4e38 at most) where scalef would give infinity. */
+static inline vec vscale2(vec p, vec n)
+{
+    __m256i e = _mm256_cvtps_epi32(_mm256_min_ps((__m256)splat(127.0f), (__m256)n));
+    return p * (vec)_mm256_slli_epi32(_mm256_add_epi32(e, _mm256_set1_epi32(127)), 23);
+}
+#endif
 
-/* AVX-512 rounds to an integer (roundscale) and multiplies by 2^n (scalef, which saturates
- * to infinity) in one instruction each. Below -87.3, x is clamped: results stay normal floats
- * (~1.2e-38 instead of a denormal or zero, harmless for a decay factor), because denormal
- * operands would slow the recurrence's products. */
+/* Below -87.3, x is clamped: results stay normal floats (~1.2e-38 instead of a denormal or
+ * zero, harmless for a decay factor), because denormal operands would slow the recurrence's
+ * products. */
 static inline vec vexp(vec x)
 {
     x = vfloor_at(x, -87.33654f);
     vec n = vround(x * 1.44269504088896341f);
     vec r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
-    return (vec)_mm512_scalef_ps((__m512)exp_poly(r), (__m512)n);
+    return vscale2(exp_poly(r), n);
 }
 #else
 /* The same with portable vector code: n is rounded by adding 1.5 * 2^23 and read from the
@@ -168,14 +190,14 @@ static inline vec vexp(vec x)
 }
 #endif
 
-/* The scan's decays exp(dt A), as vdecay(dt * DECAY_SCALE * A). With AVX-512 the scale is
- * log2(e) and vdecay is 2^x: n = round(x) and f = x - n (exact) need no two-part ln 2
- * reduction, 2^f is a degree-6 polynomial on [-1/2, 1/2] (fitted here for relative error:
- * at most 1e-7 evaluated in fp32, about 1 ulp), and scalef applies 2^n; 4 vector operations
- * fewer than vexp, once per state and step in each direction. x is clamped at -126 so that
- * results stay normal floats (denormal operands would slow the recurrence's products).
- * Elsewhere the scale is 1 and vdecay is vexp. */
-#if defined(__AVX512F__)
+/* The scan's decays exp(dt A), as vdecay(dt * DECAY_SCALE * A). On x86 (AVX-512, or AVX2
+ * with FMA) the scale is log2(e) and vdecay is 2^x: n = round(x) and f = x - n (exact) need
+ * no two-part ln 2 reduction, 2^f is a degree-6 polynomial on [-1/2, 1/2] (fitted here for
+ * relative error: at most 1e-7 evaluated in fp32, about 1 ulp), and vscale2 applies 2^n; 4
+ * vector operations fewer than vexp, once per state and step in each direction. x is clamped
+ * at -126 so that results stay normal floats (denormal operands would slow the recurrence's
+ * products). Elsewhere the scale is 1 and vdecay is vexp. */
+#if defined(X86_EXP)
 #define DECAY_SCALE 1.44269504088896341f
 static inline vec vdecay(vec x)
 {
@@ -189,7 +211,7 @@ static inline vec vdecay(vec x)
     p = p * f + 2.4022646248340607e-1f;
     p = p * f + 6.931471824645996e-1f;
     p = p * f + 1.0f;
-    return (vec)_mm512_scalef_ps((__m512)p, (__m512)n);
+    return vscale2(p, n);
 }
 #else
 #define DECAY_SCALE 1.0f

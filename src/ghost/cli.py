@@ -134,6 +134,8 @@ def cmd_train(args) -> int:
         "grad_checkpoint": True if args.grad_checkpoint else None,
         "memory_training": args.memory_training,
         "augment": args.augment,
+        "reasoning": args.reasoning,
+        "group_by_length": args.group_by_length,
         "max_minutes": args.max_minutes,
         "eval_every": args.eval_every,
         "save_every": args.save_every,
@@ -286,6 +288,11 @@ def cmd_ask(args) -> int:
             )
         text = template.clean_answer(out)
         text = f"{text}\t{confidence:.3f}" if args.confidence else text
+        if args.show_hops:
+            written = out.split(bytes([template.marker]), 1)[0].decode("utf-8", "replace")
+            hops = template.split_steps(written)[0]
+            lines = "".join(f"\n  hop: {' '.join(h.split())}" for h in hops)
+            text += lines or "\n  (answered directly, no hops)"
         if args.show_memory:
             top = sorted(reads.items(), key=lambda item: -item[1])[:3]
             text += (
@@ -428,6 +435,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="surface (default): half the training questions typed casually (lower case, no "
         "final '?'), so casual questions are answered too; none: as written",
     )
+    p.add_argument(
+        "--reasoning",
+        choices=["none", "chain"],
+        help="chain: multi-hop questions whose hops the data also asks are answered through "
+        "their hops (each hop asked and answered first); none (default): answers as written",
+    )
+    p.add_argument(
+        "--group-by-length",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="batch Q&A records of similar length together (less padding, faster epochs); "
+        "off by default",
+    )
     p.add_argument("--max-minutes", type=_float, help="time budget for --steps auto")
     p.add_argument("--eval-every", type=_nonnegative_int, help="steps between progress checks")
     p.add_argument(
@@ -520,6 +540,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--show-memory",
         action="store_true",
         help="after each answer, the 3 bank entries the memory layers attended to most",
+    )
+    p.add_argument(
+        "--show-hops",
+        action="store_true",
+        help="after each answer, the hop questions and answers it wrote first (a model "
+        "trained with --reasoning chain); off by default",
     )
     p.add_argument("--threads", type=_nonnegative_int, default=0, help=THREADS_HELP)
     p.set_defaults(func=cmd_ask)

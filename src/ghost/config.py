@@ -76,6 +76,10 @@ class GhostConfig:
     """How a Q&A record becomes bytes; the end-of-answer marker follows the answer."""
     end_of_answer: str = "\x03"
     """One ASCII control byte that never occurs in data (ETX)."""
+    qa_steps: bool = False
+    """Trained to answer a multi-hop question through its hops (`ghost train --reasoning
+    chain`): the answer first asks and answers each hop question, then ends with the last
+    hop's answer (ghost.data.template.STEP). The exact-match answer is that last one."""
 
     def __post_init__(self):
         self.memory_layers = tuple(int(i) for i in self.memory_layers)
@@ -118,6 +122,8 @@ class GhostConfig:
             )
         if len(self.end_of_answer) != 1 or not (0 < ord(self.end_of_answer) < 32):
             raise ValueError("GhostConfig.end_of_answer must be one ASCII control character")
+        if self.end_of_answer == "\x1e":
+            raise ValueError("GhostConfig.end_of_answer must not be 0x1e, the hop separator")
         if self.end_of_answer in "\n\t\r":
             raise ValueError("GhostConfig.end_of_answer must not be a whitespace character")
         if "{question}" not in self.qa_template or not self.qa_template.endswith("{answer}"):
@@ -236,6 +242,14 @@ class TrainConfig:
     """Q&A questions as users type them: 'surface' (the default) gives half the training rows
     a casual form (lower case, no final '?', or both; answers unchanged), 'none' trains them
     as written. See ghost.data.batches.surface_variant."""
+    group_by_length: bool = False
+    """Q&A batches of records of similar length (seeded, per epoch): rows are padded to the
+    longest of their batch, so this spares most of the padding's compute."""
+    reasoning: str = "none"
+    """'chain': multi-hop Q&A records whose hops are questions of the same data are answered
+    through their hops (ask and answer each, then the last hop's answer; the model's config
+    records it as `qa_steps`); 'none' trains every answer as written. See
+    ghost.data.template."""
     eval_every: int = 0
     """Steps between checks (training exact match / loss); 0 picks about one epoch."""
     patience: int = 3
@@ -314,6 +328,10 @@ class TrainConfig:
         if self.augment not in ("none", "surface"):
             raise GhostInputError(
                 f"{_setting('augment')} must be 'none' or 'surface', got {self.augment!r}"
+            )
+        if self.reasoning not in ("none", "chain"):
+            raise GhostInputError(
+                f"{_setting('reasoning')} must be 'none' or 'chain', got {self.reasoning!r}"
             )
         if self.memory_training not in ("auto", "on", "off"):
             raise GhostInputError(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ghost.data.records import Dataset
-from ghost.data.template import QATemplate
+from ghost.data.template import QATemplate, chain_hops
 
 IGNORE = -100
 
@@ -53,6 +53,7 @@ def _permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 AUGMENTS = ("none", "surface")
+GROUP_BATCHES = 16  # batches' worth of records sorted by length together (group_by_length)
 
 
 def surface_variant(question: str, choice: int) -> str:
@@ -65,10 +66,15 @@ def surface_variant(question: str, choice: int) -> str:
     return question
 
 
-def qa_row(template: QATemplate, record: dict, answer_only: bool = True):
+def qa_row(
+    template: QATemplate,
+    record: dict,
+    answer_only: bool = True,
+    hops: list[tuple[str, str]] | None = None,
+):
     """A Q&A record as one row: (ids, labels), the labels -100 before the answer (or only on
-    the first byte, with `answer_only` False)."""
-    data, answer_start = template.render(record)
+    the first byte, with `answer_only` False); with `hops`, the answer is given through them."""
+    data, answer_start = template.render(record, hops)
     ids = torch.tensor(list(data), dtype=torch.long)
     labels = ids.clone()
     labels[: answer_start if answer_only else 1] = IGNORE
@@ -87,18 +93,24 @@ class QABatcher:
         answer_only: bool = True,
         seed: int = 0,
         augment: str = "none",
+        group_by_length: bool = False,
     ):
         self.batch_size, self.seq_len, self.seed = batch_size, seq_len, seed
+        # Rows are padded to the longest of their batch: grouping records of similar length
+        # into batches (`_grouped`) spares most of that padding.
+        self.group_by_length = group_by_length
         self.records = dataset.records
         # "surface": each training row's question is, with probability 1/2, typed casually
         # (lower case, no final '?', or both; `surface_variant`). Drawn from (seed, epoch,
         # position), so a resumed run sees the same rows; checks (`collate`) see the originals.
         self.augment = augment
         self._template, self._answer_only = template, answer_only
+        # A template with steps answers multi-hop records through their hops (template.py).
+        self.hops = chain_hops(dataset.records) if template.steps else {}
         self.samples = []
         for i, record in enumerate(dataset.records):
             template.check(record, f"{dataset.name} record {i + 1}")
-            self.samples.append(qa_row(template, record, answer_only))
+            self.samples.append(qa_row(template, record, answer_only, self.hops.get(i)))
         self.sources = dataset.sources if dataset.sources and dataset.sources[0].weight else None
         self.epoch, self.position = 0, 0
         self._order = self._epoch_order(0)
@@ -106,9 +118,14 @@ class QABatcher:
     def _epoch_order(self, epoch: int) -> torch.Tensor:
         """This epoch's record order: a seeded permutation of all records or, for weighted
         sources, round(N * w_i / sum(w)) draws from source i (cycling through seeded
-        permutations of its records), shuffled together."""
+        permutations of its records), shuffled together; then grouped by length if asked."""
         if self.sources is None:
-            return _permutation(len(self.samples), self.seed, epoch)
+            order = _permutation(len(self.samples), self.seed, epoch)
+        else:
+            order = self._weighted_order(epoch)
+        return self._grouped(order, epoch) if self.group_by_length else order
+
+    def _weighted_order(self, epoch: int) -> torch.Tensor:
         total = sum(s.weight for s in self.sources)
         parts = []
         for i, source in enumerate(self.sources):
@@ -121,6 +138,21 @@ class QABatcher:
             parts.append(torch.cat(cycles)[:n] + source.start)
         order = torch.cat(parts)
         return order[_permutation(len(order), self.seed, epoch)]
+
+    def _grouped(self, order: torch.Tensor, epoch: int) -> torch.Tensor:
+        """`order` with records of similar length in the same batches: each run of
+        GROUP_BATCHES batches' worth of records is sorted by length, cut into batches, and
+        those batches are shuffled (seeded by seed and epoch, so a resume sees the same)."""
+        lengths = torch.tensor([len(ids) for ids, _ in self.samples])
+        size = self.batch_size * GROUP_BATCHES
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 7 + 3)
+        grouped = []
+        for start in range(0, len(order), size):
+            part = order[start : start + size]
+            part = part[torch.sort(lengths[part], stable=True).indices]
+            batches = list(part.split(self.batch_size))
+            grouped += [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+        return torch.cat(grouped)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -174,7 +206,7 @@ class QABatcher:
             else:
                 record = dict(self.records[i])
                 record["question"] = surface_variant(record["question"], choice - 2)
-                ids, labels = qa_row(self._template, record, self._answer_only)
+                ids, labels = qa_row(self._template, record, self._answer_only, self.hops.get(i))
             rows.append((ids[-limit:], labels[-limit:]))
         input_ids, labels = pad_rows(rows)
         return Batch(input_ids, labels, torch.tensor(indices, dtype=torch.long))

@@ -29,6 +29,7 @@ SETTINGS = {
     "budget": "budget",
     "seed_share": "seed_share",
     "augment": "augment",
+    "reasoning": "reasoning",
     "heldout": "heldout",
     "init_from": "init_from",
     "batch_size": "batch_size",
@@ -117,6 +118,12 @@ def add_distill_command(sub) -> None:
         "--augment",
         choices=["none", "surface"],
         help=f"train on casual forms of the questions too (default {d['augment']})",
+    )
+    p.add_argument(
+        "--reasoning",
+        choices=["none", "chain"],
+        help="chain: teachers and students answer multi-hop questions through their hops "
+        f"(ghost train --reasoning) (default {d['reasoning']})",
     )
     p.add_argument(
         "--heldout",

@@ -68,6 +68,8 @@ class DistillConfig:
     of its rows (so a set grown 30-fold still teaches every seed); 0 trains each pair once."""
     augment: str = "surface"
     """Training questions in casual forms too (ghost.data.batches.surface_variant)."""
+    reasoning: str = "none"
+    """'chain': every training answers multi-hop pairs through their hops (TrainConfig)."""
     heldout: list[str] = field(default_factory=list)
     """Extra held-out files the leak filter guards (a built-in's own held-out splits always)."""
     init_from: str | None = None
@@ -105,6 +107,8 @@ class DistillConfig:
             raise GhostInputError("--dedup-threshold must be in (0, 1]")
         if self.augment not in ("none", "surface"):
             raise GhostInputError("--augment must be 'none' or 'surface'")
+        if self.reasoning not in ("none", "chain"):
+            raise GhostInputError("--reasoning must be 'none' or 'chain'")
 
     @classmethod
     def fields(cls) -> list[str]:

@@ -172,7 +172,8 @@ def _settings_text(results: dict) -> str:
         f"students from {c['student_init']}; agreement {c['agreement']}; confidence >= "
         f"{c['confidence']}; seeds {c.get('seed_share', 0):.0%} of a student's rows; "
         f"ROUGE-L threshold {c['dedup_threshold']}; operators "
-        f"{', '.join(c['operators'])}; augment {c['augment']}; budget "
+        f"{', '.join(c['operators'])}; augment {c['augment']}; reasoning "
+        f"{c.get('reasoning', 'none')}; budget "
         f"{c['budget'] or 'all'} candidates a round."
     )
 

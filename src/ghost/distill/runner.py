@@ -172,7 +172,13 @@ def training_rows(pool: list[dict], seed_share: float) -> list[dict]:
 
 
 def _qa(r: dict) -> dict:
-    return {"question": r["question"], "answer": r["answer"], "kind": r.get("kind", "qa")}
+    """A pair as a training record; its chain lets `--reasoning chain` train it through hops."""
+    return {
+        "question": r["question"],
+        "answer": r["answer"],
+        "kind": r.get("kind", "qa"),
+        "chain": list(r.get("chain", [])),
+    }
 
 
 def _dataset(name: str, records: list[dict]):
@@ -231,6 +237,7 @@ class _Runner:
                 else max(20, -(-len(records) // c.batch_size)),
                 save_every=SAVE_EVERY,
                 augment=c.augment,
+                reasoning=c.reasoning,
                 init_from=str(init_from) if init_from else None,
                 quiet=self.quiet,
             ),

@@ -18,7 +18,7 @@ import torch
 
 from ghost.data.batches import IGNORE, QABatcher, pad_rows, qa_row
 from ghost.data.records import Dataset, load_data
-from ghost.data.template import QATemplate
+from ghost.data.template import QATemplate, chain_hops
 from ghost.model.generate import generate
 from ghost.model.ghost import next_byte_loss
 
@@ -61,6 +61,10 @@ def mean_loss(model, batcher, indices: list[int], batch_size: int = 128) -> floa
     return total / max(1, count)
 
 
+# Bytes a model trained with hops may write before its answer: a 3-hop chain of ~60-byte
+# questions and their answers in the template's form.
+STEPS_ALLOWANCE = 320
+
 # A greedy answer is taken from one teacher-forced pass only where its argmax beats the
 # runner-up by this many logits at every byte: step mode and the full forward agree to ~1e-5
 # (fp32, tested), so no near-tie decided differently by rounding can slip through.
@@ -69,16 +73,24 @@ CHECK_MARGIN = 0.05
 
 @torch.no_grad()
 def checked_answers(
-    model, template: QATemplate, records: list[dict], batch_size: int = 64
+    model,
+    template: QATemplate,
+    records: list[dict],
+    batch_size: int = 64,
+    hops: dict[int, list[tuple[str, str]]] | None = None,
 ) -> list[bool]:
     """Per record: whether greedy generation from its prompt is certain to produce exactly
     its answer and then the end-of-answer marker, decided by one teacher-forced forward pass
     over the rendered record (`qa_row`): the reference byte is the argmax at every answer
     position and the marker's, by at least `CHECK_MARGIN` over the runner-up. A record that
-    fails is not wrong, only unproven: `evaluate_qa` generates it."""
+    fails is not wrong, only unproven: `evaluate_qa` generates it. `hops` (by position in
+    `records`) gives answers through their hops (template.py); by default a template with
+    steps takes them from `records` themselves (`chain_hops`)."""
     was_training = model.training
     model.eval()
-    rows = [qa_row(template, r) for r in records]
+    if hops is None:
+        hops = chain_hops(records) if template.steps else {}
+    rows = [qa_row(template, r, hops=hops.get(i)) for i, r in enumerate(records)]
     order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
     verdicts = [False] * len(rows)
     for start in range(0, len(order), batch_size):
@@ -115,14 +127,24 @@ def evaluate_qa(
     """
     template = QATemplate.from_config(model.config)
     longest = max(len(r["answer"].encode("utf-8")) for r in dataset.records)
-    max_bytes = max_answer_bytes or longest + 16
+    # A model that answers through hops writes each hop's question and answer first.
+    max_bytes = max_answer_bytes or longest + 16 + (STEPS_ALLOWANCE if template.steps else 0)
     prompts = [template.prompt(r["question"]) for r in dataset.records]
-    references = [r["answer"].encode("utf-8") for r in dataset.records]
+    hops = chain_hops(dataset.records) if template.steps else {}
+    references = [
+        (template.stepped_answer(hops[i]) if i in hops else r["answer"]).encode("utf-8")
+        for i, r in enumerate(dataset.records)
+    ]
     answers: dict[int, bytes] = {}
     if check_first:
         # Only answers generation would not cut short can be proven whole.
         fits = [i for i, a in enumerate(references) if len(a) < max_bytes]
-        sure = checked_answers(model, template, [dataset.records[i] for i in fits])
+        sure = checked_answers(
+            model,
+            template,
+            [dataset.records[i] for i in fits],
+            hops={k: hops[i] for k, i in enumerate(fits) if i in hops},
+        )
         answers = {i: references[i] for i, ok in zip(fits, sure, strict=True) if ok}
     # Batches of prompts of similar length: generation prefills up to the shortest one.
     rest = sorted(
@@ -149,6 +171,9 @@ def evaluate_qa(
                 "correct": exact_match(prediction, record["answer"]),
             }
         )
+        if template.steps:  # the hops it wrote before its answer
+            text = answers[i].split(bytes([template.marker]), 1)[0].decode("utf-8", "replace")
+            predictions[-1]["hops"] = template.split_steps(text)[0]
     by_kind: dict[str, list[bool]] = defaultdict(list)
     for p in predictions:
         by_kind[p["kind"]].append(p["correct"])

@@ -109,6 +109,7 @@ def make_batcher(dataset: Dataset, model_config: GhostConfig, cfg: TrainConfig):
             cfg.answer_only_loss,
             cfg.seed,
             cfg.augment,
+            cfg.group_by_length,
         )
     return TextBatcher(dataset, cfg.batch_size, cfg.seq_len, cfg.seed)
 
@@ -273,6 +274,8 @@ def train(
         model = load_model(Path(cfg.init_from))
     else:
         model = GhostModel(model_config or GhostConfig.from_preset(cfg.preset))
+    if cfg.reasoning == "chain" and not model.config.qa_steps:  # the model answers through hops
+        model.config = replace(model.config, qa_steps=True)
     built = build_recipes(cfg.recipes)  # before anything is written: a bad option is exit 2
     batcher = make_batcher(
         dataset, model.config, replace(cfg, batch_size=cfg.batch_size * dp.world_size)

@@ -65,3 +65,30 @@ def test_seed_records_are_their_share_of_the_training_rows():
     assert len(training_rows(pairs(273, 9000), 0.0)) == 9000
     rows = training_rows(pairs(10, 10), 0.2)  # only seeds: each once
     assert len(rows) == 10
+
+
+def test_composed_pairs_keep_their_chain_so_a_student_can_train_them_through_hops():
+    import pytest
+
+    from ghost.data.template import chain_hops
+    from ghost.distill.config import DistillConfig
+    from ghost.distill.runner import training_rows
+    from ghost.errors import GhostInputError
+
+    pool = load_builtin("facts200:train")
+    composed = next(iter(compose(FactGraph.from_records(pool))))
+    pairs = [{**r, "provenance": {"operator": "seed"}} for r in pool]
+    pairs.append(
+        {
+            "question": composed.question,
+            "answer": composed.expected,
+            "chain": list(composed.chain),
+            "provenance": {"operator": "compose"},
+        }
+    )
+    rows = training_rows(pairs, 0.0)
+    assert rows[-1]["chain"] == list(composed.chain)
+    hops = chain_hops(rows)
+    assert hops[len(rows) - 1][-1] == (composed.chain[-1], composed.expected)
+    with pytest.raises(GhostInputError, match="reasoning"):
+        DistillConfig(reasoning="tree")

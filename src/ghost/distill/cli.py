@@ -7,6 +7,7 @@ Setting flags default to None ("not given"): a fresh run takes the DistillConfig
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import sys
 
@@ -30,6 +31,7 @@ SETTINGS = {
     "seed_share": "seed_share",
     "augment": "augment",
     "reasoning": "reasoning",
+    "group_by_length": "group_by_length",
     "heldout": "heldout",
     "init_from": "init_from",
     "batch_size": "batch_size",
@@ -124,6 +126,13 @@ def add_distill_command(sub) -> None:
         choices=["none", "chain"],
         help="chain: teachers and students answer multi-hop questions through their hops "
         f"(ghost train --reasoning) (default {d['reasoning']})",
+    )
+    p.add_argument(
+        "--group-by-length",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="every training batches records of similar length together (ghost train "
+        f"--group-by-length) (default {'on' if d['group_by_length'] else 'off'})",
     )
     p.add_argument(
         "--heldout",

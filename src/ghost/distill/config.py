@@ -70,6 +70,8 @@ class DistillConfig:
     """Training questions in casual forms too (ghost.data.batches.surface_variant)."""
     reasoning: str = "none"
     """'chain': every training answers multi-hop pairs through their hops (TrainConfig)."""
+    group_by_length: bool = False
+    """Every training batches records of similar length together (TrainConfig)."""
     heldout: list[str] = field(default_factory=list)
     """Extra held-out files the leak filter guards (a built-in's own held-out splits always)."""
     init_from: str | None = None

@@ -238,6 +238,7 @@ class _Runner:
                 save_every=SAVE_EVERY,
                 augment=c.augment,
                 reasoning=c.reasoning,
+                group_by_length=c.group_by_length,
                 init_from=str(init_from) if init_from else None,
                 quiet=self.quiet,
             ),

@@ -86,6 +86,8 @@ def test_the_batcher_trains_multi_hop_rows_through_their_hops_only_with_steps():
         if i < n_facts:
             assert stepped == bytes(plain.samples[i][0].tolist())
     assert STEP.encode() not in b"".join(bytes(s[0].tolist()) for s in plain.samples)
+    # hops make rows longer: the trainer says how many a --seq-len would cut
+    assert plain.n_cut == 0 and QABatcher(data, QATemplate(steps=True), 8, 100).n_cut == 3
 
 
 def test_the_hop_separator_is_refused_in_data_only_when_it_means_something():

@@ -158,6 +158,11 @@ class QABatcher:
         return len(self.samples)
 
     @property
+    def n_cut(self) -> int:
+        """Records longer than seq_len: `collate` cuts the start of their question."""
+        return sum(len(ids) > self.seq_len for ids, _ in self.samples)
+
+    @property
     def steps_per_epoch(self) -> int:
         return max(1, -(-len(self.samples) // self.batch_size))
 

@@ -206,10 +206,18 @@ class MetricsLogger(Recipe):
             recipes = f", recipes: {', '.join(cfg.recipes)}" if cfg.recipes else ""
             if getattr(state.batcher, "augment", "none") == "surface":
                 recipes += ", half the questions typed casually (--augment surface)"
+            if getattr(state.batcher, "hops", None):
+                recipes += f", {len(state.batcher.hops)} multi-hop answers through their hops"
             self._say(
                 f"training {state.model.num_parameters() / 1e6:.2f}M parameters on {cfg.data}, "
                 f"{precision}, {torch.get_num_threads()} threads{recipes}"
             )
+            cut = getattr(state.batcher, "n_cut", 0)
+            if cut:
+                self._say(
+                    f"note: {cut} of {len(state.batcher)} records are longer than --seq-len "
+                    f"{cfg.seq_len} bytes and lose the start of their question"
+                )
         self.bar = tqdm(
             total=state.total_steps,
             initial=state.step,

@@ -292,6 +292,10 @@ class _Runner:
         template = QATemplate.from_config(model.config)
         known = [len(c.expected.encode("utf-8")) for c in candidates if c.expected]
         max_bytes = (max(known) if known else 48) + 16
+        if template.steps:  # a teacher that answers through hops writes them first
+            from ghost.eval.metrics import STEPS_ALLOWANCE
+
+            max_bytes += STEPS_ALLOWANCE
         prompts = [template.prompt(c.question) for c in candidates]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         for start in range(0, len(order), 64):

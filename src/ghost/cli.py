@@ -289,8 +289,7 @@ def cmd_ask(args) -> int:
         text = template.clean_answer(out)
         text = f"{text}\t{confidence:.3f}" if args.confidence else text
         if args.show_hops:
-            written = out.split(bytes([template.marker]), 1)[0].decode("utf-8", "replace")
-            hops = template.split_steps(written)[0]
+            hops = template.split_steps(template.written(out))[0]
             lines = "".join(f"\n  hop: {' '.join(h.split())}" for h in hops)
             text += lines or "\n  (answered directly, no hops)"
         if args.show_memory:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ghost.data.records import Dataset
-from ghost.data.template import QATemplate, chain_hops
+from ghost.data.template import QATemplate
 
 IGNORE = -100
 
@@ -106,7 +106,7 @@ class QABatcher:
         self.augment = augment
         self._template, self._answer_only = template, answer_only
         # A template with steps answers multi-hop records through their hops (template.py).
-        self.hops = chain_hops(dataset.records) if template.steps else {}
+        self.hops = template.hops(dataset.records)
         self.samples = []
         for i, record in enumerate(dataset.records):
             template.check(record, f"{dataset.name} record {i + 1}")

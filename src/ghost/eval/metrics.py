@@ -18,7 +18,7 @@ import torch
 
 from ghost.data.batches import IGNORE, QABatcher, pad_rows, qa_row
 from ghost.data.records import Dataset, load_data
-from ghost.data.template import QATemplate, chain_hops
+from ghost.data.template import QATemplate
 from ghost.model.generate import generate
 from ghost.model.ghost import next_byte_loss
 
@@ -85,11 +85,11 @@ def checked_answers(
     position and the marker's, by at least `CHECK_MARGIN` over the runner-up. A record that
     fails is not wrong, only unproven: `evaluate_qa` generates it. `hops` (by position in
     `records`) gives answers through their hops (template.py); by default a template with
-    steps takes them from `records` themselves (`chain_hops`)."""
+    steps takes them from `records` themselves (`QATemplate.hops`)."""
     was_training = model.training
     model.eval()
     if hops is None:
-        hops = chain_hops(records) if template.steps else {}
+        hops = template.hops(records)
     rows = [qa_row(template, r, hops=hops.get(i)) for i, r in enumerate(records)]
     order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
     verdicts = [False] * len(rows)
@@ -130,7 +130,7 @@ def evaluate_qa(
     # A model that answers through hops writes each hop's question and answer first.
     max_bytes = max_answer_bytes or longest + 16 + (STEPS_ALLOWANCE if template.steps else 0)
     prompts = [template.prompt(r["question"]) for r in dataset.records]
-    hops = chain_hops(dataset.records) if template.steps else {}
+    hops = template.hops(dataset.records)
     references = [
         (template.stepped_answer(hops[i]) if i in hops else r["answer"]).encode("utf-8")
         for i, r in enumerate(dataset.records)
@@ -161,7 +161,8 @@ def evaluate_qa(
         answers.update(zip(chunk, outputs, strict=True))
     predictions = []
     for i, record in enumerate(dataset.records):
-        prediction = template.clean_answer(answers[i])
+        wrote_hops, prediction = template.split_steps(template.written(answers[i]))
+        prediction = prediction.strip()  # as clean_answer: the exact-match form
         predictions.append(
             {
                 "question": record["question"],
@@ -172,8 +173,7 @@ def evaluate_qa(
             }
         )
         if template.steps:  # the hops it wrote before its answer
-            text = answers[i].split(bytes([template.marker]), 1)[0].decode("utf-8", "replace")
-            predictions[-1]["hops"] = template.split_steps(text)[0]
+            predictions[-1]["hops"] = wrote_hops
     by_kind: dict[str, list[bool]] = defaultdict(list)
     for p in predictions:
         by_kind[p["kind"]].append(p["correct"])

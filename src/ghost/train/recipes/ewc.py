@@ -48,7 +48,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from ghost.data.batches import IGNORE, qa_row
-from ghost.data.template import QATemplate, chain_hops
+from ghost.data.template import QATemplate
 from ghost.errors import GhostInputError
 from ghost.model.generate import generate
 from ghost.model.ghost import next_byte_loss
@@ -107,7 +107,7 @@ def estimate_fisher(
     fisher = {name: torch.zeros_like(p, dtype=torch.float32) for name, p in params.items()}
     was_training = model.training
     model.eval()  # no dropout in Ghost; eval mode is the same maths, said explicitly
-    hops = chain_hops(records) if template.steps else {}  # as the model was trained
+    hops = template.hops(records)  # as the model was trained
     for n, record in enumerate(records):
         if targets == "empirical":
             ids, labels = qa_row(template, record, hops=hops.get(n))

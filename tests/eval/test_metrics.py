@@ -36,12 +36,24 @@ def test_bits_per_byte_of_a_uniform_model_is_eight():
     assert math.isclose(result["bits_per_byte"], 8.0, rel_tol=1e-5)
 
 
-def test_answers_proven_by_one_forward_pass_are_the_generated_ones(tmp_path):
+def test_shared_stems_are_cut_at_multiples_of_the_step_and_shared_enough():
+    from ghost.eval.metrics import shared_stems
+
+    capital = [f"Q: What is the capital of {c}?\nA: ".encode() for c in ("Peru", "Chad", "Iran")]
+    prompts = [*capital, b"Q: What is the cost of Peru?\nA: ", b"Q: Who?\nA: "]
+    # "Q: What is the c" (16 bytes) begins four prompts, "Q: What is the capital o" three
+    assert shared_stems(prompts) == [16, 16, 16, 16, 0]
+    assert shared_stems(prompts, min_rows=3) == [24, 24, 24, 16, 0]
+    assert shared_stems([b"Q: What is the capital?\nA: "] * 4, step=32) == [0] * 4  # not shorter
+
+
+def test_answers_proven_by_one_forward_pass_are_the_generated_ones(tmp_path, monkeypatch):
     """evaluate_qa takes an answer from the teacher-forced check only where generation is
     certain to give it: the predictions equal generating every answer, right and wrong."""
     from tiny_runs import CAPITALS, tiny_config, write_qa
 
     from ghost.data.template import QATemplate
+    from ghost.eval import metrics
     from ghost.eval.metrics import checked_answers
     from ghost.train.loop import train
 
@@ -58,9 +70,16 @@ def test_answers_proven_by_one_forward_pass_are_the_generated_ones(tmp_path):
         {"question": "Who wrote Hamlet?", "answer": "Shakespeare", "kind": "fact"},
     ]
     dataset = Dataset("d", "qa", records)
-    proven = checked_answers(model, QATemplate.from_config(model.config), records)
+    template = QATemplate.from_config(model.config)
+    proven = checked_answers(model, template, records)
     assert sum(proven[: len(CAPITALS)]) >= len(CAPITALS) // 2  # the trained ones, mostly
     assert proven[len(CAPITALS) :] == [False, False, False]
+    # The capitals' shared stem is run once: the same verdicts as whole rows.
+    stems = metrics.shared_stems([template.prompt(r["question"]) for r in records])
+    assert stems[0] > 0
+    with monkeypatch.context() as m:
+        m.setattr(metrics, "shared_stems", lambda prompts: [0] * len(prompts))
+        assert checked_answers(model, template, records) == proven
     for bank in ([], ["The capital of Peru is Quito.", "Hamlet was written by Shakespeare."]):
         model.memory.clear()
         model.memory.write(bank)

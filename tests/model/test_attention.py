@@ -51,6 +51,31 @@ def test_step_mode_equals_the_full_forward_and_keeps_only_visible_keys():
     assert cache.summary_pos == [4, 9, 14, 19]
 
 
+@pytest.mark.parametrize("cuts", [(1,), (3, 11), (9, 10, 20), (4, 9, 14, 19)])
+def test_continuing_from_a_cache_equals_the_full_forward(cuts):
+    """Chunks of any size continue the cache (across window and stride boundaries), which
+    they leave unchanged, and hand on the same cache as one call."""
+    layer = SparseSelfAttention(16, n_heads=2, window=4, stride=5).eval()
+    x = torch.randn(2, 23, 16)
+    with torch.no_grad():
+        full, whole = layer(x, want_cache=True)
+        bounds = [0, *cuts, 23]
+        out, cache = layer(x[:, : bounds[1]], want_cache=True)
+        outs = [out]
+        for a, b in zip(bounds[1:-1], bounds[2:], strict=True):
+            kept = cache.local_k.clone()
+            out, after = layer(x[:, a:b], want_cache=True, cache=cache)
+            assert torch.equal(cache.local_k, kept) and cache.position == a  # unchanged
+            outs.append(out)
+            assert torch.equal(layer(x[:, a:b], cache=cache), out)
+            cache = after
+    torch.testing.assert_close(torch.cat(outs, 1), full, atol=1e-5, rtol=1e-5)
+    assert cache.position == whole.position == 23
+    assert cache.summary_pos == whole.summary_pos == [4, 9, 14, 19]
+    torch.testing.assert_close(cache.local_k, whole.local_k)
+    torch.testing.assert_close(torch.cat(cache.summary_v, 2), torch.cat(whole.summary_v, 2))
+
+
 @pytest.mark.parametrize("length", [1, 7, 16])
 def test_within_one_window_the_mask_is_plain_causal_and_so_is_the_result(length):
     q, k, v = torch.randn(3, 2, 3, length, 8, dtype=torch.float64).unbind(0)

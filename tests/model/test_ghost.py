@@ -58,6 +58,27 @@ def test_step_mode_equals_full_forward_including_attention_layers(model):
     torch.testing.assert_close(rest, full[:, 17:], atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("with_memory", [False, True])
+def test_a_forward_continuing_a_cache_equals_the_full_forward(model, with_memory):
+    """A prefix's cache, selected for several rows (as a shared question stem is), then
+    their different continuations: the full rows' logits, the copy head's included."""
+    if with_memory:
+        open_memory(model)
+        model.memory.write(["The capital of Peru is Lima.", "Lima stands on the Rimac."])
+    x = torch.randint(0, 256, (3, 30))
+    x[:, :13] = x[0, :13]  # one shared prefix, longer than the tiny window
+    with torch.no_grad():
+        full = model(x).logits
+        shared = model(x[:1, :13], use_cache=True).cache
+        rows = torch.zeros(3, dtype=torch.long)
+        rest = model(x[:, 13:], cache=shared.select(rows)).logits
+        # a cache continued twice, and its last bytes kept for the copy head
+        middle = model(x[:, 13:21], cache=shared.select(rows), use_cache=True).cache
+        last = model(x[:, 21:], cache=middle).logits
+    torch.testing.assert_close(rest, full[:, 13:], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(last, full[:, 21:], atol=1e-4, rtol=1e-4)
+
+
 def open_memory(model):
     """Open the gates a model that never learned to read keeps (nearly) shut."""
     for layer in model.layers:

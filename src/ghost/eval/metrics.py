@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import torch
 
@@ -91,25 +91,61 @@ def checked_answers(
     if hops is None:
         hops = template.hops(records)
     rows = [qa_row(template, r, hops=hops.get(i)) for i, r in enumerate(records)]
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
+    prompts = [template.prompt(r["question"]) for r in records]
+    device = model.embed.weight.device
+    # A question stem many prompts share is run once and its cache continued for each of
+    # them; with a bank, each prompt retrieves its own entries, so nothing is shared.
+    stems = [0] * len(rows) if len(model.memory) else shared_stems(prompts)
+    by_stem: dict[int, list[int]] = defaultdict(list)
+    for i, n in enumerate(stems):
+        by_stem[n].append(i)
     verdicts = [False] * len(rows)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        input_ids, labels = pad_rows([rows[i] for i in chunk])
-        prompts = [template.prompt(records[i]["question"]) for i in chunk]
-        memory = model.memory.batch(prompts) if len(model.memory) else None  # as generate's
-        device = model.embed.weight.device
-        logits = model(input_ids.to(device), memory=memory).logits[:, :-1].float()
-        top2 = logits.topk(2, dim=-1)  # predictions of bytes 1..L-1
-        targets = labels[:, 1:].to(device)
-        sure = (top2.indices[..., 0] == targets) & (
-            top2.values[..., 0] - top2.values[..., 1] > CHECK_MARGIN
-        )
-        proven = (sure | (targets == IGNORE)).all(dim=1).tolist()
-        for i, ok in zip(chunk, proven, strict=True):
-            verdicts[i] = ok
+    for n, members in sorted(by_stem.items()):
+        if n:
+            unique = sorted({prompts[i][:n] for i in members})
+            where = {stem: j for j, stem in enumerate(unique)}
+            stem_ids = torch.tensor([list(stem) for stem in unique], device=device)
+            cache = model(stem_ids, use_cache=True).cache
+        order = sorted(members, key=lambda i: len(rows[i][0]))
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            # The stem ends inside the prompt, whose bytes have no targets: nothing is lost.
+            input_ids, labels = pad_rows([(rows[i][0][n:], rows[i][1][n:]) for i in chunk])
+            input_ids = input_ids.to(device)
+            if n:
+                rows_cache = cache.select(torch.tensor([where[prompts[i][:n]] for i in chunk]))
+                logits = model(input_ids, cache=rows_cache).logits
+            else:
+                memory = (
+                    model.memory.batch([prompts[i] for i in chunk]) if len(model.memory) else None
+                )  # as generate's
+                logits = model(input_ids, memory=memory).logits
+            top2 = logits[:, :-1].float().topk(2, dim=-1)  # predictions of bytes 1..L-1
+            targets = labels[:, 1:].to(device)
+            sure = (top2.indices[..., 0] == targets) & (
+                top2.values[..., 0] - top2.values[..., 1] > CHECK_MARGIN
+            )
+            proven = (sure | (targets == IGNORE)).all(dim=1).tolist()
+            for i, ok in zip(chunk, proven, strict=True):
+                verdicts[i] = ok
     model.train(was_training)
     return verdicts
+
+
+# Question stems: prompts' first bytes, cut at multiples of STEM_STEP, that at least
+# STEM_ROWS prompts begin with ("Q: What is the capital of ").
+STEM_STEP = 8
+STEM_ROWS = 4
+
+
+def shared_stems(prompts: list[bytes], step: int = STEM_STEP, min_rows: int = STEM_ROWS):
+    """Per prompt, the length of the longest stem shorter than it that at least `min_rows`
+    prompts begin with, a multiple of `step`; 0 where there is none."""
+    counts = Counter(p[:n] for p in prompts for n in range(step, len(p), step))
+    return [
+        max((n for n in range(step, len(p), step) if counts[p[:n]] >= min_rows), default=0)
+        for p in prompts
+    ]
 
 
 def evaluate_qa(

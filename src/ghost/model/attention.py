@@ -129,26 +129,66 @@ class SparseSelfAttention(nn.Module):
         b, length, _ = x.shape
         return x.view(b, length, self.n_heads, self.head_dim).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, want_cache: bool = False, reference: bool = False):
-        """x (B, L, D) -> (B, L, D); with want_cache, also the cache after the last byte."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        want_cache: bool = False,
+        reference: bool = False,
+        cache: AttentionCache | None = None,
+    ):
+        """x (B, L, D) -> (B, L, D); with want_cache, also the cache after the last byte.
+        With `cache`, x continues the bytes the cache has seen (left unchanged): its queries
+        also see the cached keys the mask allows."""
         q, k, v = (
             self._heads(self.q_proj(x)),
             self._heads(self.k_proj(x)),
             self._heads(self.v_proj(x)),
         )
-        attend = sparse_attention_dense if reference else sparse_attention
-        y = attend(q, k, v, self.window, self.stride)  # (B, H, L, E)
+        if cache is not None:
+            y = self._continued(q, k, v, cache)
+        else:
+            attend = sparse_attention_dense if reference else sparse_attention
+            y = attend(q, k, v, self.window, self.stride)  # (B, H, L, E)
         out = self.o_proj(y.transpose(1, 2).reshape(x.shape))
         if not want_cache:
             return out
-        length = x.shape[1]
-        keep = slice(max(0, length - (self.window - 1)), length)
-        cache = AttentionCache(position=length, local_k=k[:, :, keep], local_v=v[:, :, keep])
-        for p in range(self.stride - 1, length, self.stride):
-            cache.summary_k.append(k[:, :, p : p + 1])
-            cache.summary_v.append(v[:, :, p : p + 1])
-            cache.summary_pos.append(p)
-        return out, cache
+        start = cache.position if cache is not None else 0
+        if cache is not None and cache.local_k is not None:  # the window runs on across calls
+            k_local, v_local = torch.cat([cache.local_k, k], 2), torch.cat([cache.local_v, v], 2)
+        else:
+            k_local, v_local = k, v
+        keep = max(0, k_local.shape[2] - (self.window - 1))
+        new = AttentionCache(start + x.shape[1], k_local[:, :, keep:], v_local[:, :, keep:])
+        if cache is not None:
+            new.summary_k, new.summary_v = list(cache.summary_k), list(cache.summary_v)
+            new.summary_pos = list(cache.summary_pos)
+        first = -(-(start + 1) // self.stride) * self.stride - 1  # the first summary >= start
+        for p in range(first, start + x.shape[1], self.stride):
+            new.summary_k.append(k[:, :, p - start : p - start + 1])
+            new.summary_v.append(v[:, :, p - start : p - start + 1])
+            new.summary_pos.append(p)
+        return out, new
+
+    def _continued(self, q, k, v, cache: AttentionCache) -> torch.Tensor:
+        """Attention of new bytes (positions cache.position ...) over the cached keys the
+        sparse mask allows and their own, as one dense masked softmax."""
+        start, length = cache.position, q.shape[2]
+        n_local = cache.local_k.shape[2] if cache.local_k is not None else 0
+        # Summary keys older than the cached window; the window's own are in it already.
+        far = [i for i, p in enumerate(cache.summary_pos) if p < start - n_local]
+        keys = [cache.summary_k[i] for i in far] + ([cache.local_k] if n_local else []) + [k]
+        values = [cache.summary_v[i] for i in far] + ([cache.local_v] if n_local else []) + [v]
+        key_pos = torch.tensor(
+            [cache.summary_pos[i] for i in far] + list(range(start - n_local, start + length)),
+            device=q.device,
+        )
+        query_pos = torch.arange(start, start + length, device=q.device).unsqueeze(1)
+        mask = (key_pos <= query_pos) & (
+            (query_pos - key_pos < self.window) | (key_pos % self.stride == self.stride - 1)
+        )
+        return F.scaled_dot_product_attention(
+            q, torch.cat(keys, 2), torch.cat(values, 2), attn_mask=mask
+        )
 
     def step(self, x: torch.Tensor, cache: AttentionCache) -> torch.Tensor:
         """One byte: x (B, D) -> (B, D), updating `cache`. O(window + position/stride)."""

@@ -38,11 +38,18 @@ def _row_bytes(input_ids: torch.Tensor) -> list[bytes]:
     return [bytes(row).rstrip(b"\0") or b" " for row in input_ids.tolist()]
 
 
-def _recent_bytes(input_ids: torch.Tensor) -> torch.Tensor:
+def _recent_bytes(input_ids: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
     """(B, L) -> (B, L, CopyHead.MATCHES): the byte at each position and the ones before it,
-    latest first (-1 before the start): what the copy head's continuation matches compare."""
+    latest first (-1 before the start, or the bytes of `previous`, a cache's, (B, MATCHES -
+    1) latest first): what the copy head's continuation matches compare."""
     length = input_ids.shape[1]
-    shifted = [F.pad(input_ids, (i, 0), value=-1)[:, :length] for i in range(CopyHead.MATCHES)]
+    if previous is not None:
+        input_ids = torch.cat([previous.flip(-1), input_ids], 1)
+    start = input_ids.shape[1] - length
+    shifted = [
+        F.pad(input_ids, (i, 0), value=-1)[:, start : start + length]
+        for i in range(CopyHead.MATCHES)
+    ]
     return torch.stack(shifted, -1)
 
 
@@ -125,18 +132,24 @@ class Block(nn.Module):
         memory: MemoryBatch | None = None,
         want_cache: bool = False,
         mamba_state: MambaState | None = None,
+        previous: LayerCache | None = None,
     ):
+        """`previous`: the layer's cache after the bytes h continues (its mixer state and
+        attention cache; `mamba_state` alone carries only the mixer's)."""
         cache = LayerCache(mamba=None)
+        if previous is not None:
+            mamba_state = previous.mamba
         if want_cache or mamba_state is not None:
             y, cache.mamba = self.mixer(self.mixer_norm(h), mamba_state, want_state=True)
         else:
             y = self.mixer(self.mixer_norm(h))
         h = h + y
         if self.kind == "attention":
+            seen = previous.attention if previous is not None else None
             if want_cache:
-                y, cache.attention = self.extra(self.extra_norm(h), want_cache=True)
+                y, cache.attention = self.extra(self.extra_norm(h), want_cache=True, cache=seen)
             else:
-                y = self.extra(self.extra_norm(h))
+                y = self.extra(self.extra_norm(h), cache=seen)
             h = h + y
         elif self.kind == "memory" and memory is not None and memory.n_entries:
             h = h + self.extra(self.extra_norm(h), memory)
@@ -200,6 +213,7 @@ class GhostModel(nn.Module):
         memory: MemoryBatch | None = None,
         use_cache: bool = False,
         mamba_states: list[MambaState] | None = None,
+        cache: Cache | None = None,
     ) -> ModelOutput:
         """input_ids (B, L) int -> ModelOutput; `memory` defaults to what the written bank
         gives these rows (`FactMemory.batch`: the whole bank, or each row's top-k entries).
@@ -207,22 +221,32 @@ class GhostModel(nn.Module):
 
         `mamba_states` (one per layer) start each Mamba mixer from a carried state instead of
         zeros (attention layers start fresh); gradients flow into the states' tensors. With
-        `use_cache`, `output.cache` holds every layer's state after the last byte.
+        `use_cache`, `output.cache` holds every layer's state after the last byte. With
+        `cache` (a `use_cache` output's, left unchanged), input_ids continue the bytes it has
+        seen, every row from the same position, reading the cache's memory: the same logits
+        as one forward over the whole rows (tested).
         """
-        if memory is None and len(self.memory):
+        if cache is not None:
+            memory = cache.memory
+        elif memory is None and len(self.memory):
             memory = self.memory.batch(_row_bytes(input_ids))  # each row keys its retrieval
         h = self.embed(input_ids)  # (B, L, D)
         caches = []
         for i, layer in enumerate(self.layers):
-            if use_cache or mamba_states is not None:
+            if use_cache or mamba_states is not None or cache is not None:
                 initial = mamba_states[i] if mamba_states is not None else None
-                h, layer_cache = layer(h, memory, want_cache=True, mamba_state=initial)
+                previous = cache.layers[i] if cache is not None else None
+                h, layer_cache = layer(
+                    h, memory, want_cache=True, mamba_state=initial, previous=previous
+                )
                 caches.append(layer_cache)
             elif self.gradient_checkpointing and self.training and torch.is_grad_enabled():
                 h = checkpoint(layer, h, memory, use_reentrant=False)
             else:
                 h = layer(h, memory)
-        recent = _recent_bytes(input_ids) if memory is not None or use_cache else None
+        recent = None
+        if memory is not None or use_cache:
+            recent = _recent_bytes(input_ids, cache.previous if cache is not None else None)
         logits = self._output(self.norm(h), memory, recent)
         loss = next_byte_loss(logits, labels) if labels is not None else None
         cache = Cache(caches, memory, recent[:, -1, :-1]) if use_cache else None

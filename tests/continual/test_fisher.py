@@ -30,16 +30,17 @@ def records(tmp_path):
     return load_data(str(write_qa(tmp_path / "qa.jsonl"))).records[:5]
 
 
-def brute_force_fisher(model, records) -> dict[str, torch.Tensor]:
+def brute_force_fisher(model, records, temperature=1.0) -> dict[str, torch.Tensor]:
     """For each record on its own: log p(answer + marker | question) summed position by
-    position from float64 log-softmax, backward, square; then the mean over records."""
+    position from float64 log-softmax (of logits / temperature), backward, square; then the
+    mean over records."""
     template = QATemplate.from_config(model.config)
     total = {name: torch.zeros_like(p, dtype=torch.float64) for name, p in model.named_parameters()}
     for record in records:
         prompt = template.prompt(record["question"])
         target = record["answer"].encode() + bytes([template.marker])
         ids = torch.tensor([list(prompt + target)])
-        log_p = torch.log_softmax(model(ids).logits.double(), dim=-1)[0]  # (L, 256)
+        log_p = torch.log_softmax(model(ids).logits.double() / temperature, dim=-1)[0]
         log_likelihood = sum(log_p[t - 1, ids[0, t]] for t in range(len(prompt), ids.shape[1]))
         model.zero_grad()
         log_likelihood.backward()
@@ -68,6 +69,23 @@ def test_fisher_equals_a_brute_force_per_record_computation(model, records):
     (mean / len(records)).backward()
     squared_mean = sum(float((p.grad**2).sum()) for p in model.parameters() if p.grad is not None)
     assert squared_mean < 0.9 * sum(float(f.sum()) for f in fisher.values())
+
+
+def test_a_tempered_fisher_is_that_of_the_softened_distribution(model, records):
+    """At T > 1 the Fisher of softmax(logits / T); on a confident model, whose own answers
+    have probabilities near 1 and so gradients near 0, it is far larger than the plain one."""
+    tempered = estimate_fisher(model, records, targets="empirical", temperature=4.0)
+    expected = brute_force_fisher(model, records, temperature=4.0)
+    for name, f in tempered.items():
+        torch.testing.assert_close(f.double(), expected[name], rtol=1e-4, atol=1e-12)
+    with torch.no_grad():
+        model.head.weight.mul_(40.0)  # tied: sharper, near-certain predictions
+    plain = estimate_fisher(model, records, targets="model")
+    softened = estimate_fisher(model, records, targets="model", temperature=40.0)
+    total = lambda f: sum(float(t.sum()) for t in f.values())  # noqa: E731
+    assert total(softened) > 10 * total(plain)
+    with pytest.raises(GhostInputError, match="temperature"):
+        estimate_fisher(model, records, temperature=0.0)
 
 
 def test_model_sampled_targets_are_seeded_and_differ_from_the_data(model, records):

@@ -28,6 +28,7 @@ SETTINGS = {
     "replay_size": "replay_size",
     "fisher_samples": "fisher_samples",
     "fisher_targets": "fisher_targets",
+    "fisher_temperature": "fisher_temperature",
     "eval_size": "eval_size",
     "preset": "preset",
     "batch_size": "batch_size",
@@ -112,6 +113,12 @@ def add_continual_command(sub) -> None:
         choices=list(FISHER_TARGETS),
         help="model: answers sampled from the model (the true Fisher); empirical: the data's "
         f"answers (default {d['fisher_targets']})",
+    )
+    p.add_argument(
+        "--fisher-temperature",
+        type=_float,
+        help="the Fisher of the model's distribution softened by this temperature, answers "
+        f"sampled from it (default {d['fisher_temperature']:g})",
     )
     p.add_argument(
         "--eval-size",

@@ -112,6 +112,9 @@ class ContinualConfig:
     """Records of a finished task its Fisher is estimated from (all when fewer)."""
     fisher_targets: str = "model"
     """'model' (answers sampled from the model: the true Fisher) or 'empirical' (the data's)."""
+    fisher_temperature: float = 1.0
+    """The Fisher of the model's distribution softened by this temperature (answers sampled
+    from it): above 1, a memorised task's Fisher is no longer near zero everywhere."""
     eval_size: int = 100
     """Records per task in each scored sample: the retention sample and the sweep's
     validation sample (a task with fewer than twice this many training records gives each
@@ -170,6 +173,10 @@ class ContinualConfig:
                 f"--fisher-targets must be one of {', '.join(FISHER_TARGETS)}, "
                 f"got {self.fisher_targets!r}"
             )
+        if not (self.fisher_temperature > 0 and math.isfinite(self.fisher_temperature)):
+            raise GhostInputError(
+                f"--fisher-temperature must be a positive number, got {self.fisher_temperature}"
+            )
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise GhostInputError(f"--lr must be a positive number, got {self.lr}")
 
@@ -218,13 +225,15 @@ def check_plan(out: Path, cfg: ContinualConfig, resume: bool) -> None:
     if saved is None:
         raise GhostInputError(f"{out}: nothing to resume (no {PLAN})")
     mine = cfg.to_dict()
+    defaults = {f.name: f.default for f in dataclasses.fields(ContinualConfig)}
     for name in ContinualConfig.fields():
-        if name in EXTENSIBLE and set(saved.get(name) or []) <= set(mine[name]):
+        was = saved.get(name, defaults[name])  # a setting added later: its default then
+        if name in EXTENSIBLE and set(was or []) <= set(mine[name]):
             continue
-        if name not in NOT_PLANNED and saved.get(name) != mine[name]:
+        if name not in NOT_PLANNED and was != mine[name]:
             raise GhostInputError(
                 f"{out}: --{name.replace('_', '-')} {mine[name]!r} differs from the run being "
-                f"resumed ({saved.get(name)!r}); a resumed run keeps its settings"
+                f"resumed ({was!r}); a resumed run keeps its settings"
             )
 
 

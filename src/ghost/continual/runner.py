@@ -298,7 +298,11 @@ class _Runner:
         started = time.monotonic()
         model = GhostModel.from_pretrained(self.node_dir(node))
         fisher = estimate_fisher(
-            model, records, self.cfg.fisher_targets, seed=hash_seeds(seed, node.task)
+            model,
+            records,
+            self.cfg.fisher_targets,
+            seed=hash_seeds(seed, node.task),
+            temperature=self.cfg.fisher_temperature,
         )
         seconds = time.monotonic() - started
         save_fisher(
@@ -310,6 +314,7 @@ class _Runner:
                 "samples": len(records),
                 "of_records": len(task.train),
                 "targets": self.cfg.fisher_targets,
+                "temperature": self.cfg.fisher_temperature,
                 "seed": seed,
                 "node": node.key,
                 "seconds": seconds,

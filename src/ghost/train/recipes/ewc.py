@@ -67,16 +67,16 @@ ESTIMATOR = (
 # --- Estimating the Fisher --------------------------------------------------------------
 
 
-def _sampled_row(model, template: QATemplate, record: dict, seed: int):
+def _sampled_row(model, template: QATemplate, record: dict, seed: int, temperature: float = 1.0):
     """(ids, labels) of the record's question followed by an answer the model samples at
-    temperature 1 (the marker included when the model produced it)."""
+    `temperature` (the marker included when the model produced it)."""
     prompt = template.prompt(record["question"])
     limit = len(record["answer"].encode("utf-8")) + 16
     (answer,) = generate(
         model,
         [prompt],
         max_bytes=limit,
-        temperature=1.0,
+        temperature=temperature,
         seed=seed,
         stop_bytes=bytes([template.marker]),
     )
@@ -89,17 +89,22 @@ def _sampled_row(model, template: QATemplate, record: dict, seed: int):
 
 
 def estimate_fisher(
-    model, records: list[dict], targets: str = "empirical", seed: int = 0
+    model, records: list[dict], targets: str = "empirical", seed: int = 0, temperature: float = 1.0
 ) -> dict[str, torch.Tensor]:
     """{parameter name: F} for every trainable parameter: the mean over `records` (Q&A) of
     the squared gradient of each record's log-likelihood, one backward pass per record.
 
     targets: "empirical" (the records' answers) or "model" (one answer sampled from the
-    model per record, seeded by `seed` + the record's position)."""
+    model per record, seeded by `seed` + the record's position). `temperature` T > 1 is the
+    Fisher of the softened model softmax(logits / T), answers sampled from it: a memorised
+    task's probabilities are near 1 and its Fisher near 0 everywhere, the softened one says
+    which weights its margins depend on (as distillation's temperature does)."""
     if targets not in TARGETS:
         raise GhostInputError(
             f"Fisher targets must be one of {', '.join(TARGETS)}, got {targets!r}"
         )
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise GhostInputError(f"the Fisher temperature must be positive, got {temperature}")
     if not records:
         raise GhostInputError("the Fisher needs at least one record")
     template = QATemplate.from_config(model.config)
@@ -112,8 +117,8 @@ def estimate_fisher(
         if targets == "empirical":
             ids, labels = qa_row(template, record, hops=hops.get(n))
         else:
-            ids, labels = _sampled_row(model, template, record, seed + n)
-        logits = model(ids[None]).logits  # (1, L, 256)
+            ids, labels = _sampled_row(model, template, record, seed + n, temperature)
+        logits = model(ids[None]).logits / temperature  # (1, L, 256)
         log_likelihood = -next_byte_loss(logits, labels[None], "sum")
         grads = torch.autograd.grad(log_likelihood, list(params.values()), allow_unused=True)
         for name, grad in zip(params, grads, strict=True):

@@ -106,9 +106,7 @@ def checked_answers(
             where = {stem: j for j, stem in enumerate(unique)}
             stem_ids = torch.tensor([list(stem) for stem in unique], device=device)
             cache = model(stem_ids, use_cache=True).cache
-        order = sorted(members, key=lambda i: len(rows[i][0]))
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
+        for chunk in length_batches(members, [len(rows[i][0]) - n for i in members], batch_size):
             # The stem ends inside the prompt, whose bytes have no targets: nothing is lost.
             input_ids, labels = pad_rows([(rows[i][0][n:], rows[i][1][n:]) for i in chunk])
             input_ids = input_ids.to(device)
@@ -136,6 +134,22 @@ def checked_answers(
 # STEM_ROWS prompts begin with ("Q: What is the capital of ").
 STEM_STEP = 8
 STEM_ROWS = 4
+# Rows batched together differ in length by at most this many bytes: padding is computed
+# like any byte, and a forward pass over a few rows costs little more than its bytes.
+LENGTH_SPREAD = 4
+
+
+def length_batches(items: list, lengths: list[int], batch_size: int, spread: int = LENGTH_SPREAD):
+    """`items` in batches of at most `batch_size`, in order of length, each batch's lengths
+    within `spread` of its shortest."""
+    batches: list[list] = []
+    shortest = None
+    for length, item in sorted(zip(lengths, items, strict=True), key=lambda pair: pair[0]):
+        if not batches or length - shortest > spread or len(batches[-1]) == batch_size:
+            batches.append([])
+            shortest = length
+        batches[-1].append(item)
+    return batches
 
 
 def shared_stems(prompts: list[bytes], step: int = STEM_STEP, min_rows: int = STEM_ROWS):

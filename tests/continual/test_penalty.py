@@ -112,6 +112,45 @@ def test_online_ewc_folds_the_fisher_with_decay_gamma(model, tmp_path):
     assert penalty(recipe, model) == 0.0  # anchored at the latest weights
 
 
+def test_the_proximal_update_minimises_the_penalty_plus_the_distance_to_the_step(model, tmp_path):
+    """update=proximal: after the optimiser step, theta = argmin (1 / 2 lr) |theta - stepped|^2
+    + (lambda / 2) sum_k F_k (theta - anchor_k)^2, the closed form; nothing is added to the
+    loss (the penalty is still logged)."""
+    fishers, anchors, paths = [], [], []
+    for k in range(2):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.03)
+        fishers.append(random_fisher(model, 30 + k))
+        anchors.append({n: p.detach().clone() for n, p in model.named_parameters()})
+        paths.append(tmp_path / f"{k}.safetensors")
+        save_fisher(paths[-1], model, fishers[-1], {"task": str(k)})
+    options = {"fisher": [str(p) for p in paths], "ewc_lambda": 50.0, "update": "proximal"}
+    (recipe,) = build_recipes({"ewc": options})
+    state = State(model)
+    state.optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    recipe.on_train_begin(state)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.2)  # as if the optimiser had just stepped away from the anchors
+    stepped = {n: p.detach().clone() for n, p in model.named_parameters()}
+    loss = torch.tensor(1.5)
+    assert recipe.on_loss(state, loss, None, None) is loss and recipe.last_penalty > 0
+    recipe.on_optimizer_step(state)
+    c = 0.1 * 50.0
+    for name, p in model.named_parameters():
+        weight = fishers[0][name] + fishers[1][name]
+        pull = fishers[0][name] * anchors[0][name] + fishers[1][name] * anchors[1][name]
+        torch.testing.assert_close(p.detach(), (stepped[name] + c * pull) / (1 + c * weight))
+    # The gradient of the minimised objective is zero there.
+    theta = {name: p.detach() for name, p in model.named_parameters()}
+    for name in fishers[0]:
+        grad = (theta[name] - stepped[name]) / 0.1 + 50.0 * sum(
+            f[name] * (theta[name] - a[name]) for f, a in zip(fishers, anchors, strict=True)
+        )
+        assert float(grad.abs().max()) < 1e-4
+
+
 def test_bad_options_are_refused(tmp_path):
     from ghost.errors import GhostInputError
 
@@ -123,6 +162,8 @@ def test_bad_options_are_refused(tmp_path):
         build_recipes({"ewc": {"fisher": "x", "ewc_lambda": -1}})
     with pytest.raises(GhostInputError, match="gamma"):
         build_recipes({"online-ewc": {"fisher": "x", "gamma": 1.5}})
+    with pytest.raises(GhostInputError, match="update"):
+        build_recipes({"ewc": {"fisher": "x", "update": "sideways"}})
 
 
 def test_a_fisher_file_from_before_the_newer_copy_head_parameters_still_works(model, tmp_path):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shlex
 import sys
 
-from ghost.continual.config import FISHER_TARGETS, STRATEGIES, ContinualConfig
+from ghost.continual.config import EWC_UPDATES, FISHER_TARGETS, STRATEGIES, ContinualConfig
 from ghost.errors import GhostInputError
 
 # flag dest -> ContinualConfig field
@@ -29,6 +29,7 @@ SETTINGS = {
     "fisher_samples": "fisher_samples",
     "fisher_targets": "fisher_targets",
     "fisher_temperature": "fisher_temperature",
+    "ewc_update": "ewc_update",
     "eval_size": "eval_size",
     "preset": "preset",
     "batch_size": "batch_size",
@@ -113,6 +114,12 @@ def add_continual_command(sub) -> None:
         choices=list(FISHER_TARGETS),
         help="model: answers sampled from the model (the true Fisher); empirical: the data's "
         f"answers (default {d['fisher_targets']})",
+    )
+    p.add_argument(
+        "--ewc-update",
+        choices=list(EWC_UPDATES),
+        help="gradient: the penalty is added to the loss; proximal: an exact proximal step "
+        f"after each optimiser step (default {d['ewc_update']})",
     )
     p.add_argument(
         "--fisher-temperature",

@@ -35,6 +35,7 @@ STRATEGIES: dict[str, str] = {
 PENALTY_STRATEGIES = ("ewc", "online-ewc", "memory-ewc")
 MEMORY_STRATEGIES = ("memory", "memory-ewc")
 FISHER_TARGETS = ("model", "empirical")
+EWC_UPDATES = ("gradient", "proximal")  # as the ewc recipe's `update`
 SWEEP = "sweep"
 DEFAULT_LAMBDA_GRID = (1e2, 1e3, 1e4, 1e5)
 PLAN = "plan.json"
@@ -112,6 +113,9 @@ class ContinualConfig:
     """Records of a finished task its Fisher is estimated from (all when fewer)."""
     fisher_targets: str = "model"
     """'model' (answers sampled from the model: the true Fisher) or 'empirical' (the data's)."""
+    ewc_update: str = "gradient"
+    """How the penalty acts: 'gradient' (added to the loss) or 'proximal' (an exact proximal
+    step after each optimiser step; the `ewc` recipe's `update`)."""
     fisher_temperature: float = 1.0
     """The Fisher of the model's distribution softened by this temperature (answers sampled
     from it): above 1, a memorised task's Fisher is no longer near zero everywhere."""
@@ -172,6 +176,10 @@ class ContinualConfig:
             raise GhostInputError(
                 f"--fisher-targets must be one of {', '.join(FISHER_TARGETS)}, "
                 f"got {self.fisher_targets!r}"
+            )
+        if self.ewc_update not in EWC_UPDATES:
+            raise GhostInputError(
+                f"--ewc-update must be one of {', '.join(EWC_UPDATES)}, got {self.ewc_update!r}"
             )
         if not (self.fisher_temperature > 0 and math.isfinite(self.fisher_temperature)):
             raise GhostInputError(

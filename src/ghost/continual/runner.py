@@ -143,6 +143,8 @@ class _Runner:
                 }
                 if recipe == "online-ewc":
                     spec["penalty"]["gamma"] = self.cfg.online_gamma
+                if self.cfg.ewc_update != "gradient":  # (the key of a gradient node is as before)
+                    spec["penalty"]["update"] = self.cfg.ewc_update
             prefix = f"{k + 1}-{self.tasks[k].slug}"
             nodes.append(Node(_key(prefix, spec), spec, k, parent, fisher_from))
         return nodes
@@ -233,6 +235,8 @@ class _Runner:
             }
             if "gamma" in penalty:
                 options["gamma"] = penalty["gamma"]
+            if "update" in penalty:
+                options["update"] = penalty["update"]
             recipes[penalty["recipe"]] = options
         return TrainConfig(
             data=data,

@@ -230,6 +230,9 @@ def _fisher_paths(option) -> list[Path]:
     return [Path(p) for p in paths]
 
 
+UPDATES = ("gradient", "proximal")
+
+
 @dataclass
 class ElasticWeightConsolidation(Recipe):
     """(lambda/2) sum_k sum_i F_k,i (theta_i - theta*_k,i)^2: one term per Fisher file."""
@@ -240,6 +243,13 @@ class ElasticWeightConsolidation(Recipe):
     """The Fisher file(s) of the earlier tasks (`save_fisher`), oldest first."""
     ewc_lambda: float = 1.0
     """lambda: how strongly the earlier tasks' weights are held (>= 0)."""
+    update: str = "gradient"
+    """'gradient': the penalty is added to the loss, its gradient goes through the optimiser
+    (AdamW scales every weight's step to about the learning rate, so a weight held hard
+    oscillates around its anchor); 'proximal': after each optimiser step, the exact minimiser
+    of the penalty plus the distance to the step's result (the proximal step, decoupled from
+    AdamW as its weight decay is): theta <- (theta + c sum_k F_k theta*_k) / (1 + c sum_k
+    F_k), c = learning rate x lambda."""
 
     def __post_init__(self):
         self.ewc_lambda = number_option(self.name, "ewc_lambda", self.ewc_lambda)
@@ -247,6 +257,11 @@ class ElasticWeightConsolidation(Recipe):
             raise GhostInputError(
                 f"recipe {self.name!r}: ewc_lambda must be a finite number >= 0, "
                 f"got {self.ewc_lambda}"
+            )
+        if self.update not in UPDATES:
+            raise GhostInputError(
+                f"recipe {self.name!r}: update must be one of {', '.join(UPDATES)}, "
+                f"got {self.update!r}"
             )
         self.files = [load_fisher(p) for p in _fisher_paths(self.fisher)]
         self.terms = self._terms()
@@ -271,9 +286,26 @@ class ElasticWeightConsolidation(Recipe):
         return sum(term.value(params, self.ewc_lambda) for term in self.terms)
 
     def on_loss(self, state: TrainState, loss: torch.Tensor, output, batch) -> torch.Tensor:
+        if self.update == "proximal":  # applied after the optimiser step; logged here
+            with torch.no_grad():
+                self.last_penalty = float(self.penalty(state.model))
+            return loss
         penalty = self.penalty(state.model)
         self.last_penalty = float(penalty.detach())
         return loss + penalty
+
+    def on_optimizer_step(self, state: TrainState) -> None:
+        if self.update != "proximal":
+            return
+        lr = {id(p): group["lr"] for group in state.optimizer.param_groups for p in group["params"]}
+        with torch.no_grad():
+            for name, p in state.model.named_parameters():
+                if name not in self.terms[0].fisher:
+                    continue
+                weight = sum(term.fisher[name] for term in self.terms)
+                pull = sum(term.fisher[name] * term.anchor[name] for term in self.terms)
+                c = lr[id(p)] * self.ewc_lambda
+                p.copy_((p + c * pull) / (1 + c * weight))
 
     def on_step_end(self, state: TrainState, metrics: dict[str, float]) -> None:
         if self.last_penalty is not None:

@@ -26,6 +26,21 @@ def shift(model, direction: dict[str, torch.Tensor], scale: float, anchor: dict)
             p.copy_(anchor[name] + scale * direction[name])
 
 
+def earlier_tasks(model, tmp_path, step: float, seed: int, tasks: int = 2):
+    """Fisher files of `tasks` earlier tasks, the model moved by `step` before each:
+    (fishers, anchors, paths), oldest first."""
+    fishers, anchors, paths = [], [], []
+    for k in range(tasks):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(step)
+        fishers.append(random_fisher(model, seed + k))
+        anchors.append({n: p.detach().clone() for n, p in model.named_parameters()})
+        paths.append(tmp_path / f"{k}.safetensors")
+        save_fisher(paths[-1], model, fishers[-1], {"task": str(k)})
+    return fishers, anchors, paths
+
+
 @pytest.fixture
 def model():
     torch.manual_seed(0)
@@ -63,15 +78,7 @@ def test_penalty_is_zero_at_the_anchor_and_quadratic_away_from_it(model, tmp_pat
 
 
 def test_ewc_adds_one_term_per_earlier_task(model, tmp_path):
-    anchors, fishers, paths = [], [], []
-    for k in range(2):
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(0.05)
-        fishers.append(random_fisher(model, 10 + k))
-        anchors.append({n: p.detach().clone() for n, p in model.named_parameters()})
-        paths.append(tmp_path / f"{k}.safetensors")
-        save_fisher(paths[-1], model, fishers[-1], {"task": str(k)})
+    fishers, anchors, paths = earlier_tasks(model, tmp_path, step=0.05, seed=10)
     (recipe,) = build_recipes({"ewc": {"fisher": [str(p) for p in paths], "ewc_lambda": 2.0}})
     recipe.on_train_begin(State(model))
     with torch.no_grad():
@@ -116,15 +123,7 @@ def test_the_proximal_update_minimises_the_penalty_plus_the_distance_to_the_step
     """update=proximal: after the optimiser step, theta = argmin (1 / 2 lr) |theta - stepped|^2
     + (lambda / 2) sum_k F_k (theta - anchor_k)^2, the closed form; nothing is added to the
     loss (the penalty is still logged)."""
-    fishers, anchors, paths = [], [], []
-    for k in range(2):
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(0.03)
-        fishers.append(random_fisher(model, 30 + k))
-        anchors.append({n: p.detach().clone() for n, p in model.named_parameters()})
-        paths.append(tmp_path / f"{k}.safetensors")
-        save_fisher(paths[-1], model, fishers[-1], {"task": str(k)})
+    fishers, anchors, paths = earlier_tasks(model, tmp_path, step=0.03, seed=30)
     options = {"fisher": [str(p) for p in paths], "ewc_lambda": 50.0, "update": "proximal"}
     (recipe,) = build_recipes({"ewc": options})
     state = State(model)

@@ -226,6 +226,8 @@ class GhostModel(nn.Module):
         seen, every row from the same position, reading the cache's memory: the same logits
         as one forward over the whole rows (tested).
         """
+        if cache is not None and mamba_states is not None:
+            raise ValueError("forward: pass cache or mamba_states, not both")
         if cache is not None:
             memory = cache.memory
         elif memory is None and len(self.memory):

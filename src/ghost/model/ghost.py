@@ -235,13 +235,15 @@ class GhostModel(nn.Module):
         h = self.embed(input_ids)  # (B, L, D)
         caches = []
         for i, layer in enumerate(self.layers):
-            if use_cache or mamba_states is not None or cache is not None:
-                initial = mamba_states[i] if mamba_states is not None else None
-                previous = cache.layers[i] if cache is not None else None
+            initial = mamba_states[i] if mamba_states is not None else None
+            previous = cache.layers[i] if cache is not None else None
+            if use_cache:
                 h, layer_cache = layer(
                     h, memory, want_cache=True, mamba_state=initial, previous=previous
                 )
                 caches.append(layer_cache)
+            elif initial is not None or previous is not None:  # no cache wanted back
+                h = layer(h, memory, mamba_state=initial, previous=previous)
             elif self.gradient_checkpointing and self.training and torch.is_grad_enabled():
                 h = checkpoint(layer, h, memory, use_reentrant=False)
             else:

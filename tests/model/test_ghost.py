@@ -7,6 +7,7 @@ import torch
 from ghost.config import GhostConfig
 from ghost.errors import GhostInputError
 from ghost.model import GhostModel
+from ghost.model.ghost import next_byte_loss, scored_positions
 from ghost.model.io import load_model
 from ghost.model.memory_text import LexicalIndex, value_start
 
@@ -253,6 +254,45 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
     assert grads_ckpt.keys() == grads_plain.keys() and len(grads_plain) > 10
     for name, g in grads_plain.items():
         torch.testing.assert_close(grads_ckpt[name], g, rtol=1e-5, atol=1e-7, msg=name)
+
+
+@pytest.mark.parametrize("with_memory", [False, True])
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_logits_only_at_scored_positions_equal_the_full_ones_with_the_same_gradients(
+    with_memory, checkpointing
+):
+    """`logits_at`: the scored positions' logits and the loss's gradients are those of the
+    full forward; the other positions' logits are 0 (never computed)."""
+    torch.manual_seed(0)
+    model = GhostModel.from_preset("tiny").train()
+    model.gradient_checkpointing = checkpointing
+    if with_memory:
+        open_memory(model)
+        model.memory.write(["The capital of Peru is Lima.", "Lima stands on the Rimac."])
+    x = torch.randint(1, 256, (3, 20))
+    labels = torch.full_like(x, -100)
+    labels[0, 12:] = x[0, 12:]  # an answer at the end of each row, of different lengths
+    labels[1, 17:] = x[1, 17:]
+    labels[2, 5:9] = x[2, 5:9]
+    at = scored_positions(labels)
+    # each label is predicted by the position before it
+    assert at.nonzero()[:, 1].tolist() == [*range(11, 19), *range(16, 19), *range(4, 8)]
+
+    def logits_and_grads(**kwargs):
+        model.zero_grad()
+        logits = model(x, **kwargs).logits
+        next_byte_loss(logits, labels).backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        return logits.detach(), grads
+
+    full, grads_full = logits_and_grads()
+    part, grads_part = logits_and_grads(logits_at=at)
+    assert part.shape == full.shape
+    torch.testing.assert_close(part[at], full[at], rtol=1e-5, atol=1e-6)
+    assert torch.equal(part[~at], torch.zeros_like(part[~at]))
+    assert grads_part.keys() == grads_full.keys() and len(grads_full) > 10
+    for name, g in grads_full.items():
+        torch.testing.assert_close(grads_part[name], g, rtol=1e-4, atol=1e-6, msg=name)
 
 
 def test_memory_attention_over_packed_entry_bytes_equals_the_padded_one():

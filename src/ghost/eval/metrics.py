@@ -20,7 +20,7 @@ from ghost.data.batches import IGNORE, QABatcher, pad_rows, qa_row
 from ghost.data.records import Dataset, load_data
 from ghost.data.template import QATemplate
 from ghost.model.generate import generate
-from ghost.model.ghost import next_byte_loss
+from ghost.model.ghost import next_byte_loss, scored_positions
 
 
 def exact_match(prediction: str, reference: str) -> bool:
@@ -38,7 +38,8 @@ def answers_all_correct(
     verdicts = []
     for start in range(0, len(indices), batch_size):
         batch = batcher.collate(indices[start : start + batch_size], max_len=10**9)
-        logits = model(batch.input_ids).logits[:, :-1]  # predicts bytes 1..L-1
+        at = scored_positions(batch.labels)
+        logits = model(batch.input_ids, logits_at=at).logits[:, :-1]  # predicts bytes 1..L-1
         targets = batch.labels[:, 1:]
         wrong = (logits.argmax(-1) != targets) & (targets != IGNORE)
         verdicts.append(~wrong.any(dim=1))
@@ -55,7 +56,8 @@ def mean_loss(model, batcher, indices: list[int], batch_size: int = 128) -> floa
     total, count = 0.0, 0
     for start in range(0, len(indices), batch_size):
         batch = batcher.collate(indices[start : start + batch_size])
-        total += float(next_byte_loss(model(batch.input_ids).logits, batch.labels, "sum"))
+        logits = model(batch.input_ids, logits_at=scored_positions(batch.labels)).logits
+        total += float(next_byte_loss(logits, batch.labels, "sum"))
         count += batch.n_target_bytes
     model.train(was_training)
     return total / max(1, count)
@@ -109,15 +111,15 @@ def checked_answers(
         for chunk in length_batches(members, [len(rows[i][0]) - n for i in members], batch_size):
             # The stem ends inside the prompt, whose bytes have no targets: nothing is lost.
             input_ids, labels = pad_rows([(rows[i][0][n:], rows[i][1][n:]) for i in chunk])
-            input_ids = input_ids.to(device)
+            input_ids, at = input_ids.to(device), scored_positions(labels).to(device)
             if n:
                 rows_cache = cache.select(torch.tensor([where[prompts[i][:n]] for i in chunk]))
-                logits = model(input_ids, cache=rows_cache).logits
+                logits = model(input_ids, cache=rows_cache, logits_at=at).logits
             else:
                 memory = (
                     model.memory.batch([prompts[i] for i in chunk]) if len(model.memory) else None
                 )  # as generate's
-                logits = model(input_ids, memory=memory).logits
+                logits = model(input_ids, memory=memory, logits_at=at).logits
             top2 = logits[:, :-1].float().topk(2, dim=-1)  # predictions of bytes 1..L-1
             targets = labels[:, 1:].to(device)
             sure = (top2.indices[..., 0] == targets) & (

@@ -38,6 +38,18 @@ def _row_bytes(input_ids: torch.Tensor) -> list[bytes]:
     return [bytes(row).rstrip(b"\0") or b" " for row in input_ids.tolist()]
 
 
+def scored_positions(labels: torch.Tensor) -> torch.Tensor:
+    """(B, L) labels -> (B, L) bool: the positions whose logits are scored (position t
+    predicts labels[t + 1]), what `forward(logits_at=...)` takes."""
+    return F.pad(labels[:, 1:] != IGNORE, (0, 1), value=False)
+
+
+def _unpack(packed: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+    """(K, E) values at the K True positions of `at` (B, L) -> (B, L, E), zeros elsewhere."""
+    full = packed.new_zeros(*at.shape, packed.shape[-1])
+    return full.index_put((at,), packed)
+
+
 def _recent_bytes(input_ids: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
     """(B, L) -> (B, L, CopyHead.MATCHES): the byte at each position and the ones before it,
     latest first (-1 before the start, or the bytes of `previous`, a cache's, (B, MATCHES -
@@ -133,9 +145,12 @@ class Block(nn.Module):
         want_cache: bool = False,
         mamba_state: MambaState | None = None,
         previous: LayerCache | None = None,
+        ffn_at: torch.Tensor | None = None,
     ):
         """`previous`: the layer's cache after the bytes h continues (its mixer state and
-        attention cache; `mamba_state` alone carries only the mixer's)."""
+        attention cache; `mamba_state` alone carries only the mixer's). `ffn_at` (B, L) bool:
+        the feed-forward runs at those positions only, and h comes back packed, (K, D): what
+        the last layer does when only some positions' logits are wanted."""
         cache = LayerCache(mamba=None)
         if previous is not None:
             mamba_state = previous.mamba
@@ -153,6 +168,8 @@ class Block(nn.Module):
             h = h + y
         elif self.kind == "memory" and memory is not None and memory.n_entries:
             h = h + self.extra(self.extra_norm(h), memory)
+        if ffn_at is not None:
+            h = h[ffn_at]
         h = h + self.ffn(self.ffn_norm(h))
         return (h, cache) if want_cache else h
 
@@ -214,6 +231,7 @@ class GhostModel(nn.Module):
         use_cache: bool = False,
         mamba_states: list[MambaState] | None = None,
         cache: Cache | None = None,
+        logits_at: torch.Tensor | None = None,
     ) -> ModelOutput:
         """input_ids (B, L) int -> ModelOutput; `memory` defaults to what the written bank
         gives these rows (`FactMemory.batch`: the whole bank, or each row's top-k entries).
@@ -225,6 +243,10 @@ class GhostModel(nn.Module):
         `cache` (a `use_cache` output's, left unchanged), input_ids continue the bytes it has
         seen, every row from the same position, reading the cache's memory: the same logits
         as one forward over the whole rows (tested).
+
+        `logits_at` (B, L) bool: compute logits only at these positions (the last layer's
+        feed-forward, the norm and the head run there alone; elsewhere the logits are 0), e.g.
+        `scored_positions(labels)` where only some bytes are scored: the same logits there.
         """
         if cache is not None and mamba_states is not None:
             raise ValueError("forward: pass cache or mamba_states, not both")
@@ -234,24 +256,32 @@ class GhostModel(nn.Module):
             memory = self.memory.batch(_row_bytes(input_ids))  # each row keys its retrieval
         h = self.embed(input_ids)  # (B, L, D)
         caches = []
+        last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             initial = mamba_states[i] if mamba_states is not None else None
             previous = cache.layers[i] if cache is not None else None
+            at = logits_at if i == last else None
             if use_cache:
                 h, layer_cache = layer(
-                    h, memory, want_cache=True, mamba_state=initial, previous=previous
+                    h, memory, want_cache=True, mamba_state=initial, previous=previous, ffn_at=at
                 )
                 caches.append(layer_cache)
             elif initial is not None or previous is not None:  # no cache wanted back
-                h = layer(h, memory, mamba_state=initial, previous=previous)
+                h = layer(h, memory, mamba_state=initial, previous=previous, ffn_at=at)
             elif self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                h = checkpoint(layer, h, memory, use_reentrant=False)
+                h = checkpoint(layer, h, memory, ffn_at=at, use_reentrant=False)
             else:
-                h = layer(h, memory)
+                h = layer(h, memory, ffn_at=at)
         recent = None
         if memory is not None or use_cache:
             recent = _recent_bytes(input_ids, cache.previous if cache is not None else None)
+        if logits_at is not None and memory is not None and memory.n_entries:
+            h = _unpack(h, logits_at)  # the copy head reads whole rows
         logits = self._output(self.norm(h), memory, recent)
+        if logits.dim() == 2:  # packed: (K, 256) at logits_at
+            logits = _unpack(logits, logits_at)
+        elif logits_at is not None:  # the copy head's log-probabilities, over whole rows
+            logits = logits.masked_fill(~logits_at[..., None], 0.0)
         loss = next_byte_loss(logits, labels) if labels is not None else None
         cache = Cache(caches, memory, recent[:, -1, :-1]) if use_cache else None
         return ModelOutput(loss, logits, cache)

@@ -35,7 +35,7 @@ from ghost.data.mixture import load_training_data, split_validation
 from ghost.data.records import Dataset, load_data
 from ghost.data.template import QATemplate
 from ghost.errors import GhostInputError
-from ghost.model.ghost import GhostModel, next_byte_loss
+from ghost.model.ghost import GhostModel, next_byte_loss, scored_positions
 from ghost.model.io import CONFIG_NAME, load_memory, load_model, read_run_config
 from ghost.runtime import autocast, configure, resolve_precision
 from ghost.train.checkpoint import (
@@ -349,8 +349,9 @@ def train(
             lr = learning_rate(cfg, state.step, total) * state.lr_scale
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with autocast(precision):
-                output = net(local.input_ids, **state.forward_kwargs)
+            with autocast(precision):  # logits only where a byte is scored (the same there)
+                at = scored_positions(local.labels)
+                output = net(local.input_ids, logits_at=at, **state.forward_kwargs)
             per_byte = next_byte_loss(output.logits, local.labels, "none")  # (B, L-1)
             state.rows = row_stats(per_byte, output.logits, local)
             # This rank's share of the global mean; DDP's averaging of W ranks gives the mean.

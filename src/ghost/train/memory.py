@@ -44,10 +44,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ghost.data.batches import IGNORE, Batch, QABatcher, pad_rows, qa_row
+from ghost.data.batches import Batch, QABatcher, pad_rows, qa_row
 from ghost.data.fictional import counterfactual_edits, fictional_facts, reword
 from ghost.data.template import QATemplate
 from ghost.errors import GhostInputError
+from ghost.model.ghost import scored_positions
 from ghost.model.memory_text import LexicalIndex
 from ghost.train.hooks import Recipe, TrainState
 
@@ -144,7 +145,7 @@ class MemoryTraining(Recipe):
         self._query_keys = encoded.keys_of(queries)
         memory = state.model.memory.read_rows(encoded, banks, self._query_keys, lexical, corpus)
         if memory is not None:  # the copy head mixes only where a byte is scored
-            memory.read_at = F.pad(labels[:, 1:] != IGNORE, (0, 1), value=False)
+            memory.read_at = scored_positions(labels)
         state.forward_kwargs["memory"] = memory
         self._questions = questions
         return Batch(input_ids, labels, indices)

@@ -39,7 +39,7 @@ import torch.distributed as dist
 
 from ghost.data.batches import Batch, QABatcher, TextBatcher
 from ghost.errors import GhostInputError
-from ghost.model.ghost import next_byte_loss
+from ghost.model.ghost import next_byte_loss, scored_positions
 from ghost.runtime import autocast
 from ghost.train.hooks import Recipe, TrainState
 from ghost.train.loop import row_stats
@@ -135,7 +135,8 @@ class ConfidenceSkipper(Recipe):
         if batch is None:
             batch = state.batcher.collate(indices, state.seq_len)
         with torch.no_grad(), autocast(state.precision):
-            logits = state.model(batch.input_ids).logits  # (B, L, 256)
+            at = scored_positions(batch.labels)
+            logits = state.model(batch.input_ids, logits_at=at).logits  # (B, L, 256)
         per_byte = next_byte_loss(logits, batch.labels, "none")  # (B, L-1)
         return row_stats(per_byte, logits, batch).confidence.tolist()
 

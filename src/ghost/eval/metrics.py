@@ -107,7 +107,8 @@ def checked_answers(
             unique = sorted({prompts[i][:n] for i in members})
             where = {stem: j for j, stem in enumerate(unique)}
             stem_ids = torch.tensor([list(stem) for stem in unique], device=device)
-            cache = model(stem_ids, use_cache=True).cache
+            none = torch.zeros_like(stem_ids, dtype=torch.bool)  # no stem byte is scored
+            cache = model(stem_ids, use_cache=True, logits_at=none).cache
         for chunk in length_batches(members, [len(rows[i][0]) - n for i in members], batch_size):
             # The stem ends inside the prompt, whose bytes have no targets: nothing is lost.
             input_ids, labels = pad_rows([(rows[i][0][n:], rows[i][1][n:]) for i in chunk])

@@ -109,7 +109,8 @@ def checked_answers(
             stem_ids = torch.tensor([list(stem) for stem in unique], device=device)
             none = torch.zeros_like(stem_ids, dtype=torch.bool)  # no stem byte is scored
             cache = model(stem_ids, use_cache=True, logits_at=none).cache
-        for chunk in length_batches(members, [len(rows[i][0]) - n for i in members], batch_size):
+        lengths = [len(rows[i][0]) - n for i in members]
+        for chunk in length_batches(members, lengths, batch_size):
             # The stem ends inside the prompt, whose bytes have no targets: nothing is lost.
             input_ids, labels = pad_rows([(rows[i][0][n:], rows[i][1][n:]) for i in chunk])
             input_ids, at = input_ids.to(device), scored_positions(labels).to(device)
@@ -137,22 +138,29 @@ def checked_answers(
 # STEM_ROWS prompts begin with ("Q: What is the capital of ").
 STEM_STEP = 8
 STEM_ROWS = 4
-# Rows batched together differ in length by at most this many bytes: padding is computed
-# like any byte, and a forward pass over a few rows costs little more than its bytes.
-LENGTH_SPREAD = 4
+# A forward pass costs about as much as this many more bytes of rows (one row of 8 bytes
+# took as long as ~68 byte-rows of a large batch: every call streams all the weights), so
+# rows are batched to minimise calls x CALL_BYTES + padded bytes (default v5-fast run, Zen 1).
+CALL_BYTES = 64
 
 
-def length_batches(items: list, lengths: list[int], batch_size: int, spread: int = LENGTH_SPREAD):
-    """`items` in batches of at most `batch_size`, in order of length, each batch's lengths
-    within `spread` of its shortest."""
-    batches: list[list] = []
-    shortest = None
-    for length, item in sorted(zip(lengths, items, strict=True), key=lambda pair: pair[0]):
-        if not batches or length - shortest > spread or len(batches[-1]) == batch_size:
-            batches.append([])
-            shortest = length
-        batches[-1].append(item)
-    return batches
+def length_batches(items: list, lengths: list[int], batch_size: int, call_bytes: int = CALL_BYTES):
+    """`items` in batches of at most `batch_size`, in order of length, cut where the cost
+    `call_bytes` per batch plus each batch's rows x its longest length is least (exactly:
+    a shortest path over the cut points)."""
+    order = sorted(zip(lengths, items, strict=True), key=lambda pair: pair[0])
+    n = len(order)
+    best, cut = [0] + [math.inf] * n, [0] * (n + 1)  # cost of the first i items, last cut
+    for i in range(1, n + 1):
+        for j in range(max(0, i - batch_size), i):
+            cost = best[j] + call_bytes + (i - j) * order[i - 1][0]
+            if cost < best[i]:
+                best[i], cut[i] = cost, j
+    batches, i = [], n
+    while i:
+        batches.append([item for _, item in order[cut[i] : i]])
+        i = cut[i]
+    return batches[::-1]
 
 
 def shared_stems(prompts: list[bytes], step: int = STEM_STEP, min_rows: int = STEM_ROWS):

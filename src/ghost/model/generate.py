@@ -87,7 +87,9 @@ def generate(
     # is stepped.
     start = min(len(p) for p in data)
     prefix = torch.tensor([list(p[:start]) for p in data], device=device)
-    prefilled = model(prefix, memory=memory, use_cache=True)
+    last = torch.zeros_like(prefix, dtype=torch.bool)
+    last[:, -1] = True  # only the next byte's logits are read
+    prefilled = model(prefix, memory=memory, use_cache=True, logits_at=last)
     cache, logits = prefilled.cache, prefilled.logits[:, -1]
     active = list(range(rows))  # the rows still generating, in the cache's row order
     for t in range(start - 1, longest + max_bytes - 1):

@@ -80,10 +80,11 @@ def test_answers_proven_by_one_forward_pass_are_the_generated_ones(tmp_path, mon
     certain to give it: the predictions equal generating every answer, right and wrong."""
     from tiny_runs import CAPITALS, tiny_config, write_qa
 
+    from ghost.config import TrainConfig
     from ghost.data.template import QATemplate
     from ghost.eval import metrics
-    from ghost.eval.metrics import checked_answers
-    from ghost.train.loop import train
+    from ghost.eval.metrics import answers_all_correct, checked_answers
+    from ghost.train.loop import make_batcher, train
 
     data = write_qa(tmp_path / "qa.jsonl")
     train(tiny_config(data, tmp_path / "run", steps=150, lr=3e-3))
@@ -108,6 +109,12 @@ def test_answers_proven_by_one_forward_pass_are_the_generated_ones(tmp_path, mon
     with monkeypatch.context() as m:
         m.setattr(metrics, "shared_stems", lambda prompts: [0] * len(prompts))
         assert checked_answers(model, template, records) == proven
+    # The training check's verdicts, batched by length, come back in the order asked.
+    batcher = make_batcher(dataset, model.config, TrainConfig(data="d"))
+    order = [9, 0, 3, 10, 1, 8, 2, 7, 4, 6, 5]
+    alone = [bool(answers_all_correct(model, batcher, [i])[0]) for i in order]
+    assert answers_all_correct(model, batcher, order, batch_size=4).tolist() == alone
+    assert any(alone) and not all(alone)
     for bank in ([], ["The capital of Peru is Quito.", "Hamlet was written by Shakespeare."]):
         model.memory.clear()
         model.memory.write(bank)

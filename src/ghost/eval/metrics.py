@@ -31,20 +31,22 @@ def exact_match(prediction: str, reference: str) -> bool:
 def answers_all_correct(
     model, batcher: QABatcher, indices: list[int] | None = None, batch_size: int = 128
 ) -> torch.Tensor:
-    """(n,) bool: whether greedy decoding reproduces each record's answer and marker."""
+    """(n,) bool: whether greedy decoding reproduces each record's answer and marker. The
+    records are batched by length (`length_batches`), the verdicts returned in their order."""
     was_training = model.training
     model.eval()
     indices = list(range(len(batcher))) if indices is None else indices
-    verdicts = []
-    for start in range(0, len(indices), batch_size):
-        batch = batcher.collate(indices[start : start + batch_size], max_len=10**9)
+    verdicts = torch.zeros(len(indices), dtype=torch.bool)
+    lengths = [len(batcher.samples[i][0]) for i in indices]
+    for chunk in length_batches(list(range(len(indices))), lengths, batch_size):
+        batch = batcher.collate([indices[k] for k in chunk], max_len=10**9)
         at = scored_positions(batch.labels)
         logits = model(batch.input_ids, logits_at=at).logits[:, :-1]  # predicts bytes 1..L-1
         targets = batch.labels[:, 1:]
         wrong = (logits.argmax(-1) != targets) & (targets != IGNORE)
-        verdicts.append(~wrong.any(dim=1))
+        verdicts[chunk] = ~wrong.any(dim=1).cpu()
     model.train(was_training)
-    return torch.cat(verdicts) if verdicts else torch.zeros(0, dtype=torch.bool)
+    return verdicts
 
 
 @torch.no_grad()

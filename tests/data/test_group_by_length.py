@@ -50,3 +50,31 @@ def test_grouped_batches_resume_exactly():
     b = QABatcher(data, QATemplate(), 8, 512, seed=3, augment="surface", group_by_length=True)
     b.load_state_dict(state)
     assert [b.next_batch().input_ids.tolist() for _ in range(5)] == expected
+
+
+def test_length_batches_cut_where_calls_plus_padded_bytes_cost_least():
+    import itertools
+
+    from ghost.data.batches import length_batches
+
+    def cost(batches, length, call):
+        return sum(call + len(b) * max(length[i] for i in b) for b in batches)
+
+    length = {"a": 3, "b": 30, "c": 4, "d": 31, "e": 5, "f": 60}
+    items = list(length)
+    ordered = sorted(items, key=length.get)
+    for call, size in ((0, 6), (10, 6), (64, 6), (10, 2), (1000, 4)):
+        batches = length_batches(items, [length[i] for i in items], size, call_bytes=call)
+        assert sorted(i for b in batches for i in b) == sorted(items)
+        assert all(len(b) <= size for b in batches)
+        # the best of every contiguous cut of the length order, by brute force
+        best = min(
+            cost([ordered[i:j] for i, j in zip((0, *cuts), (*cuts, 6), strict=True)], length, call)
+            for k in range(6)
+            for cuts in itertools.combinations(range(1, 6), k)
+            if all(j - i <= size for i, j in zip((0, *cuts), (*cuts, 6), strict=True))
+        )
+        assert cost(batches, length, call) == best
+    # free calls: one batch per distinct length group; costly calls: as few as allowed
+    assert len(length_batches(items, [length[i] for i in items], 6, call_bytes=0)) == 6
+    assert len(length_batches(items, [length[i] for i in items], 4, call_bytes=1000)) == 2

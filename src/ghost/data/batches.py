@@ -10,6 +10,7 @@ Labels follow the model's convention: labels[t] is the byte at t when t is a tar
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +34,28 @@ class Batch:
     @property
     def n_target_bytes(self) -> int:
         return int((self.labels[:, 1:] != IGNORE).sum())
+
+
+def length_batches(
+    items: list, lengths: list[int], batch_size: int, call_bytes: float
+) -> list[list]:
+    """`items` in batches of at most `batch_size`, in order of length, cut where the cost
+    `call_bytes` per batch plus each batch's rows x its longest length is least (exactly:
+    a shortest path over the cut points): padding is computed like any byte, and each call
+    of a model costs about as much as `call_bytes` more bytes of rows."""
+    order = sorted(zip(lengths, items, strict=True), key=lambda pair: pair[0])
+    n = len(order)
+    best, cut = [0] + [math.inf] * n, [0] * (n + 1)  # cost of the first i items, last cut
+    for i in range(1, n + 1):
+        for j in range(max(0, i - batch_size), i):
+            cost = best[j] + call_bytes + (i - j) * order[i - 1][0]
+            if cost < best[i]:
+                best[i], cut[i] = cost, j
+    batches, i = [], n
+    while i:
+        batches.append([item for _, item in order[cut[i] : i]])
+        i = cut[i]
+    return batches[::-1]
 
 
 def pad_rows(rows: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:

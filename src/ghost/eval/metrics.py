@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 
 import torch
 
-from ghost.data.batches import IGNORE, QABatcher, pad_rows, qa_row
+from ghost.data.batches import IGNORE, QABatcher, length_batches, pad_rows, qa_row
 from ghost.data.records import Dataset, load_data
 from ghost.data.template import QATemplate
 from ghost.model.generate import generate
@@ -38,7 +38,7 @@ def answers_all_correct(
     indices = list(range(len(batcher))) if indices is None else indices
     verdicts = torch.zeros(len(indices), dtype=torch.bool)
     lengths = [len(batcher.samples[i][0]) for i in indices]
-    for chunk in length_batches(list(range(len(indices))), lengths, batch_size):
+    for chunk in length_batches(list(range(len(indices))), lengths, batch_size, CALL_BYTES):
         batch = batcher.collate([indices[k] for k in chunk], max_len=10**9)
         at = scored_positions(batch.labels)
         logits = model(batch.input_ids, logits_at=at).logits[:, :-1]  # predicts bytes 1..L-1
@@ -112,7 +112,7 @@ def checked_answers(
             none = torch.zeros_like(stem_ids, dtype=torch.bool)  # no stem byte is scored
             cache = model(stem_ids, use_cache=True, logits_at=none).cache
         lengths = [len(rows[i][0]) - n for i in members]
-        for chunk in length_batches(members, lengths, batch_size):
+        for chunk in length_batches(members, lengths, batch_size, CALL_BYTES):
             # The stem ends inside the prompt, whose bytes have no targets: nothing is lost.
             input_ids, labels = pad_rows([(rows[i][0][n:], rows[i][1][n:]) for i in chunk])
             input_ids, at = input_ids.to(device), scored_positions(labels).to(device)
@@ -144,25 +144,6 @@ STEM_ROWS = 4
 # took as long as ~68 byte-rows of a large batch: every call streams all the weights), so
 # rows are batched to minimise calls x CALL_BYTES + padded bytes (default v5-fast run, Zen 1).
 CALL_BYTES = 64
-
-
-def length_batches(items: list, lengths: list[int], batch_size: int, call_bytes: int = CALL_BYTES):
-    """`items` in batches of at most `batch_size`, in order of length, cut where the cost
-    `call_bytes` per batch plus each batch's rows x its longest length is least (exactly:
-    a shortest path over the cut points)."""
-    order = sorted(zip(lengths, items, strict=True), key=lambda pair: pair[0])
-    n = len(order)
-    best, cut = [0] + [math.inf] * n, [0] * (n + 1)  # cost of the first i items, last cut
-    for i in range(1, n + 1):
-        for j in range(max(0, i - batch_size), i):
-            cost = best[j] + call_bytes + (i - j) * order[i - 1][0]
-            if cost < best[i]:
-                best[i], cut[i] = cost, j
-    batches, i = [], n
-    while i:
-        batches.append([item for _, item in order[cut[i] : i]])
-        i = cut[i]
-    return batches[::-1]
 
 
 def shared_stems(prompts: list[bytes], step: int = STEM_STEP, min_rows: int = STEM_ROWS):

@@ -213,3 +213,43 @@ def test_auto_precision_is_bf16_only_where_the_cpu_has_native_bf16(monkeypatch, 
     train(_tiny(tmp_path, qa_file, steps=1))  # precision 'auto', the default
     saved = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
     assert saved["precision"] == "auto" and saved["precision_used"] == "fp32"
+
+
+def test_rows_run_in_length_groups_give_the_one_pass_logits_and_gradients():
+    """forward_by_length: a batch of short and long Q&A rows runs in groups of similar
+    length; the scored logits, the loss and every gradient are those of one padded pass."""
+    from ghost.data.batches import IGNORE, Batch, pad_rows
+    from ghost.model import GhostModel
+    from ghost.model.ghost import next_byte_loss, scored_positions
+    from ghost.train.loop import forward_by_length
+
+    torch.manual_seed(0)
+    model = GhostModel.from_preset("tiny").train()
+    rows = []
+    for length in (6, 7, 90, 8, 95, 100, 5, 6, 7, 92):  # short rows and long ones, mixed
+        ids = torch.randint(1, 256, (length,))
+        labels = torch.full_like(ids, IGNORE)
+        labels[-3:] = ids[-3:]  # an answer at the end of each row
+        rows.append((ids, labels))
+    input_ids, labels = pad_rows(rows)
+    batch = Batch(input_ids, labels, torch.arange(len(rows)))
+
+    def logits_and_grads(forward):
+        model.zero_grad()
+        logits = forward()
+        next_byte_loss(logits, labels).backward()
+        return logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters()
+                                 if p.grad is not None}  # fmt: skip
+
+    at = scored_positions(labels)
+    plain, plain_grads = logits_and_grads(lambda: model(input_ids, logits_at=at).logits)
+    calls = []
+    handle = model.register_forward_hook(lambda m, args, out: calls.append(args[0].shape))
+    grouped, grouped_grads = logits_and_grads(lambda: forward_by_length(model, batch).logits)
+    handle.remove()
+    assert len(calls) > 1 and max(shape[1] for shape in calls[:-1]) < input_ids.shape[1]
+    assert grouped.shape == plain.shape
+    torch.testing.assert_close(grouped[at], plain[at], rtol=1e-5, atol=1e-6)
+    assert plain_grads.keys() == grouped_grads.keys() and len(plain_grads) > 10
+    for name, g in plain_grads.items():
+        torch.testing.assert_close(grouped_grads[name], g, rtol=1e-4, atol=1e-6, msg=name)

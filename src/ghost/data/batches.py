@@ -36,8 +36,14 @@ class Batch:
         return int((self.labels[:, 1:] != IGNORE).sum())
 
 
+# A call of a model costs about as much as this many more bytes of rows: every call streams
+# all the weights (v5-fast on Zen 1: one 8-byte row took as long as ~68 byte-rows of a large
+# batch in inference; training steps on facts200 batches were fastest from 32 to 128).
+CALL_BYTES = 64
+
+
 def length_batches(
-    items: list, lengths: list[int], batch_size: int, call_bytes: float
+    items: list, lengths: list[int], batch_size: int, call_bytes: float = CALL_BYTES
 ) -> list[list]:
     """`items` in batches of at most `batch_size`, in order of length, cut where the cost
     `call_bytes` per batch plus each batch's rows x its longest length is least (exactly:

@@ -38,7 +38,7 @@ def answers_all_correct(
     indices = list(range(len(batcher))) if indices is None else indices
     verdicts = torch.zeros(len(indices), dtype=torch.bool)
     lengths = [len(batcher.samples[i][0]) for i in indices]
-    for chunk in length_batches(list(range(len(indices))), lengths, batch_size, CALL_BYTES):
+    for chunk in length_batches(list(range(len(indices))), lengths, batch_size):
         batch = batcher.collate([indices[k] for k in chunk], max_len=10**9)
         at = scored_positions(batch.labels)
         logits = model(batch.input_ids, logits_at=at).logits[:, :-1]  # predicts bytes 1..L-1
@@ -112,7 +112,7 @@ def checked_answers(
             none = torch.zeros_like(stem_ids, dtype=torch.bool)  # no stem byte is scored
             cache = model(stem_ids, use_cache=True, logits_at=none).cache
         lengths = [len(rows[i][0]) - n for i in members]
-        for chunk in length_batches(members, lengths, batch_size, CALL_BYTES):
+        for chunk in length_batches(members, lengths, batch_size):
             # The stem ends inside the prompt, whose bytes have no targets: nothing is lost.
             input_ids, labels = pad_rows([(rows[i][0][n:], rows[i][1][n:]) for i in chunk])
             input_ids, at = input_ids.to(device), scored_positions(labels).to(device)
@@ -140,10 +140,6 @@ def checked_answers(
 # STEM_ROWS prompts begin with ("Q: What is the capital of ").
 STEM_STEP = 8
 STEM_ROWS = 4
-# A forward pass costs about as much as this many more bytes of rows (one row of 8 bytes
-# took as long as ~68 byte-rows of a large batch: every call streams all the weights), so
-# rows are batched to minimise calls x CALL_BYTES + padded bytes (default v5-fast run, Zen 1).
-CALL_BYTES = 64
 
 
 def shared_stems(prompts: list[bytes], step: int = STEM_STEP, min_rows: int = STEM_ROWS):

@@ -30,12 +30,12 @@ from pathlib import Path
 import torch
 
 from ghost.config import GhostConfig, TrainConfig
-from ghost.data.batches import IGNORE, Batch, QABatcher, TextBatcher
+from ghost.data.batches import IGNORE, Batch, QABatcher, TextBatcher, length_batches
 from ghost.data.mixture import load_training_data, split_validation
 from ghost.data.records import Dataset, load_data
 from ghost.data.template import QATemplate
 from ghost.errors import GhostInputError
-from ghost.model.ghost import GhostModel, next_byte_loss, scored_positions
+from ghost.model.ghost import GhostModel, ModelOutput, next_byte_loss, scored_positions
 from ghost.model.io import CONFIG_NAME, load_memory, load_model, read_run_config
 from ghost.runtime import autocast, configure, resolve_precision
 from ghost.train.checkpoint import (
@@ -129,6 +129,30 @@ def row_stats(per_byte_loss: torch.Tensor, logits: torch.Tensor, batch: Batch) -
             correct=~wrong.any(1) & (n > 0),
             n_targets=n,
         )
+
+
+def forward_by_length(net, batch: Batch) -> ModelOutput:
+    """The batch's forward pass with logits only where a byte is scored, its rows run in
+    groups of similar length (`length_batches`) and the logits put back in place: rows are
+    independent and padded on the right, so each row's logits are the one-pass ones (up to
+    rounding), while the padding a short row would get in a batch of long ones is not
+    computed (~30% of a facts200 batch's bytes)."""
+    at = scored_positions(batch.labels)
+    rows, width = batch.labels.shape
+    scored = at.any(1)
+    # A row's length: through its last target byte (the rest is padding).
+    last = torch.where(scored, width - 1 - at.flip(1).int().argmax(1), 0)
+    lengths = (last + 2).clamp(max=width).tolist()
+    groups = length_batches(list(range(rows)), lengths, rows)
+    if len(groups) == 1:
+        return net(batch.input_ids, logits_at=at)
+    parts = []
+    for group in groups:
+        w, index = max(lengths[i] for i in group), torch.tensor(group, device=at.device)
+        logits = net(batch.input_ids[index, :w], logits_at=at[index, :w]).logits
+        parts.append(torch.nn.functional.pad(logits, (0, 0, 0, width - w)))
+    order = torch.tensor([i for group in groups for i in group], device=at.device)
+    return ModelOutput(None, torch.cat(parts)[order.argsort()])
 
 
 def apply_update_scale(
@@ -349,9 +373,12 @@ def train(
             lr = learning_rate(cfg, state.step, total) * state.lr_scale
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with autocast(precision):  # logits only where a byte is scored (the same there)
-                at = scored_positions(local.labels)
-                output = net(local.input_ids, logits_at=at, **state.forward_kwargs)
+            with autocast(precision):
+                if state.forward_kwargs or dp.world_size > 1:  # per-row kwargs; one DDP pass
+                    at = scored_positions(local.labels)
+                    output = net(local.input_ids, logits_at=at, **state.forward_kwargs)
+                else:
+                    output = forward_by_length(net, local)
             per_byte = next_byte_loss(output.logits, local.labels, "none")  # (B, L-1)
             state.rows = row_stats(per_byte, output.logits, local)
             # This rank's share of the global mean; DDP's averaging of W ranks gives the mean.

@@ -215,9 +215,11 @@ def test_auto_precision_is_bf16_only_where_the_cpu_has_native_bf16(monkeypatch, 
     assert saved["precision"] == "auto" and saved["precision_used"] == "fp32"
 
 
-def test_rows_run_in_length_groups_give_the_one_pass_logits_and_gradients():
+@pytest.mark.parametrize("with_memory", [False, True])
+def test_rows_run_in_length_groups_give_the_one_pass_logits_and_gradients(with_memory):
     """forward_by_length: a batch of short and long Q&A rows runs in groups of similar
-    length; the scored logits, the loss and every gradient are those of one padded pass."""
+    length; the scored logits, the loss and every gradient are those of one padded pass,
+    also with a per-row memory batch read only at the scored positions (memory training)."""
     from ghost.data.batches import IGNORE, Batch, pad_rows
     from ghost.model import GhostModel
     from ghost.model.ghost import next_byte_loss, scored_positions
@@ -233,6 +235,19 @@ def test_rows_run_in_length_groups_give_the_one_pass_logits_and_gradients():
         rows.append((ids, labels))
     input_ids, labels = pad_rows(rows)
     batch = Batch(input_ids, labels, torch.arange(len(rows)))
+    at = scored_positions(labels)
+    if with_memory:  # open gates (an untrained model keeps them shut); a bank per row
+        for layer in model.layers:
+            if layer.kind == "memory":
+                layer.extra.gate.data.fill_(1.0)
+        model.copy.gate.bias.data.fill_(0.0)
+        facts = ["The capital of Peru is Lima.", "Lima stands on the Rimac.", "Oslo is cold."]
+        banks = [facts[i % 3 : i % 3 + 2] if i % 4 else [] for i in range(len(rows))]
+
+        def read():  # encoded anew for each pass: the encoder's gradients count too
+            batch_memory = model.memory.encode_rows(banks)[0]
+            batch_memory.read_at = at
+            return batch_memory
 
     def logits_and_grads(forward):
         model.zero_grad()
@@ -241,11 +256,21 @@ def test_rows_run_in_length_groups_give_the_one_pass_logits_and_gradients():
         return logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters()
                                  if p.grad is not None}  # fmt: skip
 
-    at = scored_positions(labels)
-    plain, plain_grads = logits_and_grads(lambda: model(input_ids, logits_at=at).logits)
+    def plain_pass():
+        memory = read() if with_memory else None
+        return model(input_ids, logits_at=at, memory=memory).logits
+
+    def grouped_pass():
+        memory = read() if with_memory else None
+        return forward_by_length(model, batch, memory).logits
+
+    plain, plain_grads = logits_and_grads(plain_pass)
+    if with_memory:  # the banks are read
+        without = model(input_ids, logits_at=at).logits.detach()
+        assert not torch.allclose(plain[at], without[at])
     calls = []
     handle = model.register_forward_hook(lambda m, args, out: calls.append(args[0].shape))
-    grouped, grouped_grads = logits_and_grads(lambda: forward_by_length(model, batch).logits)
+    grouped, grouped_grads = logits_and_grads(grouped_pass)
     handle.remove()
     assert len(calls) > 1 and max(shape[1] for shape in calls[:-1]) < input_ids.shape[1]
     assert grouped.shape == plain.shape

@@ -37,6 +37,7 @@ from ghost.data.template import QATemplate
 from ghost.errors import GhostInputError
 from ghost.model.ghost import GhostModel, ModelOutput, next_byte_loss, scored_positions
 from ghost.model.io import CONFIG_NAME, load_memory, load_model, read_run_config
+from ghost.model.memory import MemoryBatch
 from ghost.runtime import autocast, configure, resolve_precision
 from ghost.train.checkpoint import (
     STATE_NAME,
@@ -131,12 +132,13 @@ def row_stats(per_byte_loss: torch.Tensor, logits: torch.Tensor, batch: Batch) -
         )
 
 
-def forward_by_length(net, batch: Batch) -> ModelOutput:
+def forward_by_length(net, batch: Batch, memory: MemoryBatch | None = None) -> ModelOutput:
     """The batch's forward pass with logits only where a byte is scored, its rows run in
     groups of similar length (`length_batches`) and the logits put back in place: rows are
     independent and padded on the right, so each row's logits are the one-pass ones (up to
     rounding), while the padding a short row would get in a batch of long ones is not
-    computed (~30% of a facts200 batch's bytes)."""
+    computed (~30% of a facts200 batch's bytes). `memory` (per row, as memory training
+    gives it) is split with the rows."""
     at = scored_positions(batch.labels)
     rows, width = batch.labels.shape
     scored = at.any(1)
@@ -145,11 +147,17 @@ def forward_by_length(net, batch: Batch) -> ModelOutput:
     lengths = (last + 2).clamp(max=width).tolist()
     groups = length_batches(list(range(rows)), lengths, rows)
     if len(groups) == 1:
-        return net(batch.input_ids, logits_at=at)
+        return net(batch.input_ids, logits_at=at, memory=memory)
     parts = []
     for group in groups:
         w, index = max(lengths[i] for i in group), torch.tensor(group, device=at.device)
-        logits = net(batch.input_ids[index, :w], logits_at=at[index, :w]).logits
+        rows_memory = None
+        if memory is not None:
+            rows_memory = memory.select(index)
+            if rows_memory.read_at is not None:
+                rows_memory.read_at = rows_memory.read_at[:, :w]
+        logits = net(batch.input_ids[index, :w], logits_at=at[index, :w], memory=rows_memory)
+        logits = logits.logits
         parts.append(torch.nn.functional.pad(logits, (0, 0, 0, width - w)))
     order = torch.tensor([i for group in groups for i in group], device=at.device)
     return ModelOutput(None, torch.cat(parts)[order.argsort()])
@@ -374,11 +382,11 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with autocast(precision):
-                if state.forward_kwargs or dp.world_size > 1:  # per-row kwargs; one DDP pass
+                if set(state.forward_kwargs) - {"memory"} or dp.world_size > 1:  # one pass
                     at = scored_positions(local.labels)
                     output = net(local.input_ids, logits_at=at, **state.forward_kwargs)
                 else:
-                    output = forward_by_length(net, local)
+                    output = forward_by_length(net, local, **state.forward_kwargs)
             per_byte = next_byte_loss(output.logits, local.labels, "none")  # (B, L-1)
             state.rows = row_stats(per_byte, output.logits, local)
             # This rank's share of the global mean; DDP's averaging of W ranks gives the mean.

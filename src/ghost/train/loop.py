@@ -156,9 +156,8 @@ def forward_by_length(net, batch: Batch, memory: MemoryBatch | None = None) -> M
             rows_memory = memory.select(index)
             if rows_memory.read_at is not None:
                 rows_memory.read_at = rows_memory.read_at[:, :w]
-        logits = net(batch.input_ids[index, :w], logits_at=at[index, :w], memory=rows_memory)
-        logits = logits.logits
-        parts.append(torch.nn.functional.pad(logits, (0, 0, 0, width - w)))
+        output = net(batch.input_ids[index, :w], logits_at=at[index, :w], memory=rows_memory)
+        parts.append(torch.nn.functional.pad(output.logits, (0, 0, 0, width - w)))
     order = torch.tensor([i for group in groups for i in group], device=at.device)
     return ModelOutput(None, torch.cat(parts)[order.argsort()])
 

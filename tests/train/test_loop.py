@@ -215,11 +215,17 @@ def test_auto_precision_is_bf16_only_where_the_cpu_has_native_bf16(monkeypatch, 
     assert saved["precision"] == "auto" and saved["precision_used"] == "fp32"
 
 
-@pytest.mark.parametrize("with_memory", [False, True])
-def test_rows_run_in_length_groups_give_the_one_pass_logits_and_gradients(with_memory):
+@pytest.mark.parametrize(
+    "with_memory, checkpointing", [(False, False), (True, False), (True, True)]
+)
+def test_rows_run_in_length_groups_give_the_one_pass_logits_and_gradients(
+    with_memory, checkpointing
+):
     """forward_by_length: a batch of short and long Q&A rows runs in groups of similar
     length; the scored logits, the loss and every gradient are those of one padded pass,
-    also with a per-row memory batch read only at the scored positions (memory training)."""
+    also with a per-row memory batch read only at the scored positions (memory training),
+    whose entries each memory reader projects once for all the groups, with gradient
+    checkpointing too."""
     from ghost.data.batches import IGNORE, Batch, pad_rows
     from ghost.model import GhostModel
     from ghost.model.ghost import next_byte_loss, scored_positions
@@ -227,6 +233,7 @@ def test_rows_run_in_length_groups_give_the_one_pass_logits_and_gradients(with_m
 
     torch.manual_seed(0)
     model = GhostModel.from_preset("tiny").train()
+    model.gradient_checkpointing = checkpointing
     rows = []
     for length in (6, 7, 90, 8, 95, 100, 5, 6, 7, 92):  # short rows and long ones, mixed
         ids = torch.randint(1, 256, (length,))
@@ -268,11 +275,17 @@ def test_rows_run_in_length_groups_give_the_one_pass_logits_and_gradients(with_m
     if with_memory:  # the banks are read
         without = model(input_ids, logits_at=at).logits.detach()
         assert not torch.allclose(plain[at], without[at])
-    calls = []
-    handle = model.register_forward_hook(lambda m, args, out: calls.append(args[0].shape))
+    calls, projections = [], []
+    handles = [model.register_forward_hook(lambda m, args, out: calls.append(args[0].shape))]
+    for reader in (model.copy, *(layer.extra for layer in model.layers if layer.kind == "memory")):
+        hook = reader.k_proj.register_forward_hook(lambda m, args, out: projections.append(m))
+        handles.append(hook)
     grouped, grouped_grads = logits_and_grads(grouped_pass)
-    handle.remove()
+    for handle in handles:
+        handle.remove()
     assert len(calls) > 1 and max(shape[1] for shape in calls[:-1]) < input_ids.shape[1]
+    if with_memory:  # once per reader, not once per group
+        assert len(projections) == len(set(projections)) and len(projections) >= 2
     assert grouped.shape == plain.shape
     torch.testing.assert_close(grouped[at], plain[at], rtol=1e-5, atol=1e-6)
     assert plain_grads.keys() == grouped_grads.keys() and len(plain_grads) > 10

@@ -286,6 +286,17 @@ class GhostModel(nn.Module):
         cache = Cache(caches, memory, recent[:, -1, :-1]) if use_cache else None
         return ModelOutput(loss, logits, cache)
 
+    def prepare_memory(self, memory: MemoryBatch) -> MemoryBatch:
+        """`memory` with every reader's keys and values computed now, with gradient when it is
+        on, and kept: forward passes over groups of its rows (`memory.select(rows)`, as the
+        trainer's length groups) then share them instead of each projecting every entry
+        again. Call it outside any checkpointed layer."""
+        if memory.n_entries:
+            for module in self.modules():
+                if isinstance(module, (MemoryCrossAttention, CopyHead)):
+                    module.prepare(memory)
+        return memory
+
     def _output(
         self, h: torch.Tensor, memory: MemoryBatch | None, recent: torch.Tensor | None
     ) -> torch.Tensor:

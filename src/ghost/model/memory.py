@@ -71,6 +71,9 @@ class MemoryBatch:
     # copy head's cost is per position and entry byte.
     read_at: torch.Tensor | None = None
     projections: dict = field(default_factory=dict)  # per reader: its keys/values, gathered
+    # Per reader: its keys/values of the U distinct entries, the same whatever the rows (so
+    # `select` hands them on), kept by `GhostModel.prepare_memory`.
+    distinct: dict = field(default_factory=dict)
 
     @property
     def n_entries(self) -> int:
@@ -78,15 +81,25 @@ class MemoryBatch:
 
     def projected(self, reader: nn.Module, make):
         """`make(states)` (per distinct entry: (U, T, X) or a tuple of them) gathered to
-        (1|B, M, T, X), once per batch and reader (a layer's keys and values). Not cached while
-        gradients are on: training recomputes them (and gradient checkpointing must see the
-        same operations again)."""
-        if torch.is_grad_enabled():
-            return self._gather(make(self.states))
+        (1|B, M, T, X), once per batch and reader (a layer's keys and values). While gradients
+        are on nothing is kept (gradient checkpointing must see the same operations again
+        when it reruns a layer), except what `prepare` computed."""
         key = id(reader)
-        if key not in self.projections:
-            self.projections[key] = self._gather(make(self.states))
-        return self.projections[key]
+        if key in self.projections:
+            return self.projections[key]
+        value = self._gather(self._projected_distinct(reader, make))
+        if not torch.is_grad_enabled():
+            self.projections[key] = value
+        return value
+
+    def prepare(self, reader: nn.Module, make) -> None:
+        """Compute `make(states)` now, with gradient when it is on, and keep it for every
+        batch `select` makes of this one (call it outside any checkpointed layer)."""
+        self.distinct[id(reader)] = make(self.states)
+
+    def _projected_distinct(self, reader: nn.Module, make):
+        kept = self.distinct.get(id(reader))
+        return make(self.states) if kept is None else kept
 
     def _gather(self, value):
         if isinstance(value, tuple):
@@ -98,12 +111,13 @@ class MemoryBatch:
         padding of entries shorter than the widest: (values (1|B, S, X)..., real (1|B, S)
         bool), S the most real bytes a row reads (a bank of facts of ~40 bytes padded to
         ~70 is about half padding, which attention would still score)."""
-        if torch.is_grad_enabled():
-            return self._pack(make(self.states))
         key = (id(reader), "packed")
-        if key not in self.projections:
-            self.projections[key] = self._pack(make(self.states))
-        return self.projections[key]
+        if key in self.projections:
+            return self.projections[key]
+        value = self._pack(self._projected_distinct(reader, make))
+        if not torch.is_grad_enabled():
+            self.projections[key] = value
+        return value
 
     def _pack(self, value):
         t = self.mask.shape[-1]
@@ -137,6 +151,7 @@ class MemoryBatch:
             pick(self.starts),
             pick(self.read_at),
             {k: pick(v) for k, v in self.projections.items()},
+            self.distinct,
         )
 
 

@@ -35,6 +35,10 @@ class MemoryCrossAttention(nn.Module):
     def _keys_values(self, states: torch.Tensor):
         return self.k_proj(states), self.v_proj(states)  # (U, T, D) each
 
+    def prepare(self, memory: MemoryBatch) -> None:
+        """Compute and keep the keys and values this layer reads (`GhostModel.prepare_memory`)."""
+        memory.prepare(self, self._keys_values)
+
     def forward(self, x: torch.Tensor, memory: MemoryBatch | None) -> torch.Tensor:
         """x (B, L, D) -> the update to add to the residual stream (zeros without memory)."""
         if memory is None or memory.n_entries == 0:
@@ -176,6 +180,10 @@ class CopyHead(nn.Module):
         u, _, d = states.shape
         before = torch.cat([self.start.expand(u, 1, d), states[:, :-1]], dim=1)
         return self.k_proj(before)  # (U, T, P)
+
+    def prepare(self, memory: MemoryBatch) -> None:
+        """Compute and keep the pointer's keys (`GhostModel.prepare_memory`)."""
+        memory.prepare(self, self._keys)
 
     def forward(
         self, h: torch.Tensor, logits: torch.Tensor, memory: MemoryBatch, recent: torch.Tensor

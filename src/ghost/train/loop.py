@@ -148,6 +148,8 @@ def forward_by_length(net, batch: Batch, memory: MemoryBatch | None = None) -> M
     groups = length_batches(list(range(rows)), lengths, rows)
     if len(groups) == 1:
         return net(batch.input_ids, logits_at=at, memory=memory)
+    if memory is not None:  # the entries' keys and values, projected once for all groups
+        memory = net.prepare_memory(memory)
     parts = []
     for group in groups:
         w, index = max(lengths[i] for i in group), torch.tensor(group, device=at.device)

@@ -36,6 +36,25 @@ def logits(model, text=b"Q: What is the capital of Peru?"):
         return model(torch.tensor([list(text)])).logits
 
 
+def test_the_encoder_runs_texts_in_length_groups_with_the_one_pass_states(model):
+    """Texts from 2 to 120 bytes run in groups of similar length (each as wide as its
+    longest): every real byte's state and every key is that of one padded pass."""
+    import random
+
+    rng = random.Random(0)
+    texts = ["".join(rng.choice("abcdef .") for _ in range(rng.randint(2, 120))) for _ in range(70)]
+    encoder = model.memory.encoder
+    calls = []
+    hook = encoder.mixer.register_forward_hook(lambda m, args, out: calls.append(args[0].shape))
+    with torch.no_grad():
+        states, ids, mask, keys = encoder(texts)
+        hook.remove()
+        one = encoder.states(ids)
+        torch.testing.assert_close(states[mask], one[mask], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(keys, encoder.keys(one, mask), atol=1e-5, rtol=1e-4)
+    assert len(calls) > 1 and min(shape[1] for shape in calls) < ids.shape[1]
+
+
 def test_ids_are_stable_and_duplicates_are_not_added(model):
     assert model.memory.write(FACTS) == [1, 2, 3]
     assert model.memory.write(["Gold is Au.", " ", "Iron is Fe."]) == [2, 4]

@@ -34,6 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ghost.data.batches import length_batches
 from ghost.errors import GhostInputError
 from ghost.model.mamba import MambaMixer
 from ghost.model.memory_text import (
@@ -42,6 +43,11 @@ from ghost.model.memory_text import (
     value_starts,
 )
 from ghost.model.norm import RMSNorm
+
+# What one encoder call costs beyond its rows, in byte-rows (`length_batches`): on a memory
+# training step's ~135 texts (v5-fast, Zen 1, forward + backward) 8 / 16 / 32 / 64 took
+# 634 / 580 / 536 / 575 ms, three sorted groups 634 ms. (The whole model's CALL_BYTES is 64.)
+ENCODER_CALL_BYTES = 32
 
 
 @dataclass
@@ -208,22 +214,22 @@ class ByteMemoryEncoder(nn.Module):
         with torch.autocast(states.device.type, enabled=False):
             return F.normalize(self.key(mean), dim=-1)
 
-    def forward(self, texts: list[str | bytes], groups: int = 3):
-        """texts -> (states (M, T, D), ids (M, T), mask (M, T), keys (M, K)). The texts are
-        encoded in `groups` passes of similar lengths (sorted), each only as wide as its
-        longest text: a training step's texts run from short facts to long prompts, and the
-        scan's cost is rows x width."""
+    def forward(self, texts: list[str | bytes]):
+        """texts -> (states (M, T, D), ids (M, T), mask (M, T), keys (M, K)). The texts run
+        in groups of similar lengths (`length_batches`), each only as wide as its longest
+        text: a training step's texts run from short facts to long prompts, and the scan's
+        cost is rows x width."""
         ids, mask = self.tokenize(texts)
-        lengths = mask.sum(-1)
-        if len(texts) < 4 * groups:
+        lengths = mask.sum(-1).tolist()
+        groups = length_batches(list(range(len(texts))), lengths, 64, ENCODER_CALL_BYTES)
+        if len(groups) == 1:
             states = self.states(ids)
         else:
-            order = lengths.argsort()
-            width = ids.shape[1]
-            parts = []
-            for chunk in order.tensor_split(groups):
-                w = int(lengths[chunk].max())
-                parts.append(F.pad(self.states(ids[chunk, :w]), (0, 0, 0, width - w)))
+            width, parts = ids.shape[1], []
+            for group in groups:
+                w = max(lengths[i] for i in group)
+                parts.append(F.pad(self.states(ids[group, :w]), (0, 0, 0, width - w)))
+            order = torch.tensor([i for group in groups for i in group], device=ids.device)
             states = take_rows(torch.cat(parts), order.argsort())
         return states, ids, mask, self.keys(states, mask)
 
@@ -474,11 +480,34 @@ class FactMemory(nn.Module):
         """What each query is keyed by: its last `max_bytes` bytes (the question just asked)."""
         return _to_bytes(queries, self.encoder.max_bytes, keep_end=True)
 
-    def encode(self, texts: list[str | bytes]) -> EncodedTexts:
+    def encode(self, texts: list[str | bytes], frozen: list[str | bytes] = ()) -> EncodedTexts:
         """Texts encoded with gradient in one encoder pass (training): entries as str,
-        queries as the bytes `query_texts` cuts them to."""
+        queries as the bytes `query_texts` cuts them to; the texts `frozen` (not already in
+        `texts`) join them from a pass without gradient: forward only, about a third of the
+        cost (memory training's distractors)."""
         texts = list(dict.fromkeys(texts))
-        return EncodedTexts(texts, *self.encoder(texts))
+        frozen = [t for t in dict.fromkeys(frozen) if t not in set(texts)]
+        encoded = EncodedTexts(texts, *self.encoder(texts))
+        if not frozen:
+            return encoded
+        with torch.no_grad():
+            other = EncodedTexts(frozen, *self.encoder(frozen))
+        width = max(encoded.ids.shape[1], other.ids.shape[1])
+
+        def joined(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            def wide(x):
+                pad = (0, 0) * (x.dim() - 2) + (0, width - x.shape[1])
+                return F.pad(x, pad)
+
+            return torch.cat([wide(a), wide(b)])
+
+        return EncodedTexts(
+            texts + frozen,
+            joined(encoded.states, other.states),
+            joined(encoded.ids, other.ids),
+            joined(encoded.mask, other.mask),
+            torch.cat([encoded.keys, other.keys]),
+        )
 
     def read_rows(
         self,

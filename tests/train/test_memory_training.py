@@ -143,9 +143,9 @@ def test_the_memory_encoder_trains_in_fp32_under_bf16_precision(tmp_path, monkey
     seen = []
     encode = FactMemory.encode
 
-    def spying(self, texts, frozen=()):
+    def spying(self, texts):
         seen.append(torch.is_autocast_enabled("cpu"))
-        encoded = encode(self, texts, frozen)
+        encoded = encode(self, texts)
         seen.append(encoded.states.dtype)
         return encoded
 
@@ -207,35 +207,6 @@ def test_a_rows_bank_holds_its_facts_and_the_distractors_nearest_its_question():
         skip = set(owns[row]) | excluded[row]
         nearest = [c for _, c in ranked if c not in skip][: 4 - len(owns[row])]
         assert set(banks[row]) - set(owns[row]) == set(nearest)
-
-
-def test_only_facts_read_as_answers_and_the_questions_train_the_encoder():
-    """Candidates that are no row's own fact are only distractors: encoded without gradient
-    (a third of the cost); the facts rows answer from and the prompts carry gradient."""
-    import random
-
-    model, service, state = _banks_setup(bank_size=3, pool_size=6, step=5)
-    prompts = ["Q: What is the capital of Peru?\nA: ", "Q: Who wrote Hamlet?\nA: "]
-    owns = [["The capital of Peru is Lima."], []]
-    banks, encoded, queries, corpus, _ = service._banks(
-        state, random.Random(1), prompts, owns, [set(), set()], made=[]
-    )
-    params = list(model.memory.encoder.parameters())
-
-    def trains_the_encoder(text) -> bool:
-        row = encoded.row[text]
-        grads = torch.autograd.grad(
-            encoded.states[row].sum() + encoded.keys[row].sum(),
-            params,
-            allow_unused=True,
-            retain_graph=True,
-        )
-        return any(g is not None and bool(g.abs().sum() > 0) for g in grads)
-
-    distractors = [t for t in corpus if t not in owns[0]]
-    assert distractors and set(banks[1]) <= set(distractors)
-    assert trains_the_encoder(owns[0][0]) and all(trains_the_encoder(q) for q in queries)
-    assert not any(trains_the_encoder(t) for t in distractors)
 
 
 def test_the_read_rows_come_from_the_steps_one_encoder_pass():

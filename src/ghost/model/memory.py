@@ -480,34 +480,11 @@ class FactMemory(nn.Module):
         """What each query is keyed by: its last `max_bytes` bytes (the question just asked)."""
         return _to_bytes(queries, self.encoder.max_bytes, keep_end=True)
 
-    def encode(self, texts: list[str | bytes], frozen: list[str | bytes] = ()) -> EncodedTexts:
+    def encode(self, texts: list[str | bytes]) -> EncodedTexts:
         """Texts encoded with gradient in one encoder pass (training): entries as str,
-        queries as the bytes `query_texts` cuts them to; the texts `frozen` (not already in
-        `texts`) join them from a pass without gradient: forward only, about a third of the
-        cost (memory training's distractors)."""
+        queries as the bytes `query_texts` cuts them to."""
         texts = list(dict.fromkeys(texts))
-        frozen = [t for t in dict.fromkeys(frozen) if t not in set(texts)]
-        encoded = EncodedTexts(texts, *self.encoder(texts))
-        if not frozen:
-            return encoded
-        with torch.no_grad():
-            other = EncodedTexts(frozen, *self.encoder(frozen))
-        width = max(encoded.ids.shape[1], other.ids.shape[1])
-
-        def joined(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-            def wide(x):
-                pad = (0, 0) * (x.dim() - 2) + (0, width - x.shape[1])
-                return F.pad(x, pad)
-
-            return torch.cat([wide(a), wide(b)])
-
-        return EncodedTexts(
-            texts + frozen,
-            joined(encoded.states, other.states),
-            joined(encoded.ids, other.ids),
-            joined(encoded.mask, other.mask),
-            torch.cat([encoded.keys, other.keys]),
-        )
+        return EncodedTexts(texts, *self.encoder(texts))
 
     def read_rows(
         self,

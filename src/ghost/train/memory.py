@@ -156,9 +156,8 @@ class MemoryTraining(Recipe):
         (hard negatives, as top-k retrieval gives them at inference), from a pool of dataset
         and fictional facts.
 
-        One encoder pass, with gradient, over the facts read as a row's own and the prompts,
-        and one without over the rest of the pool (only ever distractors): their keys
-        (detached) choose the banks, and their states and keys are what the rows read and
+        One encoder pass, with gradient, over the pool, the facts read and the prompts: its
+        keys (detached) choose the banks, and its states and keys are what the rows read and
         the retrieval loss trains. The lexical scores, with word weights from the pool and
         the facts read (`corpus`, as a bank holds the fact asked about at inference), are
         computed once: for the choice and for the copy head. Returns (banks, the encoded
@@ -174,12 +173,9 @@ class MemoryTraining(Recipe):
         # in wordings training never used were answered 41% of the time instead of 76%
         # (benchmarks/memory_facts.py, small preset, 500 steps, one seed each), for ~2% of
         # the step time.
-        # A candidate that is no row's own fact is only ever a distractor: encoded without
-        # gradient (a third of the cost; the encoder still learns from every fact read as
-        # the answer, and the retrieval loss still pushes the questions' keys away from it).
-        read = {f for own in owns if own for f in own}
-        graded = [t for t in corpus if t in read]
-        encoded = memory.encode([*graded, *queries], frozen=corpus)
+        # (Encoding the candidates that are no row's own fact without gradient cost less, but
+        # read worse on validation: docs/memory.md.)
+        encoded = memory.encode([*corpus, *queries])
         lexical = LexicalIndex(corpus).scores(queries).to(encoded.keys.device)  # (R, C)
         with torch.no_grad():  # pool = corpus[: len(pool)]
             cosine = encoded.keys_of(queries) @ encoded.keys_of(pool).T  # (R, len(pool))

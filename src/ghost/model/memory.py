@@ -90,22 +90,24 @@ class MemoryBatch:
         (1|B, M, T, X), once per batch and reader (a layer's keys and values). While gradients
         are on nothing is kept (gradient checkpointing must see the same operations again
         when it reruns a layer), except what `prepare` computed."""
-        key = id(reader)
-        if key in self.projections:
-            return self.projections[key]
-        value = self._gather(self._projected_distinct(reader, make))
-        if not torch.is_grad_enabled():
-            self.projections[key] = value
-        return value
+        return self._kept(id(reader), lambda: self._gather(self._distinct(reader, make)))
 
     def prepare(self, reader: nn.Module, make) -> None:
         """Compute `make(states)` now, with gradient when it is on, and keep it for every
         batch `select` makes of this one (call it outside any checkpointed layer)."""
         self.distinct[id(reader)] = make(self.states)
 
-    def _projected_distinct(self, reader: nn.Module, make):
+    def _distinct(self, reader: nn.Module, make):
         kept = self.distinct.get(id(reader))
         return make(self.states) if kept is None else kept
+
+    def _kept(self, key, compute):
+        if key in self.projections:
+            return self.projections[key]
+        value = compute()
+        if not torch.is_grad_enabled():
+            self.projections[key] = value
+        return value
 
     def _gather(self, value):
         if isinstance(value, tuple):
@@ -117,13 +119,7 @@ class MemoryBatch:
         padding of entries shorter than the widest: (values (1|B, S, X)..., real (1|B, S)
         bool), S the most real bytes a row reads (a bank of facts of ~40 bytes padded to
         ~70 is about half padding, which attention would still score)."""
-        key = (id(reader), "packed")
-        if key in self.projections:
-            return self.projections[key]
-        value = self._pack(self._projected_distinct(reader, make))
-        if not torch.is_grad_enabled():
-            self.projections[key] = value
-        return value
+        return self._kept((id(reader), "packed"), lambda: self._pack(self._distinct(reader, make)))
 
     def _pack(self, value):
         t = self.mask.shape[-1]
@@ -221,6 +217,7 @@ class ByteMemoryEncoder(nn.Module):
         cost is rows x width."""
         ids, mask = self.tokenize(texts)
         lengths = mask.sum(-1).tolist()
+        # (at most 64 texts a group: the exact search is texts x 64)
         groups = length_batches(list(range(len(texts))), lengths, 64, ENCODER_CALL_BYTES)
         if len(groups) == 1:
             states = self.states(ids)

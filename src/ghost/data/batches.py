@@ -64,6 +64,21 @@ def length_batches(
     return batches[::-1]
 
 
+def run_in_groups(run, groups: list[list[int]], lengths: list[int], width: int) -> torch.Tensor:
+    """`run(group, w)` -> (len(group), w, ...) for each group of row indices (`length_batches`),
+    w the group's longest length; the outputs padded with zeros to `width` along dim 1 and put
+    back in row order: (rows, width, ...). Rows are independent and padded on the right, so
+    each row's output is what one padded pass gives it, without the padding's work."""
+    parts = []
+    for group in groups:
+        w = max(lengths[i] for i in group)
+        out = run(group, w)
+        parts.append(torch.nn.functional.pad(out, (0, 0) * (out.dim() - 2) + (0, width - w)))
+    joined = torch.cat(parts)
+    order = torch.tensor([i for group in groups for i in group], device=joined.device)
+    return joined.index_select(0, order.argsort())
+
+
 def pad_rows(rows: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
     """(ids, labels) pairs of any lengths -> input_ids, labels (B, longest): padding is byte 0
     with label IGNORE. The one collate of training, recipes and evaluation."""

@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ghost.data.batches import length_batches
+from ghost.data.batches import length_batches, run_in_groups
 from ghost.errors import GhostInputError
 from ghost.model.mamba import MambaMixer
 from ghost.model.memory_text import (
@@ -222,12 +222,11 @@ class ByteMemoryEncoder(nn.Module):
         if len(groups) == 1:
             states = self.states(ids)
         else:
-            width, parts = ids.shape[1], []
-            for group in groups:
-                w = max(lengths[i] for i in group)
-                parts.append(F.pad(self.states(ids[group, :w]), (0, 0, 0, width - w)))
-            order = torch.tensor([i for group in groups for i in group], device=ids.device)
-            states = take_rows(torch.cat(parts), order.argsort())
+
+            def run(group: list[int], w: int) -> torch.Tensor:
+                return self.states(ids[group, :w])
+
+            states = run_in_groups(run, groups, lengths, ids.shape[1])
         return states, ids, mask, self.keys(states, mask)
 
 

@@ -30,7 +30,14 @@ from pathlib import Path
 import torch
 
 from ghost.config import GhostConfig, TrainConfig
-from ghost.data.batches import IGNORE, Batch, QABatcher, TextBatcher, length_batches
+from ghost.data.batches import (
+    IGNORE,
+    Batch,
+    QABatcher,
+    TextBatcher,
+    length_batches,
+    run_in_groups,
+)
 from ghost.data.mixture import load_training_data, split_validation
 from ghost.data.records import Dataset, load_data
 from ghost.data.template import QATemplate
@@ -150,18 +157,18 @@ def forward_by_length(net, batch: Batch, memory: MemoryBatch | None = None) -> M
         return net(batch.input_ids, logits_at=at, memory=memory)
     if memory is not None:  # the entries' keys and values, projected once for all groups
         memory = net.prepare_memory(memory)
-    parts = []
-    for group in groups:
-        w, index = max(lengths[i] for i in group), torch.tensor(group, device=at.device)
+
+    def run(group: list[int], w: int) -> torch.Tensor:
+        index = torch.tensor(group, device=at.device)
         rows_memory = None
         if memory is not None:
             rows_memory = memory.select(index)
             if rows_memory.read_at is not None:
                 rows_memory.read_at = rows_memory.read_at[:, :w]
         output = net(batch.input_ids[index, :w], logits_at=at[index, :w], memory=rows_memory)
-        parts.append(torch.nn.functional.pad(output.logits, (0, 0, 0, width - w)))
-    order = torch.tensor([i for group in groups for i in group], device=at.device)
-    return ModelOutput(None, torch.cat(parts)[order.argsort()])
+        return output.logits
+
+    return ModelOutput(None, run_in_groups(run, groups, lengths, width))
 
 
 def apply_update_scale(

@@ -133,6 +133,7 @@ def cmd_train(args) -> int:
         "precision": args.precision,
         "grad_checkpoint": True if args.grad_checkpoint else None,
         "memory_training": args.memory_training,
+        "memory_steps": args.memory_steps,
         "augment": args.augment,
         "reasoning": args.reasoning,
         "group_by_length": args.group_by_length,
@@ -424,9 +425,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--memory-training",
         choices=["auto", "on", "off"],
-        help="teach the model to read its fact memory: off (default for now: it slows how "
-        "fast the weights learn; docs/memory.md), auto (when the Q&A records carry facts), "
-        "or on",
+        help="teach the model to read its fact memory: auto (default: when the Q&A records "
+        "carry facts), on, or off (docs/memory.md)",
+    )
+    p.add_argument(
+        "--memory-steps",
+        type=_nonnegative_int,
+        help="steps of the memory stage that follows the weights' training (default 300); 0 "
+        "trains the memory jointly from the first step",
     )
     p.add_argument(
         "--augment",
@@ -447,7 +453,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="batch Q&A records of similar length together (less padding, faster epochs); "
         "off by default",
     )
-    p.add_argument("--max-minutes", type=_float, help="time budget for --steps auto")
+    p.add_argument(
+        "--max-minutes",
+        type=_float,
+        help="time budget of the whole run, memory stage included (default 40)",
+    )
     p.add_argument("--eval-every", type=_nonnegative_int, help="steps between progress checks")
     p.add_argument(
         "--save-every",

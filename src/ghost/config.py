@@ -255,7 +255,9 @@ class TrainConfig:
     patience: int = 3
     """'auto': stop after this many checks without a 1% loss improvement (after LR decays)."""
     max_steps: int = 20000
-    max_minutes: float = 30.0
+    max_minutes: float = 40.0
+    """Time budget of the whole run, the memory stage included (the default facts200 run:
+    ~12 minutes learning the data and ~17 for the memory stage on a 2-core Zen 1)."""
     save_every: int = 0
     """Steps between checkpoints; 0 saves at each check."""
     keep_checkpoints: int = 1
@@ -270,10 +272,14 @@ class TrainConfig:
     precision: str = "auto"
     """'auto' (bf16 autocast where the CPU has native bf16 matmul, fp32 elsewhere), 'fp32'
     or 'bf16'. The run records what 'auto' chose."""
-    memory_training: str = "off"
-    """'off' (the default for now: memory training still slows how fast the weights learn
-    the training set, docs/memory.md), 'auto' (train the fact memory when the Q&A records
-    carry `facts`) or 'on' (demand facts). See ghost.train.memory."""
+    memory_training: str = "auto"
+    """'auto' (the default: train the fact memory when the Q&A records carry `facts`), 'on'
+    (also without facts: reading is practised on generated facts) or 'off'. See
+    ghost.train.memory."""
+    memory_steps: int = 300
+    """Memory training's stage: after the weights have learnt the data (the `steps` are done,
+    or 'auto''s rule fired), this many steps teach the model to read its memory; 0 trains it
+    jointly from the first step instead (slower to learn the data: docs/memory.md)."""
     grad_checkpoint: bool = False
     """Recompute each layer's activations in the backward pass: less memory, more time."""
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -312,7 +318,7 @@ class TrainConfig:
                 raise GhostInputError(
                     f"{_setting(name)} must be positive, got {getattr(self, name)}"
                 )
-        for name in ("warmup_steps", "eval_every", "save_every", "threads", "seed"):
+        for name in ("warmup_steps", "eval_every", "save_every", "threads", "seed", "memory_steps"):
             if int(getattr(self, name)) < 0:
                 raise GhostInputError(f"{_setting(name)} must be >= 0, got {getattr(self, name)}")
         if not self.lr > 0:

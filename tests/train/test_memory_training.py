@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from tiny_runs import CAPITALS, tiny_config
+from tiny_runs import CAPITALS, assert_resumes_exactly, tiny_config
 
 from ghost.data.fictional import RELATIONS, fictional_facts, reword, reworded_templates
 from ghost.distill.filters import rouge_l
@@ -48,15 +48,16 @@ class Spy(Recipe):
 def test_auto_trains_the_memory_when_the_records_carry_facts(tmp_path):
     data = write_qa_with_facts(tmp_path / "facts.jsonl")
     spy = Spy()
-    train(tiny_config(data, tmp_path / "default", steps=1))  # off by default, for now
+    train(tiny_config(data, tmp_path / "default", steps=1, memory_steps=2))  # auto by default
     config = json.loads((tmp_path / "default" / "config.json").read_text())
-    assert config["train"]["memory_training"] == "off"
-    assert config["train"]["memory_trained_with"] is None
-    train(tiny_config(data, tmp_path / "run", steps=3, memory_training="auto"))
+    assert config["train"]["memory_training"] == "auto"
+    assert config["train"]["memory_trained_with"]["started"] == 1  # a stage, after the weights
+    train(tiny_config(data, tmp_path / "run", steps=3, memory_training="auto", memory_steps=0))
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["train"]["memory_training"] == "auto"
     trained_with = config["train"]["memory_trained_with"]  # the run records how
     assert trained_with["bank_size"] == 8 and trained_with["fictional"] > 0
+    assert trained_with["started"] == 0  # jointly, from the first step
     metrics = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
     column = metrics[0].split(",").index("retrieval_loss")
     assert all(float(row.split(",")[column]) > 0 for row in metrics[1:])
@@ -67,7 +68,7 @@ def test_auto_trains_the_memory_when_the_records_carry_facts(tmp_path):
     original = loop._memory_training
     loop._memory_training = lambda *a: [*original(*a), spy]
     try:
-        train(tiny_config(data, tmp_path / "run2", steps=2, memory_training="auto"))
+        train(tiny_config(data, tmp_path / "run2", steps=2, memory_steps=0))
     finally:
         loop._memory_training = original
     indices, memory = spy.seen[0]
@@ -87,7 +88,7 @@ def test_memory_training_off_and_on(tmp_path, qa_file):
     assert config["train"]["memory_trained_with"] is None
     # "on" over Q&A records without facts: reading is practised on generated facts alone,
     # and the data rows read distractors or nothing, never a fact of their own.
-    train(tiny_config(qa_file, tmp_path / "on", steps=2, memory_training="on"))
+    train(tiny_config(qa_file, tmp_path / "on", steps=2, memory_training="on", memory_steps=0))
     config = json.loads((tmp_path / "on" / "config.json").read_text())
     assert config["train"]["memory_trained_with"] is not None
     with open(tmp_path / "on" / "metrics.csv", encoding="utf-8") as f:
@@ -107,7 +108,9 @@ def test_memory_training_off_and_on(tmp_path, qa_file):
 
 def test_the_progress_line_says_how_well_new_facts_are_read(tmp_path, capsys):
     data = write_qa_with_facts(tmp_path / "facts.jsonl")
-    config = tiny_config(data, tmp_path / "run", steps=4, eval_every=2, memory_training="on")
+    config = tiny_config(
+        data, tmp_path / "run", steps=4, eval_every=2, memory_training="on", memory_steps=0
+    )
     train(replace(config, quiet=False))
     said = capsys.readouterr().err
     checks = [line for line in said.splitlines() if line.startswith("step ") and "loss" in line]
@@ -125,7 +128,8 @@ def test_the_memory_parts_get_gradients(tmp_path):
             before.update({n: p.detach().clone() for n, p in state.model.named_parameters()})
 
     result = train(
-        tiny_config(data, tmp_path / "run", steps=3, memory_training="on"), recipes=[Grab()]
+        tiny_config(data, tmp_path / "run", steps=3, memory_training="on", memory_steps=0),
+        recipes=[Grab()],
     )
     after = dict(result.model.named_parameters())
     for name in ("copy.gate.bias", "copy.q_proj.weight", "memory.encoder.key.weight"):
@@ -151,7 +155,11 @@ def test_the_memory_encoder_trains_in_fp32_under_bf16_precision(tmp_path, monkey
 
     monkeypatch.setattr(FactMemory, "encode", spying)
     data = write_qa_with_facts(tmp_path / "facts.jsonl")
-    train(tiny_config(data, tmp_path / "run", steps=2, memory_training="on", precision="bf16"))
+    train(
+        tiny_config(
+            data, tmp_path / "run", steps=2, memory_training="on", memory_steps=0, precision="bf16"
+        )
+    )
     assert seen and set(seen) == {False, torch.float32}
 
 
@@ -247,7 +255,9 @@ def reader(tmp_path_factory):
     original = service.MemoryTraining
     service.MemoryTraining = functools.partial(original, fictional=2.0)
     try:
-        result = train(tiny_config(data, data.parent / "run", steps=200, memory_training="on"))
+        result = train(
+            tiny_config(data, data.parent / "run", steps=200, memory_training="on", memory_steps=0)
+        )
     finally:
         service.MemoryTraining = original
     return result.run_dir
@@ -333,8 +343,53 @@ def test_reworded_rows_ask_the_fictional_facts_in_other_words(tmp_path, monkeypa
         loop, "_memory_training", lambda cfg, ds, dp: [Recording(reword=1.0, counterfactual=0)]
     )
     data = write_qa_with_facts(tmp_path / "facts.jsonl")
-    train(tiny_config(data, tmp_path / "run", steps=3, memory_training="on"))
+    train(tiny_config(data, tmp_path / "run", steps=3, memory_training="on", memory_steps=0))
     own = tuple(q.split("{e}")[0] for trained, _ in RELATIONS.values() for _, q in trained)
     # (a distillation template may begin as a fictional wording does: "In which country is")
     in_own_words = sum(q.removeprefix("Q: ").startswith(own) for q in asked)
     assert asked and in_own_words <= len(asked) // 3
+
+
+def test_the_memory_stage_follows_the_weights_training(tmp_path, capsys):
+    """By default the weights learn the data first, as without memory training; then
+    `memory_steps` more steps teach the readers, at the learning rate the weights ended with,
+    warmed up and decayed again over the stage."""
+    data = write_qa_with_facts(tmp_path / "facts.jsonl")
+    config = tiny_config(data, tmp_path / "run", steps=4, memory_steps=3, warmup_steps=1)
+    result = train(replace(config, quiet=False))
+    assert result.steps == 7 and result.stop_reason == "memory stage done (3 steps)"
+    with open(tmp_path / "run" / "metrics.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["batch_rows"]) for r in rows[:4]] == [8] * 4  # no fictional rows yet
+    assert all(r["memory_exact_match"] == "" for r in rows[:4])
+    assert all(int(r["batch_rows"]) > 8 and r["memory_exact_match"] for r in rows[4:])
+    peak = float(rows[3]["lr"])  # the weights' last learning rate
+    stage = [loop.learning_rate(replace(config, lr=peak), k, 3) for k in range(3)]
+    assert [float(r["lr"]) for r in rows[4:]] == pytest.approx(stage)
+    assert "memory stage: 3 steps teaching the model to read" in capsys.readouterr().err
+    trained_with = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
+    assert trained_with["memory_trained_with"]["started"] == 4
+    assert float(result.model.copy.gate.bias.detach()) > -10  # opened at the stage
+
+
+def test_a_budget_that_ends_before_the_stage_leaves_the_memory_untrained(tmp_path):
+    data = write_qa_with_facts(tmp_path / "facts.jsonl")
+    result = train(tiny_config(data, tmp_path / "run", max_steps=3, memory_steps=3))
+    assert result.steps == 3
+    assert result.stop_reason.endswith("before the memory stage: the memory is not trained")
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["train"]["memory_trained_with"] is None
+    assert float(result.model.copy.gate.bias.detach()) == -30.0  # writing facts changes no answer
+
+
+@pytest.mark.parametrize("stop_at", [3, 4, 5], ids=["before", "at-the-start", "in-the-stage"])
+def test_a_staged_run_resumes_exactly(tmp_path, stop_at):
+    data = write_qa_with_facts(tmp_path / "facts.jsonl")
+
+    def config(out, **overrides):
+        return tiny_config(data, out, steps=4, memory_steps=3, eval_every=2, **overrides)
+
+    straight, resumed = assert_resumes_exactly(config, 7, stop_at, tmp_path)
+    for run in (straight, resumed):
+        trained_with = json.loads((run / "config.json").read_text())["train"]
+        assert trained_with["memory_trained_with"]["started"] == 4

@@ -255,6 +255,7 @@ class _Runner:
             memory_training="on"
             if self._writes_facts(node) or node.spec.get("rehearse_reading")
             else "off",
+            memory_steps=0,  # reading is kept up beside each task's learning, not after it
             init_from=str(self.node_dir(node.parent)) if node.parent else None,
             resume=resume,
             quiet=self.quiet,

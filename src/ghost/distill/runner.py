@@ -239,6 +239,7 @@ class _Runner:
                 augment=c.augment,
                 reasoning=c.reasoning,
                 group_by_length=c.group_by_length,
+                memory_training="off",  # teachers and students answer from their weights
                 init_from=str(init_from) if init_from else None,
                 quiet=self.quiet,
             ),

@@ -26,6 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -59,6 +60,9 @@ from ghost.train.distributed import DataParallel
 from ghost.train.hooks import Recipe, RowStats, TrainState
 from ghost.train.recipes import build_recipes
 from ghost.train.services import Checkpointer, MetricsLogger, ProgressCheck
+
+if TYPE_CHECKING:
+    from ghost.train.memory import MemoryTraining
 
 INTERRUPTED = "interrupted"
 
@@ -277,7 +281,7 @@ def _memory_training(cfg: TrainConfig, dataset: Dataset, dp) -> list[Recipe]:
         raise GhostInputError(
             "memory training does not run under torchrun yet: pass --memory-training off"
         )
-    return [MemoryTraining()]
+    return [MemoryTraining(stage_steps=cfg.memory_steps)]
 
 
 def train(
@@ -339,25 +343,22 @@ def train(
     }
     guard = NonfiniteGuard(cfg.max_nonfinite_steps)
     memory_hooks = _memory_training(cfg, dataset, dp)
-    # How the memory was trained (None: it was not), so a run says what its memory can do.
-    run_config["train"]["memory_trained_with"] = (
-        {k: v for k, v in vars(memory_hooks[0]).items() if not k.startswith("_")}
-        if memory_hooks
-        else None
-    )
+    memory_stage = memory_hooks[0] if memory_hooks else None
     with torch.no_grad():  # a model that does not learn to read keeps its copy gate shut
         bias = model.copy.gate.bias
         if not memory_hooks:
             bias.fill_(-30.0)
-        elif float(bias.max()) < -10:  # it never read before (an older run, --init-from)
-            bias.fill_(-4.0)
+        elif not cfg.memory_steps and float(bias.max()) < -10:  # it never read before (an
+            bias.fill_(-4.0)  # older run, --init-from); a staged run opens it at the stage
     hooks = [*(recipes or []), *built, *memory_hooks]
-    hooks.append(ProgressCheck(every, cfg.patience, val_batcher))
+    hooks.append(ProgressCheck(every, cfg.patience, val_batcher, stage=memory_stage))
     if dp.is_main:  # one writer: rank 0 alone logs and saves; the logger runs first, so a
         # checkpoint of step N never exists without metrics.csv's row N on disk
         hooks += [
             MetricsLogger(cfg.quiet),
-            Checkpointer(cfg.save_every or every, lambda s: _save(s, hooks, run_config, guard)),
+            Checkpointer(
+                cfg.save_every or every, lambda s: _save(s, hooks, run_config, guard, memory_stage)
+            ),
         ]
 
     if checkpoint is not None:
@@ -475,9 +476,17 @@ def _end_step(
     dp.follow_main(state)
 
 
-def _save(state: TrainState, hooks: list[Recipe], run_config: dict, guard: NonfiniteGuard) -> None:
+def _save(
+    state: TrainState,
+    hooks: list[Recipe],
+    run_config: dict,
+    guard: NonfiniteGuard,
+    memory: MemoryTraining | None,
+) -> None:
     if guard.streak:  # keep the last checkpoint taken after a good step
         return
+    # How the memory was trained (None: it was not, yet), so a run says what its memory can do.
+    run_config["train"]["memory_trained_with"] = memory.record() if memory else None
     trainer_state = {
         "step": state.step,
         "optimizer": state.optimizer.state_dict(),

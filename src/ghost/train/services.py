@@ -35,9 +35,18 @@ class ProgressCheck(Recipe):
     FALLBACK = 0.03
 
     def __init__(
-        self, every: int, patience: int, val_batcher=None, lr_decays: int = 2, decay: float = 0.3
+        self,
+        every: int,
+        patience: int,
+        val_batcher=None,
+        lr_decays: int = 2,
+        decay: float = 0.3,
+        stage=None,
     ):
+        """`stage`: a final stage (the memory's, `ghost.train.memory.MemoryTraining`) that
+        begins when the run would stop on its own and ends the run after its steps."""
         self.every, self.patience, self.val_batcher = every, patience, val_batcher
+        self.stage = stage
         self.lr_decays_left, self.decay = lr_decays, decay
         self.best_loss = math.inf
         self.best_match = 0.0
@@ -58,8 +67,12 @@ class ProgressCheck(Recipe):
             self.loss_count += 1
         cfg = state.config
         budget_over = state.step >= cfg.max_steps or state.elapsed >= cfg.max_minutes * 60
-        fixed_done = state.total_steps is not None and state.step >= state.total_steps
-        if state.step % self.every and not (budget_over or fixed_done):
+        staged = self.stage is not None and self.stage.stage_steps and self.stage.reading
+        stage_done = staged and self.stage.stage_done(state)
+        fixed_done = (
+            not staged and state.total_steps is not None and state.step >= state.total_steps
+        )
+        if state.step % self.every and not (budget_over or fixed_done or stage_done):
             return
         if self.sample is not None:
             correct = answers_all_correct(state.model, state.batcher, self.sample)
@@ -74,13 +87,16 @@ class ProgressCheck(Recipe):
             if isinstance(self.val_batcher, QABatcher):
                 correct = answers_all_correct(state.model, self.val_batcher, self.val_sample)
                 metrics["val_exact_match"] = float(correct.float().mean())
-        if fixed_done:
-            state.stop_reason = f"reached the requested {state.total_steps} steps"
+        if stage_done:
+            state.stop_reason = f"memory stage done ({self.stage.stage_steps} steps)"
             return
-        if state.total_steps is None:  # --steps auto
+        if fixed_done:
+            self._finish(state, metrics, f"reached the requested {state.total_steps} steps")
+            return
+        if state.total_steps is None and not staged:  # --steps auto
             match = metrics.get("train_exact_match")
             if match == 1.0:
-                state.stop_reason = "training exact match reached 100%"
+                self._finish(state, metrics, "training exact match reached 100%")
                 return
             if mean_loss < self.best_loss * 0.99:
                 self.best_loss, self.bad_checks = mean_loss, 0
@@ -95,13 +111,23 @@ class ProgressCheck(Recipe):
                 self.best_match = match  # judge the next fall from here
             elif self.bad_checks >= self.patience:
                 if not self.lr_decays_left:
-                    state.stop_reason = "the loss stopped improving"
+                    self._finish(state, metrics, "the loss stopped improving")
                     return
                 self._lower_lr(state, metrics, f"the loss was flat for {self.patience} checks")
         if state.step >= cfg.max_steps:
-            state.stop_reason = f"step budget ended ({cfg.max_steps} steps)"
+            ended = f"step budget ended ({cfg.max_steps} steps)"
         elif state.elapsed >= cfg.max_minutes * 60:
-            state.stop_reason = f"time budget ended ({cfg.max_minutes:g} minutes)"
+            ended = f"time budget ended ({cfg.max_minutes:g} minutes)"
+        else:
+            return
+        if self.stage is not None and not self.stage.reading:
+            ended += " before the memory stage: the memory is not trained"
+        state.stop_reason = ended
+
+    def _finish(self, state: TrainState, metrics: dict, reason: str) -> None:
+        """The weights are done: the run stops, or its final stage begins."""
+        if self.stage is None or not self.stage.begin_stage(state, metrics):
+            state.stop_reason = reason
 
     def _lower_lr(self, state: TrainState, metrics: dict, why: str) -> None:
         self.lr_decays_left -= 1

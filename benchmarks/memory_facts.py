@@ -73,7 +73,8 @@ def timed_question(model, question: str, template: QATemplate, rounds: int = 5) 
 
 
 def training_cost(preset: str, steps: int, rounds: int, seed: int) -> dict:
-    """Median step time of `ghost train` on facts200 with memory training on and off, the two
+    """Median step time of `ghost train` on facts200 with memory training on (jointly, every
+    step a memory step: `--memory-steps 0`) and off, the two
     runs alternating (`rounds` pairs, each in its own process under the launcher's allocator);
     the first 5 steps of each run are left out (warm-up)."""
     import csv
@@ -89,7 +90,8 @@ def training_cost(preset: str, steps: int, rounds: int, seed: int) -> dict:
                 out = Path(tmp) / f"{mode}-{r}"
                 command = [sys.executable, "-m", "ghost", "train", "--data", "facts200",
                            "--preset", preset, "--steps", str(steps), "--seed", str(seed),
-                           "--memory-training", mode, "--eval-every", str(steps), "--quiet",
+                           "--memory-training", mode, "--memory-steps", "0",
+                           "--eval-every", str(steps), "--quiet",
                            "--out", str(out)]  # fmt: skip
                 subprocess.run(command, check=True, capture_output=True)
                 with open(out / "metrics.csv", encoding="utf-8") as f:

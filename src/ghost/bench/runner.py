@@ -81,8 +81,10 @@ def run_spec(test: BenchTest, arm: Arm, seed: int) -> dict:
         "eval_every": 5,
         "save_every": test.steps,  # one checkpoint at the end: a bench run is not resumed
         "quiet": True,
-        # Recipes are compared on what they do to the weights; memory training (measured by
-        # benchmarks/memory_facts.py) costs ~2.7x a step and is off unless a test asks for it.
+        # Recipes are compared on what they do to the weights. The default run trains the
+        # memory in a stage after the weights (`--memory-steps`), which leaves the weights'
+        # training as it is without it; that stage (measured by benchmarks/memory_facts.py)
+        # is off here unless a test asks for it.
         "memory_training": "off",
         **test.settings,
         **arm.settings,

@@ -346,10 +346,11 @@ def train(
     memory_stage = memory_hooks[0] if memory_hooks else None
     with torch.no_grad():  # a model that does not learn to read keeps its copy gate shut
         bias = model.copy.gate.bias
-        if not memory_hooks:
+        fresh = checkpoint is None and not cfg.init_from
+        if not memory_hooks or (cfg.memory_steps and fresh):  # (a stage opens it: -4)
             bias.fill_(-30.0)
         elif not cfg.memory_steps and float(bias.max()) < -10:  # it never read before (an
-            bias.fill_(-4.0)  # older run, --init-from); a staged run opens it at the stage
+            bias.fill_(-4.0)  # older run, --init-from)
     hooks = [*(recipes or []), *built, *memory_hooks]
     hooks.append(ProgressCheck(every, cfg.patience, val_batcher, stage=memory_stage))
     if dp.is_main:  # one writer: rank 0 alone logs and saves; the logger runs first, so a

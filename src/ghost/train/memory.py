@@ -107,10 +107,6 @@ class MemoryTraining(Recipe):
         self._bank_targets: list[tuple[int, int]] = []
         self._fact_keys: torch.Tensor | None = None  # keys of those facts, with gradient
         self._retrieval_loss: float | None = None
-        if self.stage_steps and self._started is None and state.step == 0:
-            if state.config.init_from is None:  # fresh weights: shut until the stage
-                with torch.no_grad():
-                    state.model.copy.gate.bias.fill_(-30.0)
 
     @property
     def reading(self) -> bool:

@@ -3,6 +3,7 @@
 import csv
 import json
 import random
+import sys
 from dataclasses import replace
 
 import pytest
@@ -350,7 +351,7 @@ def test_reworded_rows_ask_the_fictional_facts_in_other_words(tmp_path, monkeypa
     assert asked and in_own_words <= len(asked) // 3
 
 
-def test_the_memory_stage_follows_the_weights_training(tmp_path, capsys):
+def test_the_memory_stage_follows_the_weights_training(tmp_path, capsys, monkeypatch):
     """By default the weights learn the data first, as without memory training; then
     `memory_steps` more steps teach the readers, at the learning rate the weights ended with,
     warmed up and decayed again over the stage."""
@@ -367,6 +368,10 @@ def test_the_memory_stage_follows_the_weights_training(tmp_path, capsys):
     stage = [loop.learning_rate(replace(config, lr=peak), k, 3) for k in range(3)]
     assert [float(r["lr"]) for r in rows[4:]] == pytest.approx(stage)
     assert "memory stage: 3 steps teaching the model to read" in capsys.readouterr().err
+    with monkeypatch.context() as m:  # on a terminal: the progress bar's end moves with it
+        m.setattr(sys.stderr, "isatty", lambda: True)
+        train(replace(config, out=str(tmp_path / "bar"), quiet=False))
+    assert "7/7" in capsys.readouterr().err
     trained_with = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
     assert trained_with["memory_trained_with"]["started"] == 4
     assert float(result.model.copy.gate.bias.detach()) > -10  # opened at the stage

@@ -127,6 +127,7 @@ class MemoryTraining(Recipe):
             if float(bias.max()) < -10:
                 bias.fill_(-4.0)
         self._schedule(state)
+        metrics["stage_steps"] = self.stage_steps  # the progress bar's new end
         metrics["event"] = (
             f"memory stage: {self.stage_steps} steps teaching the model to read its fact "
             "memory (--memory-steps; --memory-training off skips it)"

@@ -259,6 +259,8 @@ class MetricsLogger(Recipe):
             for key, value in metrics.items():
                 if isinstance(value, int | float) and math.isfinite(value):
                     self.writer.add_scalar(f"train/{key}", value, state.step)
+        if "stage_steps" in metrics and not self.bar.disable:  # a final stage began
+            self.bar.total = state.step + int(metrics["stage_steps"])
         self.bar.update(1)
         shown = {"loss": f"{metrics.get('loss', math.nan):.4f}"}
         if "train_exact_match" in metrics:

@@ -10,7 +10,10 @@ For each run, one JSON line:
 - `changed_of_273`: trained answers that change when 500 fictional facts are written
   (three draws of the facts);
 - `own` / `validation`: 120 fictional facts written among 240 others, asked in their own
-  wordings / in the distillation's validation wordings for their relation.
+  wordings / in the distillation's validation wordings for their relation;
+- `counterfactual`: 100 edited facts200 facts written ("The capital of France is Tokyo."),
+  each asked: answered from the bank (edits drawn with seed 31: training draws with the
+  run's seed, the benchmark with its own, 0 by default).
 Each run takes 1-2 minutes with v5-fast on 2 cores.
 """
 
@@ -23,7 +26,7 @@ import sys
 import torch
 
 from ghost.data.builtin import load_builtin
-from ghost.data.fictional import fictional_facts, reword
+from ghost.data.fictional import counterfactual_edits, fictional_facts, reword
 from ghost.data.records import Dataset
 from ghost.eval.metrics import evaluate_qa
 from ghost.launcher import ensure_fast_allocator
@@ -61,6 +64,12 @@ def validate(run: str) -> dict:
         ]
         summary, _ = evaluate_qa(model, Dataset(name, "qa", records))
         result[name] = summary["exact_match"]
+    edits = counterfactual_edits(trained.records, seed=31, n=100)
+    memory.clear()
+    memory.write([e.fact for e in edits])
+    records = [{"question": e.question, "answer": e.answer} for e in edits]
+    summary, _ = evaluate_qa(model, Dataset("counterfactual", "qa", records))
+    result["counterfactual"] = summary["exact_match"]
     return result
 
 

@@ -377,6 +377,43 @@ def test_the_memory_stage_follows_the_weights_training(tmp_path, capsys, monkeyp
     assert float(result.model.copy.gate.bias.detach()) > -10  # opened at the stage
 
 
+def test_the_stage_trains_only_the_memory_and_the_weights_answer_as_before(tmp_path, monkeypatch):
+    """In the stage only the memory's parameters move: every other weight is bit-identical
+    to where the weights' training left it, so with an empty bank every logit is too."""
+    data = write_qa_with_facts(tmp_path / "facts.jsonl")
+    at_stage = {}
+
+    class Grab(Recipe):
+        name = "grab"
+
+        def on_step_end(self, state, metrics):
+            if state.step == 4:  # the weights' last step: the stage begins after it
+                at_stage.update({n: p.detach().clone() for n, p in state.model.named_parameters()})
+                at_stage["logits"] = state.model(probe).logits.detach()
+
+    probe = torch.randint(0, 256, (2, 24))
+    config = tiny_config(data, tmp_path / "run", steps=4, memory_steps=3, warmup_steps=1)
+    result = train(config, recipes=[Grab()])
+    model = result.model
+    reading = set(model.memory_parameter_names())
+    assert {"copy.gate.bias", "memory.encoder.key.weight"} <= reading
+    assert any(n.endswith("extra.q_proj.weight") for n in reading)
+    moved = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), at_stage[n])}
+    assert moved and moved <= reading, moved - reading
+    assert "memory.encoder.key.weight" in moved
+    model.memory.clear()
+    assert torch.equal(model(probe).logits, at_stage["logits"])
+    assert all(p.requires_grad for p in model.parameters())  # trainable again afterwards
+    weights = replace(config, out=str(tmp_path / "all"))  # freeze_weights=False: all train
+    stage = MemoryTraining(stage_steps=3, freeze_weights=False)
+    monkeypatch.setattr(loop, "_memory_training", lambda *args: [stage])
+    everything = train(weights, recipes=[Grab()]).model
+    moved = {
+        n for n, p in everything.named_parameters() if not torch.equal(p.detach(), at_stage[n])
+    }
+    assert moved - reading
+
+
 def test_a_budget_that_ends_before_the_stage_leaves_the_memory_untrained(tmp_path):
     data = write_qa_with_facts(tmp_path / "facts.jsonl")
     result = train(tiny_config(data, tmp_path / "run", max_steps=3, memory_steps=3))

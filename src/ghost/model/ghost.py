@@ -223,6 +223,19 @@ class GhostModel(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def memory_parameter_names(self) -> list[str]:
+        """The parameters that only reading memory uses: the memory's encoder, the memory
+        layers' cross-attention and its norm, the copy head. With an empty bank none of them
+        touches a logit."""
+        readers = [f"layers.{i}.extra" for i, b in enumerate(self.layers) if b.kind == "memory"]
+        prefixes = (
+            "memory.",
+            "copy.",
+            *(f"{r}." for r in readers),
+            *(f"{r}_norm." for r in readers),
+        )
+        return [name for name, _ in self.named_parameters() if name.startswith(prefixes)]
+
     def forward(
         self,
         input_ids: torch.Tensor,

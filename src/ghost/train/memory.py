@@ -82,12 +82,19 @@ class MemoryTraining(Recipe):
     # seeds 0-2: median 41% -> 57% (docs/memory.md).
     reword: float = 0.25
     stage_steps: int = 0  # 0: from the first step; N: a final stage of N steps (see above)
+    # In the stage, only the memory's own parameters train (`GhostModel.memory_parameter_names`:
+    # the encoder, the memory layers' cross-attention, the copy head); the weights keep
+    # exactly what they learnt, so with an empty bank the model answers as without memory
+    # training, and a step needs no gradient for the other weights nor any backward pass
+    # below the first memory layer. (False: every weight trains in the stage too.)
+    freeze_weights: bool = True
 
     name = "memory"
 
     def __post_init__(self):
         self._started: int | None = None  # the step the stage began at (None: not yet)
         self._peak_lr = 0.0  # the stage's learning rate
+        self._frozen: list[torch.nn.Parameter] = []  # what the stage does not train
 
     def on_train_begin(self, state: TrainState) -> None:
         batcher = state.batcher
@@ -107,6 +114,24 @@ class MemoryTraining(Recipe):
         self._bank_targets: list[tuple[int, int]] = []
         self._fact_keys: torch.Tensor | None = None  # keys of those facts, with gradient
         self._retrieval_loss: float | None = None
+        if self._started is not None:  # resumed inside the stage
+            self._freeze(state.model)
+
+    def on_train_end(self, state: TrainState) -> None:
+        for p in self._frozen:  # the model object trains whole again (Python API)
+            p.requires_grad_(True)
+        self._frozen = []
+
+    def _freeze(self, model) -> None:
+        """The stage trains only the memory's parameters (`freeze_weights`)."""
+        if not (self.stage_steps and self.freeze_weights):
+            return
+        reading = set(model.memory_parameter_names())
+        self._frozen = [
+            p for name, p in model.named_parameters() if name not in reading and p.requires_grad
+        ]
+        for p in self._frozen:
+            p.requires_grad_(False)
 
     @property
     def reading(self) -> bool:
@@ -122,6 +147,7 @@ class MemoryTraining(Recipe):
         if self.reading:
             return False
         self._started, self._peak_lr = state.step, float(metrics["lr"])
+        self._freeze(state.model)
         with torch.no_grad():  # a model that never read opens its copy gate a little
             bias = state.model.copy.gate.bias
             if float(bias.max()) < -10:
@@ -169,20 +195,24 @@ class MemoryTraining(Recipe):
         if not self.reading:
             return batch
         rng = random.Random(f"memory-{self.seed}-{state.step}")
-        rows = [(batch.input_ids[i], batch.labels[i]) for i in range(len(batch.indices))]
+        rows, kept = [], []
         asked, owns, excluded = [], [], []  # per row: question, facts it reads, facts it may not
-        for index in batch.indices.tolist():
+        for i, index in enumerate(batch.indices.tolist()):
             record = self.records[index]
-            asked.append(record["question"])
             facts = list(record.get("facts") or [])
             if rng.random() < self.no_memory:  # its bank: distractors only, or nothing
-                owns.append(None if rng.random() < 0.5 else [])
-                excluded.append(set(facts))
+                own, shut = (None if rng.random() < 0.5 else []), set(facts)
             else:
-                owns.append(facts)
-                excluded.append(set())
-        n = len(rows)
-        made = fictional_facts(round(self.fictional * n), seed=f"{self.seed}-{state.step}")
+                own, shut = facts, set()
+            if own is None and self._frozen:
+                continue  # a row without a bank teaches nothing while the weights are frozen
+            rows.append((batch.input_ids[i], batch.labels[i]))
+            kept.append(i)
+            asked.append(record["question"])
+            owns.append(own)
+            excluded.append(shut)
+        n, size = len(rows), len(batch.indices)  # (the added rows' shares are of the batch)
+        made = fictional_facts(round(self.fictional * size), seed=f"{self.seed}-{state.step}")
         self._fictional = range(n, n + len(made))
         for fact in made:
             question = fact.question
@@ -192,7 +222,7 @@ class MemoryTraining(Recipe):
             asked.append(question)
             owns.append([fact.fact])
             excluded.append(set())
-        for edit in rng.sample(self.edits, min(len(self.edits), round(self.counterfactual * n))):
+        for edit in rng.sample(self.edits, min(len(self.edits), round(self.counterfactual * size))):
             rows.append(self._row(state, edit.question, edit.answer))
             asked.append(edit.question)
             owns.append([edit.fact])
@@ -205,7 +235,8 @@ class MemoryTraining(Recipe):
         # (row, position of its first fact in its bank): the bank's hard-negative loss
         self._bank_targets = [(row, banks[row].index(f)) for row, f in questions if banks[row]]
         input_ids, labels = pad_rows(rows)
-        indices = torch.cat([batch.indices, torch.full((len(rows) - n,), -1, dtype=torch.long)])
+        added = torch.full((len(rows) - n,), -1, dtype=torch.long)
+        indices = torch.cat([batch.indices[kept], added])
         keyed = self.retrieval_weight and len(questions) > 1
         self._fact_keys = encoded.keys_of([f for _, f in questions]) if keyed else None
         self._query_keys = encoded.keys_of(queries)

@@ -431,8 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--memory-steps",
         type=_nonnegative_int,
-        help="steps of the memory stage that follows the weights' training (default 300); 0 "
-        "trains the memory jointly from the first step",
+        help="steps of the memory stage that follows the weights' training, where only the "
+        "memory's parameters train (default 300); 0 trains the memory jointly with every "
+        "weight from the first step",
     )
     p.add_argument(
         "--augment",

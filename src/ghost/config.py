@@ -278,8 +278,9 @@ class TrainConfig:
     ghost.train.memory."""
     memory_steps: int = 300
     """Memory training's stage: after the weights have learnt the data (the `steps` are done,
-    or 'auto''s rule fired), this many steps teach the model to read its memory; 0 trains it
-    jointly from the first step instead (slower to learn the data: docs/memory.md)."""
+    or 'auto''s rule fired), this many steps teach the model to read its memory, training only
+    the memory's parameters; 0 trains it jointly with every weight from the first step instead
+    (slower to learn the data: docs/memory.md)."""
     grad_checkpoint: bool = False
     """Recompute each layer's activations in the backward pass: less memory, more time."""
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -353,8 +353,8 @@ def test_reworded_rows_ask_the_fictional_facts_in_other_words(tmp_path, monkeypa
 
 def test_the_memory_stage_follows_the_weights_training(tmp_path, capsys, monkeypatch):
     """By default the weights learn the data first, as without memory training; then
-    `memory_steps` more steps teach the readers, at the learning rate the weights ended with,
-    warmed up and decayed again over the stage."""
+    `memory_steps` more steps teach the readers, at the run's peak learning rate, warmed up
+    and decayed again over the stage."""
     data = write_qa_with_facts(tmp_path / "facts.jsonl")
     config = tiny_config(data, tmp_path / "run", steps=4, memory_steps=3, warmup_steps=1)
     result = train(replace(config, quiet=False))
@@ -364,7 +364,8 @@ def test_the_memory_stage_follows_the_weights_training(tmp_path, capsys, monkeyp
     assert [int(r["batch_rows"]) for r in rows[:4]] == [8] * 4  # no fictional rows yet
     assert all(r["memory_exact_match"] == "" for r in rows[:4])
     assert all(int(r["batch_rows"]) > 8 and r["memory_exact_match"] for r in rows[4:])
-    peak = float(rows[3]["lr"])  # the weights' last learning rate
+    peak = config.lr  # (the weights are frozen: the readers get the run's peak)
+    assert float(rows[3]["lr"]) < peak
     stage = [loop.learning_rate(replace(config, lr=peak), k, 3) for k in range(3)]
     assert [float(r["lr"]) for r in rows[4:]] == pytest.approx(stage)
     assert "memory stage: 3 steps teaching the model to read" in capsys.readouterr().err

@@ -12,8 +12,10 @@ default facts200 run: 88% of it after 30 minutes, against 100% in 12). So by def
 memory is trained in a *stage* (`stage_steps`, TrainConfig.memory_steps): the weights learn
 the data first, exactly as without memory training; when the run would stop on its own (the
 `--steps N` are done, or `--steps auto`'s rule fired), `stage_steps` more steps teach the
-readers, at the learning rate the weights ended with, warmed up and decayed again over the
-stage. `stage_steps = 0` trains the memory jointly from the first step.
+readers, and only them (`freeze_weights`): the other weights stay as they were, so with an
+empty bank the model answers exactly as without memory training, and a stage step needs no
+gradient for them. The stage's learning rate is the run's peak (`--lr`), warmed up and decayed
+again over the stage. `stage_steps = 0` trains the memory jointly from the first step.
 
 Per step:
 
@@ -146,8 +148,12 @@ class MemoryTraining(Recipe):
         instead (True), unless there is none or it already ran (False)."""
         if self.reading:
             return False
-        self._started, self._peak_lr = state.step, float(metrics["lr"])
+        self._started = state.step
         self._freeze(state.model)
+        # Frozen weights leave the readers, never trained, the run's peak learning rate (on
+        # validation it read better than the weights' last, 9e-4 in the default run, and
+        # frozen weights cannot be knocked off what they learnt); else the weights' last.
+        self._peak_lr = state.config.lr if self._frozen else float(metrics["lr"])
         with torch.no_grad():  # a model that never read opens its copy gate a little
             bias = state.model.copy.gate.bias
             if float(bias.max()) < -10:

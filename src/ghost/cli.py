@@ -134,6 +134,7 @@ def cmd_train(args) -> int:
         "grad_checkpoint": True if args.grad_checkpoint else None,
         "memory_training": args.memory_training,
         "memory_steps": args.memory_steps,
+        "memory_stage_trains": args.memory_stage_trains,
         "augment": args.augment,
         "reasoning": args.reasoning,
         "group_by_length": args.group_by_length,
@@ -434,6 +435,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="steps of the memory stage that follows the weights' training, where only the "
         "memory's parameters train (default 300); 0 trains the memory jointly with every "
         "weight from the first step",
+    )
+    p.add_argument(
+        "--memory-stage-trains",
+        choices=["memory", "all"],
+        help="what the memory stage trains: memory (default: the memory's parameters only, "
+        "the other weights keep what they learnt) or all (every weight)",
     )
     p.add_argument(
         "--augment",

@@ -281,6 +281,10 @@ class TrainConfig:
     or 'auto''s rule fired), this many steps teach the model to read its memory, training only
     the memory's parameters; 0 trains it jointly with every weight from the first step instead
     (slower to learn the data: docs/memory.md)."""
+    memory_stage_trains: str = "memory"
+    """What the memory stage trains: 'memory' (its parameters only; the other weights keep
+    what they learnt, so an empty bank answers as without memory training) or 'all' (every
+    weight, at the weights' last learning rate: the default before 075c122)."""
     grad_checkpoint: bool = False
     """Recompute each layer's activations in the backward pass: less memory, more time."""
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -339,6 +343,11 @@ class TrainConfig:
         if self.reasoning not in ("none", "chain"):
             raise GhostInputError(
                 f"{_setting('reasoning')} must be 'none' or 'chain', got {self.reasoning!r}"
+            )
+        if self.memory_stage_trains not in ("memory", "all"):
+            raise GhostInputError(
+                f"{_setting('memory_stage_trains')} must be 'memory' or 'all', "
+                f"got {self.memory_stage_trains!r}"
             )
         if self.memory_training not in ("auto", "on", "off"):
             raise GhostInputError(

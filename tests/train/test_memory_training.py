@@ -378,7 +378,7 @@ def test_the_memory_stage_follows_the_weights_training(tmp_path, capsys, monkeyp
     assert float(result.model.copy.gate.bias.detach()) > -10  # opened at the stage
 
 
-def test_the_stage_trains_only_the_memory_and_the_weights_answer_as_before(tmp_path, monkeypatch):
+def test_the_stage_trains_only_the_memory_and_the_weights_answer_as_before(tmp_path):
     """In the stage only the memory's parameters move: every other weight is bit-identical
     to where the weights' training left it, so with an empty bank every logit is too."""
     data = write_qa_with_facts(tmp_path / "facts.jsonl")
@@ -405,10 +405,8 @@ def test_the_stage_trains_only_the_memory_and_the_weights_answer_as_before(tmp_p
     model.memory.clear()
     assert torch.equal(model(probe).logits, at_stage["logits"])
     assert all(p.requires_grad for p in model.parameters())  # trainable again afterwards
-    weights = replace(config, out=str(tmp_path / "all"))  # freeze_weights=False: all train
-    stage = MemoryTraining(stage_steps=3, freeze_weights=False)
-    monkeypatch.setattr(loop, "_memory_training", lambda *args: [stage])
-    everything = train(weights, recipes=[Grab()]).model
+    weights = replace(config, out=str(tmp_path / "all"), memory_stage_trains="all")
+    everything = train(weights, recipes=[Grab()]).model  # every weight trains in the stage
     moved = {
         n for n, p in everything.named_parameters() if not torch.equal(p.detach(), at_stage[n])
     }

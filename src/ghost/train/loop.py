@@ -281,7 +281,8 @@ def _memory_training(cfg: TrainConfig, dataset: Dataset, dp) -> list[Recipe]:
         raise GhostInputError(
             "memory training does not run under torchrun yet: pass --memory-training off"
         )
-    return [MemoryTraining(stage_steps=cfg.memory_steps)]
+    frozen = cfg.memory_stage_trains == "memory"
+    return [MemoryTraining(stage_steps=cfg.memory_steps, freeze_weights=frozen)]
 
 
 def train(

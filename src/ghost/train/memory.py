@@ -6,9 +6,10 @@ on any Q&A data: without facts in the records, reading is practised on the gener
 (fictional) facts alone, and every data row reads distractors or nothing, what keeps a model's
 reading alive while it learns a domain without facts: `ghost continual`'s `memory` strategy).
 
-When: a memory step costs ~2x one without it and, trained jointly from the first step, half
-the data rows answered from the bank, so the weights learnt the training set slower (the
-default facts200 run: 88% of it after 30 minutes, against 100% in 12). So by default the
+When: a memory step that trains every weight costs ~2x one without it and, trained jointly
+from the first step, half the data rows answered from the bank, so the weights learnt the
+training set slower (the default facts200 run: 88% of it after 30 minutes, against 100% in
+12). So by default the
 memory is trained in a *stage* (`stage_steps`, TrainConfig.memory_steps): the weights learn
 the data first, exactly as without memory training; when the run would stop on its own (the
 `--steps N` are done, or `--steps auto`'s rule fired), `stage_steps` more steps teach the

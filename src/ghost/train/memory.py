@@ -9,14 +9,14 @@ reading alive while it learns a domain without facts: `ghost continual`'s `memor
 When: a memory step that trains every weight costs ~2x one without it and, trained jointly
 from the first step, half the data rows answered from the bank, so the weights learnt the
 training set slower (the default facts200 run: 88% of it after 30 minutes, against 100% in
-12). So by default the
-memory is trained in a *stage* (`stage_steps`, TrainConfig.memory_steps): the weights learn
-the data first, exactly as without memory training; when the run would stop on its own (the
-`--steps N` are done, or `--steps auto`'s rule fired), `stage_steps` more steps teach the
-readers, and only them (`freeze_weights`): the other weights stay as they were, so with an
-empty bank the model answers exactly as without memory training, and a stage step needs no
-gradient for them. The stage's learning rate is the run's peak (`--lr`), warmed up and decayed
-again over the stage. `stage_steps = 0` trains the memory jointly from the first step.
+12). So by default the memory is trained in a *stage* (`stage_steps`,
+TrainConfig.memory_steps): the weights learn the data first, exactly as without memory
+training; when the run would stop on its own (the `--steps N` are done, or `--steps auto`'s
+rule fired), `stage_steps` more steps teach the readers, and only them (`freeze_weights`):
+the other weights stay as they were, so with an empty bank the model answers exactly as
+without memory training, and a stage step needs no gradient for them. The stage's learning
+rate is then the run's peak (`--lr`), warmed up and decayed again over the stage.
+`stage_steps = 0` trains the memory jointly from the first step.
 
 Per step:
 

@@ -411,6 +411,13 @@ def test_the_stage_trains_only_the_memory_and_the_weights_answer_as_before(tmp_p
         n for n, p in everything.named_parameters() if not torch.equal(p.detach(), at_stage[n])
     }
     assert moved - reading
+    with open(tmp_path / "all" / "metrics.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    peak = float(rows[3]["lr"])  # at the weights' last learning rate
+    stage = [loop.learning_rate(replace(config, lr=peak), k, 3) for k in range(3)]
+    assert [float(r["lr"]) for r in rows[4:]] == pytest.approx(stage)
+    trained_with = json.loads((tmp_path / "all" / "config.json").read_text())["train"]
+    assert trained_with["memory_trained_with"]["freeze_weights"] is False
 
 
 def test_a_budget_that_ends_before_the_stage_leaves_the_memory_untrained(tmp_path):

@@ -323,6 +323,30 @@ def test_memory_attention_over_packed_entry_bytes_equals_the_padded_one():
     assert real.shape[1] == len("Hamlet was written by Shakespeare.") + 36 + 2 < 3 * 36
 
 
+def test_memory_attention_in_bf16_training_equals_the_traced_one():
+    """Training under bf16 autocast reads the packed entry bytes with plain masked matmuls
+    (SDPA's CPU backward is slow in bf16): each memory layer's update equals the one from
+    weights computed by hand over the padded layout, up to bf16 rounding, with gradients."""
+    torch.manual_seed(0)
+    model = GhostModel.from_preset("tiny")
+    banks = [["The capital of Peru is Lima.", "x."], [], ["Hamlet was written by Shakespeare."]]
+    memory, _, _ = model.memory.encode_rows(banks, queries=["Q: a", "Q: b", "Q: c"])
+    readers = [layer.extra for layer in model.layers if layer.kind == "memory"]
+    for reader in readers:
+        with torch.no_grad():
+            reader.gate.fill_(1.0)
+        h = torch.randn(3, 10, model.config.dim, requires_grad=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            update = reader(h, memory)
+            with torch.no_grad(), model.trace_memory():
+                traced = reader(h, memory)
+        scale = float(traced.abs().amax())
+        assert scale > 0  # the rows with entries read something
+        torch.testing.assert_close(update.float(), traced.float(), atol=0.02 * scale, rtol=0.02)
+        update.float().sum().backward()
+        assert reader.q_proj.weight.grad.abs().sum() > 0 and h.grad.abs().sum() > 0
+
+
 def test_copy_head_at_chosen_positions_equals_the_full_mix_there():
     """Training mixes the copy head in only where a byte is scored (`MemoryBatch.read_at`):
     those positions get exactly what the full forward gives, the others the plain output."""

@@ -59,8 +59,8 @@ def validate(run: str) -> dict:
         "own": [f.question for f in targets],
         "validation": [reword(f, rng, "validation") for f in targets],
     }
+    answers = [f.answer for f in targets]
     for name, questions in wordings.items():
-        answers = [f.answer for f in targets]
         result[name] = exact_match(model, list(zip(questions, answers, strict=True)))
     edits = counterfactual_edits(trained.records, seed=31, n=100)
     memory.clear()

@@ -147,7 +147,8 @@ def test_the_proximal_update_minimises_the_penalty_plus_the_distance_to_the_step
         grad = (theta[name] - stepped[name]) / 0.1 + 50.0 * sum(
             f[name] * (theta[name] - a[name]) for f, a in zip(fishers, anchors, strict=True)
         )
-        assert float(grad.abs().max()) < 1e-4
+        # (up to fp32 rounding of the weights, some of which are ~10)
+        assert float(grad.abs().max()) < 1e-4 * max(1.0, float(theta[name].abs().max()))
 
 
 def test_bad_options_are_refused(tmp_path):
@@ -168,9 +169,11 @@ def test_bad_options_are_refused(tmp_path):
 def test_a_fisher_file_from_before_the_newer_copy_head_parameters_still_works(model, tmp_path):
     """Files written before the copy head gained parameters (io.LATER_PARAMETERS) lack them:
     those get no penalty, the others exactly theirs."""
-    from ghost.model.io import LATER_PARAMETERS
+    from ghost.model.io import later_parameters
 
-    fisher = {n: f for n, f in random_fisher(model, 1).items() if n not in LATER_PARAMETERS}
+    later = later_parameters(dict(model.named_parameters()))
+    assert later
+    fisher = {n: f for n, f in random_fisher(model, 1).items() if n not in later}
     path = tmp_path / "old.safetensors"
     save_fisher(path, model, fisher, {"task": "a"})
     anchor = {name: p.detach().clone() for name, p in model.named_parameters()}

@@ -380,25 +380,33 @@ def test_a_run_saved_before_the_newer_copy_head_parameters_loads_and_answers_as_
     answer never ends at a space."""
     from safetensors.torch import load_file, save_file
 
-    from ghost.model.io import LATER_PARAMETERS
+    from ghost.model.io import later_parameters
 
     torch.manual_seed(0)
     model = GhostModel.from_preset("tiny").eval()
     with torch.no_grad():
         model.copy.gate.bias.fill_(0.0)
+        for block in model.layers:
+            if block.kind == "memory":
+                block.extra.gate.fill_(0.5)  # the memory layers read: their gate matters
     model.save_pretrained(tmp_path)
     state = load_file(str(tmp_path / "model.safetensors"))
+    later = later_parameters(state)
+    assert {"layers.1.extra.relevance", "copy.stop_bias"} <= set(later)  # the patterns match
     save_file(
-        {k: v for k, v in state.items() if k not in LATER_PARAMETERS},
+        {k: v for k, v in state.items() if k not in later},
         str(tmp_path / "model.safetensors"),
     )
     loaded = GhostModel.from_pretrained(tmp_path)
-    for name, value in LATER_PARAMETERS.items():
-        assert torch.all(dict(loaded.named_parameters())[name] == value)
+    for name, value in later.items():
+        assert torch.equal(
+            dict(loaded.named_parameters())[name],
+            torch.tensor(value).expand_as(dict(loaded.named_parameters())[name]),
+        )
     # The same as the fresh model with those parts switched off by hand.
     with torch.no_grad():
-        for name, value in LATER_PARAMETERS.items():
-            dict(model.named_parameters())[name].fill_(value)
+        for name, value in later.items():
+            dict(model.named_parameters())[name].copy_(torch.tensor(value))
         x = torch.tensor([list(b"Q: What is the capital of Peru?\nA: Lima is")])
         banks, _, _ = model.memory.encode_rows([["The capital of Peru is Lima."]], queries=["Q: x"])
         torch.testing.assert_close(loaded(x, memory=banks).logits, model(x, memory=banks).logits)
@@ -406,3 +414,38 @@ def test_a_run_saved_before_the_newer_copy_head_parameters_loads_and_answers_as_
         bare.load_state_dict(model.state_dict())
         bare.copy.stop_bias.fill_(0.0)  # a space may end the answer: the output changes
         assert not torch.allclose(bare(x, memory=banks).logits, model(x, memory=banks).logits)
+
+
+def test_a_memory_layer_reads_each_row_as_much_as_its_bank_matches_the_question():
+    """The relevance gate: a row's cross-attention update is scaled by sigmoid(w_cos * best
+    cosine + w_lex * best lexical + b) of its bank's best entry, so a bank of facts about
+    other things leaves the row nearly alone; a bank read without scores is read fully."""
+    from ghost.model.memory import MemoryBatch
+    from ghost.model.memory_read import MemoryCrossAttention
+
+    torch.manual_seed(0)
+    layer = MemoryCrossAttention(32, 4).eval()
+    with torch.no_grad():
+        layer.gate.fill_(1.0)
+        layer.relevance.copy_(torch.tensor([2.0, 10.0, -3.0]))
+    x = torch.randn(2, 3, 32)
+
+    def bank(prior=None, lexical=None):
+        return MemoryBatch(
+            torch.randn(2, 5, 32, generator=torch.Generator().manual_seed(1)),
+            index=torch.tensor([[0, 1]]),
+            data=torch.full((1, 2, 5), 65),
+            mask=torch.ones(1, 2, 5, dtype=torch.bool),
+            entries=torch.tensor([[0, 1]]),
+            prior=prior,
+            lexical=lexical,
+        )
+
+    with torch.no_grad():
+        full = layer(x, bank())
+        prior = torch.tensor([[0.9, 0.1], [0.2, 0.3]])
+        lexical = torch.tensor([[1.0, 0.2], [0.1, 0.0]])
+        scored = layer(x, bank(prior, lexical))
+    r = torch.sigmoid(torch.tensor([2.0 * 0.9 + 10.0 - 3.0, 2.0 * 0.3 + 10.0 * 0.1 - 3.0]))
+    torch.testing.assert_close(scored, full * r[:, None, None])
+    assert r[0] > 0.99 and r[1] < 0.25  # the matching bank is read, the other mostly not

@@ -14,6 +14,7 @@ naming the file.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -31,9 +32,10 @@ from ghost.errors import GhostInputError
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 MEMORY_NAME, MEMORY_VECTORS_NAME = "memory.jsonl", "memory.safetensors"
 MEMORY_FORMAT = "ghost-memory-1"
-# Copy-head parameters newer than config format 3 (the lexical score, the value's start, the
-# end of a value mid-sentence) and the value a run saved before them loads them with, which
-# leaves its answers as they were (no lexical or value-start term, never ending at a space).
+# Memory parameters newer than config format 3 (the copy head's lexical score, value start and
+# end of a value mid-sentence; the memory layers' relevance gate), as name patterns, and the
+# value a run saved before them loads them with, which leaves its answers as they were (no
+# lexical or value-start term, never ending at a space, every row read fully).
 LATER_PARAMETERS = {
     "copy.lexical_scale": 0.0,
     "copy.gate_lexical": 0.0,
@@ -41,7 +43,18 @@ LATER_PARAMETERS = {
     "copy.value_bias": 0.0,
     "copy.stop_weight": 0.0,
     "copy.stop_bias": -30.0,
+    "*.extra.relevance": [0.0, 0.0, 30.0],  # every memory layer's: reads fully, as before
 }
+
+
+def later_parameters(names) -> dict[str, Any]:
+    """Which of the parameter `names` are newer than format 3 (`LATER_PARAMETERS`), each with
+    the value that leaves an older run's answers as they were."""
+    return {
+        name: value
+        for pattern, value in LATER_PARAMETERS.items()
+        for name in fnmatch.filter(names, pattern)
+    }
 
 
 def atomic_write(path: Path, write) -> None:
@@ -260,9 +273,11 @@ def load_model(directory: Path, memory: bool = True):
             if name.startswith(("memory.", "copy.")):
                 state[name] = tensor
         state["copy.gate.bias"] = torch.full_like(expected["copy.gate.bias"], -30.0)
-    for name, value in LATER_PARAMETERS.items():  # newer copy-head parts: no effect
-        if name in expected and name not in state:
-            state[name] = torch.full_like(expected[name], value)
+    for name, value in later_parameters(expected).items():  # newer memory parts: no effect
+        if name not in state:
+            state[name] = (
+                torch.tensor(value, dtype=expected[name].dtype).expand_as(expected[name]).clone()
+            )
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:

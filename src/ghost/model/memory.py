@@ -85,6 +85,17 @@ class MemoryBatch:
     def n_entries(self) -> int:
         return self.index.shape[1]
 
+    def best_scores(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Per row, its best entry's retrieval scores in fp32: (cosine (1|B,) or None,
+        lexical (1|B,) or None): how well the bank matches the question asked."""
+        present = self.mask.any(-1)  # (1|B, M)
+        cosine = lexical = None
+        if self.prior is not None:
+            cosine = self.prior.float().masked_fill(~present, -1.0).amax(-1)
+        if self.lexical is not None:
+            lexical = self.lexical.float().masked_fill(~present, 0.0).amax(-1)
+        return cosine, lexical
+
     def projected(self, reader: nn.Module, make):
         """`make(states)` (per distinct entry: (U, T, X) or a tuple of them) gathered to
         (1|B, M, T, X), once per batch and reader (a layer's keys and values). While gradients

@@ -31,6 +31,14 @@ class MemoryCrossAttention(nn.Module):
         self.v_proj = nn.Linear(dim, dim, bias=False)
         self.o_proj = nn.Linear(dim, dim, bias=False)
         self.gate = nn.Parameter(torch.zeros(dim))  # tanh(0) = 0: starts as a no-op
+        # How much each row reads: r = sigmoid(w_cos * best cosine + w_lex * best lexical + b)
+        # from its best entry's retrieval scores, as the copy head's gate. Written facts
+        # about other things (a bank without the one asked about) then leave the residual
+        # stream alone, where a constant gate lets any same-shaped fact nudge a trained
+        # answer. Starts open for a bank holding the question's words (lexical 1: r ~ 1),
+        # half shut for one holding a third of them; a model saved before it existed loads
+        # it as [0, 0, 30]: r = 1 (`ghost.model.io.LATER_PARAMETERS`). (No random draw.)
+        self.relevance = nn.Parameter(torch.tensor([0.0, 10.0, -3.0]))
         self.reads: torch.Tensor | None = None  # (M,) attention mass per entry, when traced
 
     def _keys_values(self, states: torch.Tensor):
@@ -75,7 +83,17 @@ class MemoryCrossAttention(nn.Module):
             _trace(self, probs.sum((1, 2)), memory)
             y = probs @ v
         y = y.transpose(1, 2).reshape(b, length, d)
-        return torch.tanh(self.gate) * self.o_proj(y)
+        update = torch.tanh(self.gate) * self.o_proj(y)
+        best_cosine, best_lexical = memory.best_scores()
+        if best_cosine is None and best_lexical is None:
+            return update  # no query, no scores: the row reads fully
+        w_cos, w_lex, bias = self.relevance
+        z = bias
+        if best_cosine is not None:
+            z = z + w_cos * best_cosine
+        if best_lexical is not None:
+            z = z + w_lex * best_lexical
+        return update * torch.sigmoid(z)[:, None, None].to(update.dtype)
 
     def step(self, x: torch.Tensor, memory: MemoryBatch | None) -> torch.Tensor:
         """One byte: x (B, D) -> update (B, D). Memory layers keep no state of their own."""
@@ -259,15 +277,12 @@ class CopyHead(nn.Module):
         marker = torch.tensor([self.stop_byte], device=copy.device)
         copy = copy.index_add(-1, marker, ending.sum(-1, keepdim=True))
         z = self.gate(h).float()  # (B, L, 1)
-        if memory.prior is not None:
-            present = memory.mask.any(-1)  # (1|B, M)
-            best = memory.prior.float().masked_fill(~present, -1.0).amax(-1)  # (1|B,)
+        best_cosine, best_lexical = memory.best_scores()
+        if best_cosine is not None:
             scale, shift = self.gate_prior
-            z = z + (scale * (best - shift))[:, None, None]
-        if memory.lexical is not None:
-            present = memory.mask.any(-1)
-            best = memory.lexical.float().masked_fill(~present, 0.0).amax(-1)
+            z = z + (scale * (best_cosine - shift))[:, None, None]
+        if best_lexical is not None:
             scale, shift = self.gate_lexical
-            z = z + (scale * (best - shift))[:, None, None]
+            z = z + (scale * (best_lexical - shift))[:, None, None]
         copied = F.logsigmoid(z) + torch.log(copy.clamp_min(1e-30))
         return torch.logaddexp(F.logsigmoid(-z) + vocab, copied)

@@ -315,10 +315,10 @@ class ElasticWeightConsolidation(Recipe):
 def _fill_later_parameters(file: FisherFile, params: dict[str, torch.Tensor]) -> None:
     """A file made before the copy head gained parameters (`LATER_PARAMETERS`) holds no
     Fisher for them: they get 0 (no penalty), as they had no effect on that task."""
-    from ghost.model.io import LATER_PARAMETERS
+    from ghost.model.io import later_parameters
 
-    for name in LATER_PARAMETERS:
-        if name in params and params[name].requires_grad and name not in file.fisher:
+    for name in later_parameters(params):
+        if params[name].requires_grad and name not in file.fisher:
             file.fisher[name] = torch.zeros_like(params[name], dtype=torch.float32)
             file.anchor[name] = params[name].detach().float().clone()
 

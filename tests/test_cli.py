@@ -37,7 +37,7 @@ def test_every_option_has_a_help_line(name):
 def test_info_prints_the_parameter_count(capsys):
     assert main(["info", "--preset", "v5-fast"]) == 0
     out = capsys.readouterr().out
-    assert "6,658,579" in out and "layer 3: mamba + sparse attention" in out
+    assert "6,658,838" in out and "layer 3: mamba + sparse attention" in out
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
 import math
+import random
 import re
 
 import pytest
@@ -9,7 +10,7 @@ from ghost.errors import GhostInputError
 from ghost.model import GhostModel
 from ghost.model.ghost import next_byte_loss, scored_positions
 from ghost.model.io import load_model
-from ghost.model.memory_text import LexicalIndex, value_start
+from ghost.model.memory_text import LexicalIndex, next_word_ends, question_cues, value_start
 
 
 @pytest.fixture
@@ -156,6 +157,159 @@ def test_value_start_is_where_the_fact_s_value_begins():
         b"The national animal of Brelia is the "
     )
     assert value_start(b"Hello world.") is None
+
+
+def _cues(question: str, fact: str) -> tuple[torch.Tensor, bytes]:
+    data = fact.encode()
+    texts = [fact, "The capital of Peru is Lima.", "Lima is a city in Peru."]
+    ids = torch.tensor([[list(data)]])
+    out = question_cues(
+        LexicalIndex(texts), [question], ids, torch.ones_like(ids, dtype=torch.bool)
+    )
+    return out[0, 0], data
+
+
+def test_question_cues_say_where_an_answer_copied_from_an_entry_starts_and_ends():
+    # A value at the end: the space inside it has none of the question after it.
+    cues, data = _cues(
+        "Who is the author of The Silent Archive of Stuvoris?",
+        "The Silent Archive of Stuvoris is a book by Rintria Krumanin.",
+    )
+    ends = cues[..., :2]
+    assert ends[data.index(b" Krumanin")].tolist() == [0.0, 0.0]
+    to_come = [float(ends[i][1]) for i, c in enumerate(data) if c == 32]
+    assert to_come == sorted(to_come, reverse=True) and to_come[0] > 0.5  # the subject first
+    spaces = torch.tensor([c == 32 for c in data])
+    assert not ends[~spaces].any()  # end features only at spaces
+    # The question's words, wherever they are in the entry, and nothing else.
+    asked = {i for i, flag in enumerate(cues[:, 2].tolist()) if flag}
+    stuvoris = data.index(b"Stuvoris")
+    assert set(range(stuvoris, stuvoris + 8)) <= asked and data.index(b"Rintria") not in asked
+    assert data.index(b"book") not in asked and 0 in asked  # "The": a word of the question
+    # A value first: the word after it is the question's, and so is most of what follows.
+    cues, data = _cues(
+        "Which city is the seat of Krumbrondland?",
+        "Norkthao is where the government of Krumbrondland sits.",
+    )
+    after = cues[data.index(b" is where"), :2]
+    assert after[0] == 1.0 and after[1] > 0.5
+    assert cues[data.index(b" sits"), :2].tolist() == [0.0, 0.0]
+    assert not cues[: len(b"Norkthao"), 2].any()
+    # A bank shared by every row gives each query its own features; a question of asking
+    # words only gives none.
+    ids = torch.tensor([[list(data)]])
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    index = LexicalIndex([data.decode()])
+    both = question_cues(index, ["Which city is the seat of Krumbrondland?", "What?"], ids, mask)
+    assert both.shape == (2, 1, len(data), 3)
+    alone = question_cues(index, ["Which city is the seat of Krumbrondland?"], ids, mask)
+    torch.testing.assert_close(both[0], alone[0])
+    assert not both[1].any()
+
+
+def test_the_copy_head_ends_an_answer_at_a_space_the_question_says_ends_it():
+    """The copy head's end of a value mid-entry: at a space, the pointer's mass goes to the
+    end-of-answer marker with probability sigmoid(stop . h + b + end_scale . ends)."""
+    from ghost.model.memory import MemoryBatch
+
+    torch.manual_seed(0)
+    model = GhostModel.from_preset("tiny").eval()
+    head = model.copy
+    data = torch.tensor([[list(b"ab cd.")]])
+    mask = torch.ones_like(data, dtype=torch.bool)
+    h = torch.randn(1, 1, model.config.dim)
+    vocab = torch.log_softmax(torch.randn(1, 1, 256), -1)
+    recent = torch.tensor([[[ord("b"), ord("a"), -1, -1]]])  # "ab" read: the space comes next
+    with torch.no_grad():
+        head.gate.bias.fill_(30.0)  # copy only
+        head.match.fill_(30.0)  # the pointer follows the continuation: the space
+        head.stop_weight.zero_()
+        head.stop_bias.fill_(-4.0)
+        head.end_scale.copy_(torch.tensor([4.0, 4.0]))
+
+        def p(cues):
+            memory = MemoryBatch(
+                torch.randn(1, 6, model.config.dim),
+                index=torch.tensor([[0]]),
+                data=data,
+                mask=mask,
+                entries=torch.tensor([[0]]),
+                cues=cues,
+            )
+            out = head(h, vocab, memory, recent)[0, 0].exp()
+            return float(out[ord(" ")]), float(out[head.stop_byte])
+
+        zero = torch.zeros(1, 1, 6, 3)
+        ended = zero.clone()
+        ended[0, 0, 2] = torch.tensor([1.0, 1.0, 0.0])
+        space, stop = p(zero)
+        assert abs(stop - torch.sigmoid(torch.tensor(-4.0))) < 1e-3 and space > 0.98
+        space, stop = p(ended)
+        assert abs(stop - torch.sigmoid(torch.tensor(4.0))) < 1e-3 and space < 0.02
+        assert p(None) == p(zero)  # no features: the state alone decides, as before
+
+        # The encoder's state where the next word ends ("cd." ends at 5) is read too.
+        states = torch.zeros(1, 6, model.config.dim)
+        states[0, 5, 0] = 1.0
+        head.stop_ahead.zero_()
+        head.stop_ahead[0] = 8.0
+        memory = MemoryBatch(
+            states,
+            index=torch.tensor([[0]]),
+            data=data,
+            mask=mask,
+            entries=torch.tensor([[0]]),
+            cues=zero,
+            ahead=next_word_ends(data[0], mask[0])[None],
+        )
+        out = head(h, vocab, memory, recent)[0, 0].exp()
+        assert abs(float(out[head.stop_byte]) - torch.sigmoid(torch.tensor(4.0))) < 1e-3
+
+        # The bytes of the question's own words are not what the pointer copies.
+        head.match.zero_()
+        head.stop_ahead.zero_()
+        head.asked_scale.fill_(-30.0)
+        asked = torch.zeros(1, 1, 6, 3)
+        asked[..., 2] = 1.0
+        asked[0, 0, 3, 2] = 0.0  # every byte but the "c"
+        memory = MemoryBatch(
+            torch.zeros(1, 6, model.config.dim),
+            index=torch.tensor([[0]]),
+            data=data,
+            mask=mask,
+            entries=torch.tensor([[0]]),
+            cues=asked,
+        )
+        assert head(h, vocab, memory, recent)[0, 0].exp()[ord("c")] > 0.99
+
+
+def test_next_word_ends_points_each_byte_at_the_end_of_the_word_after_it():
+    data = b"ab cd  efg."
+    ids = torch.tensor([[*data, 0, 0]])
+    mask = torch.tensor([[True] * len(data) + [False, False]])
+    ends = next_word_ends(ids, mask)[0].tolist()
+    assert ends[2] == 4 and ends[0] == 4  # the space before "cd" (and "ab"'s bytes): "cd"
+    assert ends[5] == ends[6] == 10  # the spaces before "efg.": its "."
+    assert ends[8] == 10 and ends[11:] == [10, 10]  # no word follows: the last real byte
+
+
+def test_next_word_ends_agrees_with_a_word_by_word_reading_of_each_text():
+    rng = random.Random(3)
+    texts = ["", " ", "a", "lead", " lead", "trail ", "a  b"]
+    texts += ["".join(rng.choice("ab  ") for _ in range(rng.randint(0, 16))) for _ in range(200)]
+    width = max(map(len, texts)) + 2
+    ids = torch.zeros(len(texts), width, dtype=torch.long)
+    mask = torch.zeros(len(texts), width, dtype=torch.bool)
+    for row, text in enumerate(texts):
+        ids[row, : len(text)] = torch.tensor(list(text.encode()), dtype=torch.long)
+        mask[row, : len(text)] = True
+    got = next_word_ends(ids, mask).tolist()
+    for row, text in enumerate(texts):
+        words = [(m.start(), m.end() - 1) for m in re.finditer(r"[^ ]+", text)]
+        for j in range(width):
+            after = [end for start, end in words if start > j]
+            want = after[0] if after and j < len(text) else max(len(text) - 1, 0)
+            assert got[row][j] == want, (text, j)
 
 
 def test_retrieval_returns_the_top_k_entries_a_brute_force_search_finds():
@@ -392,7 +546,7 @@ def test_a_run_saved_before_the_newer_copy_head_parameters_loads_and_answers_as_
     model.save_pretrained(tmp_path)
     state = load_file(str(tmp_path / "model.safetensors"))
     later = later_parameters(state)
-    assert {"layers.1.extra.relevance", "copy.stop_bias"} <= set(later)  # the patterns match
+    assert {"layers.1.extra.relevance", "copy.stop_bias", "copy.end_scale"} <= set(later)
     save_file(
         {k: v for k, v in state.items() if k not in later},
         str(tmp_path / "model.safetensors"),
@@ -408,7 +562,9 @@ def test_a_run_saved_before_the_newer_copy_head_parameters_loads_and_answers_as_
         for name, value in later.items():
             dict(model.named_parameters())[name].copy_(torch.tensor(value))
         x = torch.tensor([list(b"Q: What is the capital of Peru?\nA: Lima is")])
-        banks, _, _ = model.memory.encode_rows([["The capital of Peru is Lima."]], queries=["Q: x"])
+        asked = ["Q: What is the capital of Peru?"]  # (words: the end features are not 0)
+        banks, _, _ = model.memory.encode_rows([["The capital of Peru is Lima."]], queries=asked)
+        assert banks.cues.any()
         torch.testing.assert_close(loaded(x, memory=banks).logits, model(x, memory=banks).logits)
         bare = GhostModel.from_preset("tiny").eval()
         bare.load_state_dict(model.state_dict())

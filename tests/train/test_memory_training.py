@@ -186,7 +186,7 @@ def test_a_rows_bank_holds_its_facts_and_the_distractors_nearest_its_question():
     prompts = ["Q: What is the capital of Peru?\nA: ", "Q: Who wrote Hamlet?\nA: ", "Q: x\nA: "]
     owns = [["The capital of Peru is Lima."], [], ["Hamlet was written by Shakespeare."]]
     excluded = [set(), {"The capital of Peru is Lima."}, {"The capital of Japan is Tokyo."}]
-    banks, encoded, queries, corpus, lexical = service._banks(
+    banks, encoded, queries, corpus, _, lexical = service._banks(
         state, random.Random(0), prompts, owns, excluded, made=[]
     )
     for row in (0, 1, 2):
@@ -227,11 +227,12 @@ def test_the_read_rows_come_from_the_steps_one_encoder_pass():
     model, service, state = _banks_setup(bank_size=3, pool_size=6, step=5)
     prompts = ["Q: What is the capital of Peru?\nA: ", "Q: Who wrote Hamlet?\nA: "]
     owns = [["The capital of Peru is Lima."], None]
-    banks, encoded, queries, corpus, lexical = service._banks(
+    banks, encoded, queries, corpus, lexicon, lexical = service._banks(
         state, random.Random(1), prompts, owns, [set(), set()], made=[]
     )
     assert banks[1] == []
-    read = model.memory.read_rows(encoded, banks, encoded.keys_of(queries), lexical, corpus)
+    keys = encoded.keys_of(queries)
+    read = model.memory.read_rows(encoded, banks, keys, lexical, corpus, queries, lexicon)
     alone, _, _ = model.memory.encode_rows(banks, queries=prompts, corpus=corpus)
     assert read.states.shape[0] == len(banks[0])  # no pool entry no row reads, no query
     assert read.states.shape[1] == max(len(t.encode()) for t in banks[0])
@@ -242,6 +243,7 @@ def test_the_read_rows_come_from_the_steps_one_encoder_pass():
     torch.testing.assert_close(read_states[present], alone_states[present], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(read.prior[present], alone.prior[present], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(read.lexical[present], alone.lexical[present])
+    torch.testing.assert_close(read.cues[present], alone.cues[present])
 
 
 @pytest.fixture(scope="module")

@@ -32,10 +32,11 @@ from ghost.errors import GhostInputError
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 MEMORY_NAME, MEMORY_VECTORS_NAME = "memory.jsonl", "memory.safetensors"
 MEMORY_FORMAT = "ghost-memory-1"
-# Memory parameters newer than config format 3 (the copy head's lexical score, value start and
-# end of a value mid-sentence; the memory layers' relevance gate), as name patterns, and the
-# value a run saved before them loads them with, which leaves its answers as they were (no
-# lexical or value-start term, never ending at a space, every row read fully).
+# Memory parameters newer than config format 3 (the copy head's lexical score, value start,
+# end of a value mid-sentence and its end features; the memory layers' relevance gate), as
+# name patterns, and the value a run saved before them loads them with, which leaves its
+# answers as they were (no lexical or value-start term, never ending at a space, every row
+# read fully).
 LATER_PARAMETERS = {
     "copy.lexical_scale": 0.0,
     "copy.gate_lexical": 0.0,
@@ -43,6 +44,9 @@ LATER_PARAMETERS = {
     "copy.value_bias": 0.0,
     "copy.stop_weight": 0.0,
     "copy.stop_bias": -30.0,
+    "copy.end_scale": [0.0, 0.0],  # (never ending at a space, as above)
+    "copy.stop_ahead": 0.0,
+    "copy.asked_scale": 0.0,
     "*.extra.relevance": [0.0, 0.0, 30.0],  # every memory layer's: reads fully, as before
 }
 

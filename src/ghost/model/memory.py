@@ -40,6 +40,8 @@ from ghost.model.mamba import MambaMixer
 from ghost.model.memory_text import (
     LexicalIndex,
     fact_key,
+    next_word_ends,
+    question_cues,
     value_starts,
 )
 from ghost.model.norm import RMSNorm
@@ -80,6 +82,13 @@ class MemoryBatch:
     # Per reader: its keys/values of the U distinct entries, the same whatever the rows (so
     # `select` hands them on), kept by `GhostModel.prepare_memory`.
     distinct: dict = field(default_factory=dict)
+    # (1|B, M, T, 3) what the row's question says about each entry byte (`question_cues`):
+    # at a space, whether the next word is one of its words and the share of its words
+    # still to come (where an answer copied from the entry ends); whether the byte is in one
+    # of its words (an answer does not copy the question). None without queries.
+    cues: torch.Tensor | None = None
+    # (1|B, M, T) long: for each entry byte, where the next word ends (`next_word_ends`).
+    ahead: torch.Tensor | None = None
 
     @property
     def n_entries(self) -> int:
@@ -165,6 +174,8 @@ class MemoryBatch:
             pick(self.read_at),
             {k: pick(v) for k, v in self.projections.items()},
             self.distinct,
+            pick(self.cues),
+            pick(self.ahead),
         )
 
 
@@ -409,11 +420,15 @@ class FactMemory(nn.Module):
         """(Q, M) each query's learned score with every entry: the cosine of their keys."""
         return self.query_keys(queries) @ self._keys.T
 
-    def lexical(self, queries: list[str | bytes]) -> torch.Tensor:
-        """(Q, M) each query's lexical score with every entry (`LexicalIndex`)."""
+    def lexicon(self) -> LexicalIndex:
+        """The bank's words and their rarity (kept until the bank changes)."""
         if self._lexical is None:
             self._lexical = LexicalIndex(self.texts)
-        return self._lexical.scores(queries).to(self._keys.device)
+        return self._lexical
+
+    def lexical(self, queries: list[str | bytes]) -> torch.Tensor:
+        """(Q, M) each query's lexical score with every entry (`LexicalIndex`)."""
+        return self.lexicon().scores(queries).to(self._keys.device)
 
     def ranking(self, queries: list[str | bytes]) -> tuple[torch.Tensor, torch.Tensor]:
         """(cosine, lexical), each (Q, M): retrieval ranks entries by their sum."""
@@ -469,8 +484,20 @@ class FactMemory(nn.Module):
                 self._whole = self._gather([list(range(len(self)))])
             w = self._whole  # the states are kept; each reading projects them anew, once
             prior, lexical = self.ranking(queries) if queries is not None else (None, None)
+            cues = (
+                None if queries is None else question_cues(self.lexicon(), queries, w.data, w.mask)
+            )
             return MemoryBatch(
-                w.states, w.index, w.data, w.mask, w.entries, prior, lexical, w.starts
+                w.states,
+                w.index,
+                w.data,
+                w.mask,
+                w.entries,
+                prior,
+                lexical,
+                w.starts,
+                cues=cues,
+                ahead=w.ahead,
             )
         if queries is None:
             raise ValueError(
@@ -481,6 +508,7 @@ class FactMemory(nn.Module):
         best = (cosine + lexical).topk(self.top_k, dim=-1).indices
         batch = self._gather(best.tolist())
         batch.prior, batch.lexical = cosine.gather(1, best), lexical.gather(1, best)
+        batch.cues = question_cues(self.lexicon(), queries, batch.data, batch.mask)
         return batch
 
     def query_texts(self, queries: list[str | bytes]) -> list[bytes]:
@@ -500,10 +528,14 @@ class FactMemory(nn.Module):
         query_keys: torch.Tensor | None = None,
         lexical: torch.Tensor | None = None,
         corpus: list[str] = (),
+        queries: list[str | bytes] | None = None,
+        lexicon: LexicalIndex | None = None,
     ) -> MemoryBatch | None:
         """Per-row banks of texts in `encoded` -> what a forward pass reads (None when every
         bank is empty), with each row's retrieval scores when given: `prior` from its query
-        key (B, K), `lexical` from its scores (B, C) over the texts `corpus`."""
+        key (B, K), `lexical` from its scores (B, C) over the texts `corpus`; and with the
+        rows' `queries` and the `lexicon` of their words' rarity, where an answer copied
+        from each entry ends (`MemoryBatch.cues`)."""
         if not any(banks):
             return None
         rows = [[encoded.row[t] for t in bank] for bank in banks]
@@ -519,6 +551,8 @@ class FactMemory(nn.Module):
                 [at[t] for t in bank] + [0] * (batch.n_entries - len(bank)) for bank in banks
             ]
             batch.lexical = lexical.gather(1, torch.tensor(columns, device=lexical.device))
+        if queries is not None and lexicon is not None:
+            batch.cues = question_cues(lexicon, queries, batch.data, batch.mask)
         return batch
 
     def encode_rows(
@@ -540,11 +574,13 @@ class FactMemory(nn.Module):
         encoded = self.encode([*in_banks, *keyed, *cut])
         wanted = encoded.keys_of(keyed) if keyed else None
         query_keys = encoded.keys_of(cut) if cut else None
-        lexical = None
+        lexical = lexicon = None
         if cut:
             corpus = list(dict.fromkeys([*corpus, *in_banks]))
-            lexical = LexicalIndex(corpus).scores(cut).to(encoded.keys.device)  # (B, C)
-        return self.read_rows(encoded, banks, query_keys, lexical, corpus), wanted, query_keys
+            lexicon = LexicalIndex(corpus)
+            lexical = lexicon.scores(cut).to(encoded.keys.device)  # (B, C)
+        read = self.read_rows(encoded, banks, query_keys, lexical, corpus, cut or None, lexicon)
+        return read, wanted, query_keys
 
 
 @dataclass
@@ -588,6 +624,7 @@ def _batch_of(states, ids, mask, rows: list[list[int]], entries: list[list[int]]
     bank = torch.tensor([r + [-1] * (m - len(r)) for r in bank])
     index, present = index.to(device), present.to(device)
     starts = value_starts(ids, mask) if used else torch.zeros_like(mask)
+    ahead = next_word_ends(ids, mask) if used else torch.zeros_like(ids)
     return MemoryBatch(
         states,
         index,
@@ -595,4 +632,5 @@ def _batch_of(states, ids, mask, rows: list[list[int]], entries: list[list[int]]
         mask[index] & present[..., None],
         torch.where(present, bank.to(device), -1),
         starts=starts[index] & present[..., None],
+        ahead=ahead[index],
     )

@@ -133,7 +133,7 @@ class CopyHead(nn.Module):
     """A pointer over the bytes of the entries read: p(next byte) mixes the vocabulary's
     distribution with a copy of the entry byte the pointer attends to.
 
-    The pointer's score for entry byte j adds three things:
+    The pointer's score for entry byte j adds:
     - content: the key of byte j is the encoder state after byte j-1 (a learned start vector
       for j = 0), so attending to it means "the byte that comes next is byte j";
     - continuation: learned weights on exact matches of the last n bytes read with the n
@@ -148,14 +148,20 @@ class CopyHead(nn.Module):
       copies from the entry the question is about;
     - the value's start: a learned function of the state times "byte j begins the entry's
       value" (`MemoryBatch.starts`), so the first byte of an answer comes from where the
-      value begins rather than from wherever the learned match lands.
+      value begins rather than from wherever the learned match lands;
+    - the question's own words: a learned scale (starting negative) on the bytes of the
+      entry's words that the question contains (`MemoryBatch.cues`): an answer names what
+      its question does not, so the pointer does not start on the question's subject.
     The gate adds learned functions of the best entry's two retrieval scores, so a bank that
     does not hold the fact asked about leaves the answer to the weights.
     Copying a fact's final "." emits `stop_byte` (the end-of-answer marker) instead: the
     value of most facts ends the sentence ("The capital of Zorvania is Quessaro."), so the
     end of the fact is the end of the answer. Where a value ends inside the sentence ("The
     quasu is the money of Grothemland."), a learned function of the state decides at each
-    space the pointer lands on whether to copy it or to end the answer there (`stop_byte`).
+    space the pointer lands on whether to copy it or to end the answer there (`stop_byte`),
+    helped by what the question's words say about that space (`MemoryBatch.cues`): the next
+    word is one of them (the value has ended), and how much of them is still to come (none:
+    the rest of the entry is the value, as in "... is a book by Rintria Krumanin.").
     The gate g = sigmoid(w . h + b) starts nearly closed (b = -4); a model that never trained
     its memory has it shut (b = -30: g ~ 1e-13), so a bank cannot disturb its answers."""
 
@@ -191,6 +197,17 @@ class CopyHead(nn.Module):
         # probability sigmoid(stop_weight . h + stop_bias) starts small.
         self.stop_weight = nn.Parameter(torch.zeros(dim))
         self.stop_bias = nn.Parameter(torch.tensor(-4.0))
+        # ... plus these scales times the space's two end features (`MemoryBatch.cues`): the
+        # next word is the question's, the share of the question still to come. They start
+        # where they decide: a space with neither reads -4 (copy it, the value goes on), one
+        # followed by the question's word and most of its words 0 to +4 (end there).
+        self.end_scale = nn.Parameter(torch.tensor([4.0, 4.0]))
+        # ... plus a learned reading of the encoder's state where the next word ends (it has
+        # read what follows the space: "as its money." or "Krumanin.").
+        self.stop_ahead = nn.Parameter(torch.zeros(dim))
+        # The pointer's score on bytes of the question's own words (`MemoryBatch.cues`): an
+        # answer names what the question does not, so they start disfavoured.
+        self.asked_scale = nn.Parameter(torch.tensor(-3.0))
         self.reads: torch.Tensor | None = None
 
     def _emitted(self, memory: MemoryBatch) -> torch.Tensor:
@@ -201,10 +218,11 @@ class CopyHead(nn.Module):
         final_dot = (positions == last) & (memory.data == ord(".")) & memory.mask
         return memory.data.masked_fill(final_dot, self.stop_byte)
 
-    def _keys(self, states: torch.Tensor) -> torch.Tensor:
+    def _keys(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pointer's key of each entry byte (U, T, P) and its stop reading (U, T)."""
         u, _, d = states.shape
         before = torch.cat([self.start.expand(u, 1, d), states[:, :-1]], dim=1)
-        return self.k_proj(before)  # (U, T, P)
+        return self.k_proj(before), (states @ self.stop_ahead.to(states.dtype)).float()
 
     def prepare(self, memory: MemoryBatch) -> None:
         """Compute and keep the pointer's keys (`GhostModel.prepare_memory`)."""
@@ -239,7 +257,8 @@ class CopyHead(nn.Module):
 
     def _mix(self, h, vocab, recent, memory: MemoryBatch) -> torch.Tensor:
         b, length, _ = h.shape
-        keys = memory.projected(self, self._keys).flatten(1, 2).to(h.dtype)  # (1|B, M*T, P)
+        keys, ahead = memory.projected(self, self._keys)  # (1|B, M, T, P), (1|B, M, T)
+        keys = keys.flatten(1, 2).to(h.dtype)  # (1|B, M*T, P)
         scores = (self.q_proj(h) @ keys.transpose(-1, -2)) * self.head_dim**-0.5  # (B, L, M*T)
         scores = scores.float()
         data = memory.data
@@ -261,6 +280,8 @@ class CopyHead(nn.Module):
             starts = memory.starts.flatten(1)[:, None, :]  # (1|B, 1, M*T)
             value = (h @ self.value_weight + self.value_bias).float()[..., None]  # (B, L, 1)
             scores = scores + value * starts
+        if memory.cues is not None:  # the question's own words: not what an answer copies
+            scores = scores + self.asked_scale * memory.cues[..., 2].flatten(1)[:, None, :]
         allowed = memory.mask.flatten(1)[:, None, :]  # (1|B, 1, M*T)
         scores = scores.masked_fill(~allowed, float("-inf"))
         pointer = torch.softmax(scores, dim=-1)  # every row read here has an entry
@@ -268,8 +289,14 @@ class CopyHead(nn.Module):
             _trace(self, pointer.sum(1), memory)
         # At a space, the pointer's mass splits: copy the space, or end the answer there.
         spaces = (memory.data == ord(" ")).flatten(1)[:, None, :]  # (1|B, 1, M*T)
-        stop = torch.sigmoid((h @ self.stop_weight + self.stop_bias).float())[..., None]
-        ending = pointer * (spaces * stop)  # (B, L, M*T)
+        stop = (h @ self.stop_weight + self.stop_bias).float()[..., None]  # (B, L, 1)
+        if memory.cues is not None:  # (1|B, M, T, 3) -> (1|B, 1, M*T)
+            ends = memory.cues[..., :2].float() @ self.end_scale.float()
+            stop = stop + ends.flatten(1)[:, None, :]
+        if memory.ahead is not None:  # the stop reading where the next word ends
+            at = memory.ahead.expand(ahead.shape[0], -1, -1)
+            stop = stop + ahead.gather(-1, at).flatten(1)[:, None, :]
+        ending = pointer * (spaces * torch.sigmoid(stop))  # (B, L, M*T)
         data = self._emitted(memory).flatten(1)[:, None, :].expand(b, length, -1)
         copy = torch.zeros(b, length, vocab.shape[-1], device=h.device).scatter_add(
             -1, data, pointer - ending

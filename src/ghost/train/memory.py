@@ -235,7 +235,7 @@ class MemoryTraining(Recipe):
             owns.append([edit.fact])
             excluded.append(self.true_facts.get(edit.question, set()))
         prompts = [self.template.prompt(q) for q in asked]  # what retrieval is keyed by
-        banks, encoded, queries, corpus, lexical = self._banks(
+        banks, encoded, queries, corpus, lexicon, lexical = self._banks(
             state, rng, prompts, owns, excluded, made
         )
         questions = [(row, own[0]) for row, own in enumerate(owns) if own]
@@ -247,7 +247,9 @@ class MemoryTraining(Recipe):
         keyed = self.retrieval_weight and len(questions) > 1
         self._fact_keys = encoded.keys_of([f for _, f in questions]) if keyed else None
         self._query_keys = encoded.keys_of(queries)
-        memory = state.model.memory.read_rows(encoded, banks, self._query_keys, lexical, corpus)
+        memory = state.model.memory.read_rows(
+            encoded, banks, self._query_keys, lexical, corpus, queries, lexicon
+        )
         if memory is not None:  # the copy head mixes only where a byte is scored
             memory.read_at = scored_positions(labels)
         state.forward_kwargs["memory"] = memory
@@ -265,7 +267,8 @@ class MemoryTraining(Recipe):
         the retrieval loss trains. The lexical scores, with word weights from the pool and
         the facts read (`corpus`, as a bank holds the fact asked about at inference), are
         computed once: for the choice and for the copy head. Returns (banks, the encoded
-        texts, the prompts as keyed, corpus, lexical (R, C) scores over corpus)."""
+        texts, the prompts as keyed, corpus, its `LexicalIndex`, lexical (R, C) scores over
+        corpus)."""
         pool = rng.sample(self.all_facts, min(len(self.all_facts), self.pool_size))
         extra = fictional_facts(self.pool_size, seed=f"{self.seed}-{state.step}-distractors")
         pool = list(dict.fromkeys(pool + [f.fact for f in made + extra]))
@@ -280,7 +283,8 @@ class MemoryTraining(Recipe):
         # (Encoding the candidates that are no row's own fact without gradient cost less, but
         # read worse on validation: docs/memory.md.)
         encoded = memory.encode([*corpus, *queries])
-        lexical = LexicalIndex(corpus).scores(queries).to(encoded.keys.device)  # (R, C)
+        lexicon = LexicalIndex(corpus)
+        lexical = lexicon.scores(queries).to(encoded.keys.device)  # (R, C)
         with torch.no_grad():  # pool = corpus[: len(pool)]
             cosine = encoded.keys_of(queries) @ encoded.keys_of(pool).T  # (R, len(pool))
         similarity = cosine + lexical[:, : len(pool)]
@@ -295,7 +299,7 @@ class MemoryTraining(Recipe):
             bank = own + nearest[: self.bank_size - len(own)]
             rng.shuffle(bank)
             banks.append(bank)
-        return banks, encoded, queries, corpus, lexical
+        return banks, encoded, queries, corpus, lexicon, lexical
 
     def on_loss(self, state, loss, output, batch):
         if self._fact_keys is None:

@@ -74,7 +74,9 @@ class MemoryTraining(Recipe):
     bank_size: int = 8
     no_memory: float = 0.5
     fictional: float = 0.25
-    counterfactual: float = 0.1
+    # 0.2 was chosen on validation over 0.1 (3 seeds of the default run, validation edits
+    # 76/70/76% -> 77/79/86%; docs/memory.md): reading against the weights is learnt only here.
+    counterfactual: float = 0.2
     retrieval_weight: float = 0.2
     temperature: float = 0.05
     pool_size: int = 32  # distractor candidates per step: this many dataset + fictional facts

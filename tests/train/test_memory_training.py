@@ -422,6 +422,42 @@ def test_the_stage_trains_only_the_memory_and_the_weights_answer_as_before(tmp_p
     assert trained_with["memory_trained_with"]["freeze_weights"] is False
 
 
+def test_the_memorys_scalars_step_scalar_update_times_as_far(tmp_path, monkeypatch):
+    """The gates' and the copy head's scales and biases (4 values or fewer) take updates
+    `scalar_update` times the learning rate's; every other parameter steps as before."""
+    data = write_qa_with_facts(tmp_path / "facts.jsonl")
+
+    class Snap(Recipe):
+        name = "snap"
+
+        def on_train_begin(self, state):
+            self.start = {n: p.detach().clone() for n, p in state.model.named_parameters()}
+
+        def on_train_end(self, state):
+            self.step = {n: p.detach() - self.start[n] for n, p in state.model.named_parameters()}
+
+    runs = {}
+    for m in (1.0, 10.0):
+        monkeypatch.setattr(
+            loop, "_memory_training", lambda cfg, ds, dp, m=m: [MemoryTraining(scalar_update=m)]
+        )
+        config = tiny_config(
+            data, tmp_path / f"run-{m}", steps=1, lr=1e-2, warmup_steps=0, memory_steps=0
+        )
+        snap = Snap()
+        model = train(config, recipes=[snap]).model
+        runs[m] = snap.step
+    reading = set(model.memory_parameter_names())
+    scalars = {n for n, p in model.named_parameters() if n in reading and p.numel() <= 4}
+    assert {"copy.gate.bias", "copy.asked_scale", "layers.2.extra.relevance"} & scalars
+    for name, plain in runs[1.0].items():
+        if name in scalars:
+            torch.testing.assert_close(runs[10.0][name], 10 * plain, atol=1e-5, rtol=1e-4)
+        else:
+            torch.testing.assert_close(runs[10.0][name], plain, atol=1e-6, rtol=1e-5)
+    assert any(runs[1.0][n].abs().max() > 0 for n in scalars)  # they did step
+
+
 def test_a_budget_that_ends_before_the_stage_leaves_the_memory_untrained(tmp_path):
     data = write_qa_with_facts(tmp_path / "facts.jsonl")
     result = train(tiny_config(data, tmp_path / "run", max_steps=3, memory_steps=3))

@@ -227,15 +227,12 @@ def test_the_copy_head_ends_an_answer_at_a_space_the_question_says_ends_it():
         head.stop_bias.fill_(-4.0)
         head.end_scale.copy_(torch.tensor([4.0, 4.0]))
 
+        def entry(states, **extra):  # the one entry, read by the one row
+            one = torch.tensor([[0]])
+            return MemoryBatch(states, index=one, data=data, mask=mask, entries=one, **extra)
+
         def p(cues):
-            memory = MemoryBatch(
-                torch.randn(1, 6, model.config.dim),
-                index=torch.tensor([[0]]),
-                data=data,
-                mask=mask,
-                entries=torch.tensor([[0]]),
-                cues=cues,
-            )
+            memory = entry(torch.randn(1, 6, model.config.dim), cues=cues)
             out = head(h, vocab, memory, recent)[0, 0].exp()
             return float(out[ord(" ")]), float(out[head.stop_byte])
 
@@ -253,15 +250,7 @@ def test_the_copy_head_ends_an_answer_at_a_space_the_question_says_ends_it():
         states[0, 5, 0] = 1.0
         head.stop_ahead.zero_()
         head.stop_ahead[0] = 8.0
-        memory = MemoryBatch(
-            states,
-            index=torch.tensor([[0]]),
-            data=data,
-            mask=mask,
-            entries=torch.tensor([[0]]),
-            cues=zero,
-            ahead=next_word_ends(data[0], mask[0])[None],
-        )
+        memory = entry(states, cues=zero, ahead=next_word_ends(data[0], mask[0])[None])
         out = head(h, vocab, memory, recent)[0, 0].exp()
         assert abs(float(out[head.stop_byte]) - torch.sigmoid(torch.tensor(4.0))) < 1e-3
 
@@ -272,14 +261,7 @@ def test_the_copy_head_ends_an_answer_at_a_space_the_question_says_ends_it():
         asked = torch.zeros(1, 1, 6, 3)
         asked[..., 2] = 1.0
         asked[0, 0, 3, 2] = 0.0  # every byte but the "c"
-        memory = MemoryBatch(
-            torch.zeros(1, 6, model.config.dim),
-            index=torch.tensor([[0]]),
-            data=data,
-            mask=mask,
-            entries=torch.tensor([[0]]),
-            cues=asked,
-        )
+        memory = entry(torch.zeros(1, 6, model.config.dim), cues=asked)
         assert head(h, vocab, memory, recent)[0, 0].exp()[ord("c")] > 0.99
 
 

@@ -58,10 +58,13 @@ _ASKING = {
 }  # fmt: skip
 
 
+_WORD = "[a-z0-9]{2,}"  # a word: a run of two or more lower-case letters and digits
+
+
 def words_of(text: str | bytes) -> set[str]:
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
-    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 1}
+    return set(re.findall(_WORD, text.lower()))
 
 
 class LexicalIndex:
@@ -80,13 +83,17 @@ class LexicalIndex:
         df = 0 if found is None else found.numel()
         return math.log((self.size + 1) / (df + 0.5))
 
+    def query_weights(self, query: str | bytes) -> dict[str, float]:
+        """The question's words that name rather than ask, each with its rarity weight."""
+        return {w: self.weight(w) for w in words_of(query) - _ASKING}
+
     def scores(self, queries: list[str | bytes]) -> torch.Tensor:
         """(Q, N): for each query, the weighted share of its words each text contains.
         Summed in fp64 so that a text holding every word scores exactly 1, not 1 + 1 ulp
         (the sum's order follows set iteration, which varies between processes)."""
         out = torch.zeros(len(queries), self.size, dtype=torch.float64)
         for q, query in enumerate(queries):
-            weights = {w: self.weight(w) for w in words_of(query) - _ASKING}
+            weights = self.query_weights(query)
             total = sum(weights.values())
             for w, weight in weights.items():
                 found = self.postings.get(w)
@@ -123,7 +130,7 @@ def next_word_ends(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def _word_spans(data: bytes) -> list[tuple[int, str]]:
     """(start, word) of each word of `data` as `words_of` reads them (lower case)."""
-    return [(m.start(), m.group().decode()) for m in re.finditer(rb"[a-z0-9]{2,}", data.lower())]
+    return [(m.start(), m.group().decode()) for m in re.finditer(_WORD.encode(), data.lower())]
 
 
 def question_cues(
@@ -149,7 +156,7 @@ def question_cues(
     rows, lengths = data.tolist(), mask.sum(-1).tolist()
     entries: dict[tuple[int, int], tuple[list[tuple[int, str]], list[int], list[str | None]]] = {}
     for q, query in enumerate(queries):
-        weights = {w: lexicon.weight(w) for w in words_of(query) - _ASKING}
+        weights = lexicon.query_weights(query)
         if not weights:
             continue
         r = 0 if shared else q

@@ -210,7 +210,7 @@ def test_question_cues_say_where_an_answer_copied_from_an_entry_starts_and_ends(
 def test_the_copy_head_ends_an_answer_at_a_space_the_question_says_ends_it():
     """The copy head's end of a value mid-entry: at a space, the pointer's mass goes to the
     end-of-answer marker with probability sigmoid(stop . h + b + end_scale . ends)."""
-    from ghost.model.memory import MemoryBatch
+    from ghost.model.memory_batch import MemoryBatch
 
     torch.manual_seed(0)
     model = GhostModel.from_preset("tiny").eval()
@@ -558,7 +558,7 @@ def test_a_memory_layer_reads_each_row_as_much_as_its_bank_matches_the_question(
     """The relevance gate: a row's cross-attention update is scaled by sigmoid(w_cos * best
     cosine + w_lex * best lexical + b) of its bank's best entry, so a bank of facts about
     other things leaves the row nearly alone; a bank read without scores is read fully."""
-    from ghost.model.memory import MemoryBatch
+    from ghost.model.memory_batch import MemoryBatch
     from ghost.model.memory_read import MemoryCrossAttention
 
     torch.manual_seed(0)

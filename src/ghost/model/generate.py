@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from ghost.model.memory import MemoryBatch
+from ghost.model.memory_batch import MemoryBatch
 
 
 def _pick(

@@ -28,7 +28,8 @@ from ghost.config import GhostConfig
 from ghost.data.batches import IGNORE
 from ghost.model.attention import AttentionCache, SparseSelfAttention
 from ghost.model.mamba import MambaMixer, MambaState
-from ghost.model.memory import ByteMemoryEncoder, FactMemory, MemoryBatch
+from ghost.model.memory import ByteMemoryEncoder, FactMemory
+from ghost.model.memory_batch import MemoryBatch
 from ghost.model.memory_read import CopyHead, MemoryCrossAttention
 from ghost.model.norm import RMSNorm, SwiGLU
 

@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ghost.model.attention import masked_attention
-from ghost.model.memory import MemoryBatch, take_rows
+from ghost.model.memory_batch import MemoryBatch, take_rows
 
 
 class MemoryCrossAttention(nn.Module):

@@ -45,7 +45,7 @@ from ghost.data.template import QATemplate
 from ghost.errors import GhostInputError
 from ghost.model.ghost import GhostModel, ModelOutput, next_byte_loss, scored_positions
 from ghost.model.io import CONFIG_NAME, load_memory, load_model, read_run_config
-from ghost.model.memory import MemoryBatch
+from ghost.model.memory_batch import MemoryBatch
 from ghost.runtime import autocast, configure, resolve_precision
 from ghost.train.checkpoint import (
     STATE_NAME,

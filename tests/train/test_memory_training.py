@@ -479,3 +479,66 @@ def test_a_staged_run_resumes_exactly(tmp_path, stop_at):
     for run in (straight, resumed):
         trained_with = json.loads((run / "config.json").read_text())["train"]
         assert trained_with["memory_trained_with"]["started"] == 4
+
+
+def test_rows_reading_only_distractors_weigh_distractor_weight_in_the_loss():
+    """on_loss adds (w - 1) x those rows' summed byte losses / the batch's target bytes: their
+    bytes count w times, every other row's once, the loop's normalisation unchanged."""
+    from types import SimpleNamespace
+
+    from ghost.data.batches import IGNORE, Batch
+    from ghost.model.ghost import next_byte_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(3, 6, 256)
+    labels = torch.randint(0, 256, (3, 6))
+    labels[:, :2] = IGNORE
+    labels[2, 4:] = IGNORE
+    batch = Batch(torch.zeros(3, 6, dtype=torch.long), labels, torch.arange(3))
+    per_row = next_byte_loss(logits, labels, "none").sum(1)
+    plain = per_row.sum() / batch.n_target_bytes
+    service = MemoryTraining(distractor_weight=3.0)
+    service._distractor_rows, service._fact_keys = [0, 2], None  # (no retrieval loss here)
+    output = SimpleNamespace(logits=logits)
+    weighted = service.on_loss(None, plain, output, batch)
+    expected = (3 * per_row[0] + per_row[1] + 3 * per_row[2]) / batch.n_target_bytes
+    torch.testing.assert_close(weighted, expected)
+    service.distractor_weight = 1.0
+    assert service.on_loss(None, plain, output, batch) is plain
+
+
+def test_the_rows_weighted_as_distractor_only_are_those_whose_bank_lacks_their_facts(tmp_path):
+    data = write_qa_with_facts(tmp_path / "facts.jsonl")
+    records = [json.loads(line) for line in open(data, encoding="utf-8")]
+    service = MemoryTraining()
+
+    class Check(Recipe):
+        name = "check"
+
+        def __init__(self):
+            self.flagged = 0
+
+        def on_batch(self, state, batch):
+            memory = state.forward_kwargs["memory"]
+            for row, index in enumerate(batch.indices.tolist()):
+                if index < 0:  # an added (fictional or counterfactual) row
+                    assert row not in service._distractor_rows
+                    continue
+                texts = {
+                    bytes(memory.data[row, m][memory.mask[row, m]].tolist()).decode()
+                    for m in range(memory.data.shape[1])
+                    if memory.mask[row, m].any()
+                }
+                facts = set(records[index]["facts"])
+                if row in service._distractor_rows:
+                    assert texts and not facts & texts
+                    self.flagged += 1
+                else:  # its own facts, or (training every weight) no bank at all
+                    assert facts <= texts or not texts
+            return batch
+
+    check = Check()  # (hook order: the memory service, then this)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loop, "_memory_training", lambda cfg, ds, dp: [service, check])
+        train(tiny_config(data, tmp_path / "run", steps=3, memory_steps=0))
+    assert check.flagged > 0

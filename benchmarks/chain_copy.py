@@ -1,0 +1,243 @@
+"""Why answers through hops (`--reasoning chain`) do not carry over to `facts200:novel`: a
+probe of the step that fails, copying the question's entity into the first hop.
+
+    python benchmarks/chain_copy.py ARM [ARM...] [--preset small] [--steps 1500] [--seed 0]
+                                    [--results benchmarks/results/chain_copy-NAME]
+
+Every arm trains `ghost train --data facts200 --reasoning chain --group-by-length --seq-len
+320 --memory-training off` (plus what the arm adds) and scores `facts200:novel`,
+`test_hard` and `paraphrase` (held out: only scored, nothing here is chosen on them):
+
+- `base`: as above;
+- `world`: facts200's training records plus a fictional world made in facts200's *training*
+  question templates (`WORLD_COUNTRIES` countries, each with a capital, continent, currency,
+  landmark, river and an author born in its capital; their one-hop questions and the 2- and
+  3-hop questions facts200's training split asks, with their chains): ten times the chains,
+  about entities no held-out question names;
+- `practice`: `PRACTICE_SHARE` x batch rows added every step, each a 2- or 3-hop question
+  about fictional entities drawn fresh for that step, written through its hops, with loss
+  only on the hop questions (their answers cannot be known): the entity must be copied,
+  since no row repeats.
+
+The fictional names come from `ghost.data.fictional`'s training pool. Results (JSON and a
+table, with the machine) go to `--results`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from ghost.bench.machine import machine_record
+from ghost.data.batches import IGNORE, Batch, pad_rows
+from ghost.data.builtin import load_builtin
+from ghost.data.fictional import _Names
+from ghost.data.records import Dataset, load_data
+from ghost.data.template import STEP, QATemplate
+from ghost.eval.metrics import evaluate_qa
+from ghost.launcher import ensure_fast_allocator
+from ghost.model.ghost import GhostModel
+from ghost.train.hooks import Recipe
+from ghost.train.loop import train
+
+CONTINENTS = ["Europe", "Asia", "Africa", "North America", "South America", "Oceania"]
+WORLD_COUNTRIES = 40
+PRACTICE_SHARE = 0.25
+SPLITS = ("novel", "test_hard", "paraphrase")
+
+
+def fictional_country(names: _Names, rng: random.Random) -> dict[str, str]:
+    """One fictional country and what facts200's relations say about it."""
+    return {
+        "country": names.word("country"),
+        "capital": names.word("city"),
+        "currency": names.word("currency").lower(),
+        "landmark": names.landmark(),
+        "river": names.word("river"),
+        "continent": rng.choice(CONTINENTS),
+        "author": names.person(),
+        "book": names.book(),
+    }
+
+
+def one_hop(c: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """The one-hop questions (in facts200's training wording) and their answers."""
+    return {
+        "capital": (f"What is the capital of {c['country']}?", c["capital"]),
+        "continent": (f"On which continent is {c['country']}?", c["continent"]),
+        "currency": (f"What is the currency of {c['country']}?", c["currency"]),
+        "country of capital": (f"{c['capital']} is the capital of which country?", c["country"]),
+        "river": (f"On which river does {c['capital']} stand?", c["river"]),
+        "country of landmark": (f"In which country is the {c['landmark']}?", c["country"]),
+        "country of currency": (
+            f"Which country uses the {c['currency']} as its currency?",
+            c["country"],
+        ),
+        "author": (f"Who wrote {c['book']}?", c["author"]),
+        "birthplace": (f"In which city was {c['author']} born?", c["capital"]),
+    }
+
+
+def multi_hop(c: dict[str, str]) -> list[tuple[str, list[str]]]:
+    """(question, the one-hop relations it chains), in facts200's training multi-hop wording."""
+    where, whose = f"the country where the {c['landmark']} is", f"the {c['currency']}"
+    return [
+        (f"What is the capital of {where}?", ["country of landmark", "capital"]),
+        (f"On which continent is {where}?", ["country of landmark", "continent"]),
+        (f"What is the currency of {where}?", ["country of landmark", "currency"]),
+        (f"On which river is the capital of {where}?", ["country of landmark", "capital", "river"]),
+        (f"What is the capital of the country whose currency is {whose}?",
+         ["country of currency", "capital"]),
+        (f"On which river is the capital of the country whose currency is {whose}?",
+         ["country of currency", "capital", "river"]),
+        (f"What is the currency of the country whose capital is {c['capital']}?",
+         ["country of capital", "currency"]),
+        (f"On which continent is the country whose capital is {c['capital']}?",
+         ["country of capital", "continent"]),
+        (f"In which city was the author of {c['book']} born?", ["author", "birthplace"]),
+        (f"On which river is the city where the author of {c['book']} was born?",
+         ["author", "birthplace", "river"]),
+    ]  # fmt: skip
+
+
+def world_records(n: int, seed: int) -> list[dict]:
+    """One-hop records and chained multi-hop records about `n` fictional countries."""
+    rng = random.Random(f"chain-world-{n}-{seed}")
+    names = _Names(rng, "train")
+    records = []
+    for _ in range(n):
+        c = fictional_country(names, rng)
+        hops = one_hop(c)
+        records += [{"question": q, "answer": a, "kind": "fact"} for q, a in hops.values()]
+        for question, chain in multi_hop(c):
+            records.append(
+                {
+                    "question": question,
+                    "answer": hops[chain[-1]][1],
+                    "kind": f"{len(chain)}hop",
+                    "chain": [hops[r][0] for r in chain],
+                }
+            )
+    return records
+
+
+class ChainPractice(Recipe):
+    """Adds `share` x batch rows a step: a multi-hop question about fictional entities drawn
+    for that step, answered through its hops, scored on the hop questions only."""
+
+    name = "chain-practice"
+
+    def __init__(self, share: float = PRACTICE_SHARE, seed: int = 0):
+        self.share, self.seed = share, seed
+
+    def on_train_begin(self, state) -> None:
+        self.template = QATemplate.from_config(state.model.config)
+
+    def row(self, question: str, hops: list[tuple[str, str]]) -> tuple[torch.Tensor, torch.Tensor]:
+        prompt = self.template.prompt(question)
+        ids, labels = list(prompt), [IGNORE] * len(prompt)
+        for hop_question, hop_answer in hops:
+            asked = (STEP + self.template.prompt(hop_question).decode("utf-8")).encode("utf-8")
+            answer = hop_answer.encode("utf-8")
+            ids += [*asked, *answer]
+            labels += [*asked, *[IGNORE] * len(answer)]
+        ids.append(self.template.marker)
+        labels.append(IGNORE)
+        return torch.tensor(ids), torch.tensor(labels)
+
+    def on_batch(self, state, batch: Batch) -> Batch:
+        rng = random.Random(f"chain-practice-{self.seed}-{state.step}")
+        names = _Names(rng, "train")
+        rows = [(batch.input_ids[i], batch.labels[i]) for i in range(len(batch.indices))]
+        added = round(self.share * len(batch.indices))
+        for _ in range(added):
+            c = fictional_country(names, rng)
+            hops = one_hop(c)
+            question, chain = rng.choice(multi_hop(c))
+            rows.append(self.row(question, [hops[r] for r in chain]))
+        input_ids, labels = pad_rows(rows)
+        indices = torch.cat([batch.indices, torch.full((added,), -1, dtype=torch.long)])
+        return Batch(input_ids, labels, indices)
+
+
+def run_arm(arm: str, args, out: Path) -> dict:
+    kwargs = dict(
+        preset=args.preset,
+        reasoning="chain",
+        group_by_length=True,
+        seq_len=320,
+        steps=args.steps,
+        seed=args.seed,
+        memory_training="off",
+        out=str(out / arm),
+        quiet=True,
+    )
+    recipes, dataset = [], None
+    if arm == "world":
+        records = load_builtin("facts200:train") + world_records(WORLD_COUNTRIES, args.seed)
+        dataset = Dataset("facts200+world", "qa", records)
+    elif arm == "practice":
+        recipes = [ChainPractice(seed=args.seed)]
+    elif arm != "base":
+        raise SystemExit(f"unknown arm {arm!r}: base, world or practice")
+    start = time.perf_counter()
+    train(data="facts200", dataset=dataset, recipes=recipes, **kwargs)
+    seconds = time.perf_counter() - start
+    model = GhostModel.from_pretrained(out / arm)
+    result = {"arm": arm, "train_seconds": round(seconds, 1)}
+    for split in SPLITS:
+        summary, predictions = evaluate_qa(model, load_data(f"facts200:{split}"))
+        result[split] = summary["exact_match"]
+        if split == "novel":  # the hops each distinct question was answered through
+            seen = {}
+            for p in predictions:
+                seen.setdefault(p["question"], [p["correct"], p.get("hops", []), p["prediction"]])
+            result["novel_hops"] = seen
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("arms", nargs="+", choices=["base", "world", "practice"])
+    parser.add_argument("--preset", default="small")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", default="runs/chain_copy", help="where the trained runs go")
+    parser.add_argument("--results", default="benchmarks/results/chain_copy")
+    args = parser.parse_args()
+    ensure_fast_allocator()
+    torch.set_num_threads(args.threads)
+    results = {
+        "machine": machine_record(args.threads),
+        "settings": {k: v for k, v in vars(args).items() if k != "arms"},
+        "arms": [run_arm(arm, args, Path(args.runs)) for arm in args.arms],
+    }
+    path = Path(args.results)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    lines = [
+        f"# Answers through hops: copying the entity (`{' '.join(args.arms)}`, {args.preset}, "
+        f"{args.steps} steps, seed {args.seed})",
+        "",
+        f"Machine: {json.dumps(results['machine'])}",
+        "",
+        "| arm | novel % | test_hard % | paraphrase % | training s |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in results["arms"]:
+        lines.append(
+            f"| {r['arm']} | {100 * r['novel']:.1f} | {100 * r['test_hard']:.1f} | "
+            f"{100 * r['paraphrase']:.1f} | {r['train_seconds']} |"
+        )
+    path.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

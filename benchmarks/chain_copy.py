@@ -9,6 +9,9 @@ Every arm trains `ghost train --data facts200 --reasoning chain --group-by-lengt
 `test_hard` and `paraphrase` (held out: only scored, nothing here is chosen on them):
 
 - `base`: as above;
+- `copy`: the same with the context copy head (`GhostConfig.context_copy`, a pointer over
+  the row's last 128 bytes mixed into the output), so the first hop can copy the question's
+  entity byte for byte;
 - `world`: facts200's training records plus a fictional world made in facts200's *training*
   question templates (`WORLD_COUNTRIES` countries, each with a capital, continent, currency,
   landmark, river and an author born in its capital; their one-hop questions and the 2- and
@@ -17,7 +20,8 @@ Every arm trains `ghost train --data facts200 --reasoning chain --group-by-lengt
 - `practice`: `PRACTICE_SHARE` x batch rows added every step, each a 2- or 3-hop question
   about fictional entities drawn fresh for that step, written through its hops, with loss
   only on the hop questions (their answers cannot be known): the entity must be copied,
-  since no row repeats.
+  since no row repeats;
+- `copy-practice`: `practice` with the context copy head.
 
 The fictional names come from `ghost.data.fictional`'s training pool. Results (JSON and a
 table, with the machine) go to `--results`.
@@ -34,6 +38,7 @@ from pathlib import Path
 import torch
 
 from ghost.bench.machine import machine_record
+from ghost.config import GhostConfig
 from ghost.data.batches import IGNORE, Batch, pad_rows
 from ghost.data.builtin import load_builtin
 from ghost.data.fictional import _Names
@@ -177,16 +182,20 @@ def run_arm(arm: str, args, out: Path) -> dict:
         out=str(out / arm),
         quiet=True,
     )
-    recipes, dataset = [], None
-    if arm == "world":
+    recipes, dataset, model_config = [], None, None
+    if arm.startswith("copy"):
+        model_config = GhostConfig.from_preset(args.preset, context_copy=True)
+    if arm == "copy-practice":
+        recipes = [ChainPractice(seed=args.seed)]
+    elif arm == "world":
         records = load_builtin("facts200:train") + world_records(WORLD_COUNTRIES, args.seed)
         dataset = Dataset("facts200+world", "qa", records)
     elif arm == "practice":
         recipes = [ChainPractice(seed=args.seed)]
-    elif arm != "base":
-        raise SystemExit(f"unknown arm {arm!r}: base, world or practice")
+    elif arm not in ("base", "copy"):
+        raise SystemExit(f"unknown arm {arm!r}: base, copy, world, practice or copy-practice")
     start = time.perf_counter()
-    train(data="facts200", dataset=dataset, recipes=recipes, **kwargs)
+    train(data="facts200", dataset=dataset, recipes=recipes, model_config=model_config, **kwargs)
     seconds = time.perf_counter() - start
     model = GhostModel.from_pretrained(out / arm)
     result = {"arm": arm, "train_seconds": round(seconds, 1)}
@@ -203,7 +212,8 @@ def run_arm(arm: str, args, out: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("arms", nargs="+", choices=["base", "world", "practice"])
+    arms = ["base", "copy", "world", "practice", "copy-practice"]
+    parser.add_argument("arms", nargs="+", choices=arms)
     parser.add_argument("--preset", default="small")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=0)

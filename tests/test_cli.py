@@ -50,12 +50,22 @@ def test_info_prints_the_parameter_count(capsys):
         (["frobnicate"], "invalid choice"),
         (["train", "--data", "x.jsonl", "--bogus"], "ghost train: unrecognized arguments: --bogus"),
         (["data", "list", "--bogus"], "ghost data list: unrecognized arguments"),
+        (["train", "--data", "x.jsonl", "--init-from", "r", "--context-copy"], "--context-copy"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(capsys, args, needle):
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_context_copy_flag_gives_the_model_the_head(tmp_path, qa_file, capsys):
+    args = ["train", "--data", str(qa_file), "--preset", "tiny", "--steps", "2", "--quiet"]
+    assert main([*args, "--context-copy", "--out", str(tmp_path / "on")]) == 0
+    assert main([*args, "--out", str(tmp_path / "off")]) == 0
+    on = json.loads((tmp_path / "on" / "config.json").read_text())
+    off = json.loads((tmp_path / "off" / "config.json").read_text())
+    assert on["model"]["context_copy"] is True and off["model"]["context_copy"] is False
 
 
 def test_train_eval_ask_generate_end_to_end(tmp_path, qa_file):

@@ -166,10 +166,18 @@ def cmd_train(args) -> int:
             raise
         where = args.config or "ghost train"
         raise GhostInputError(f"{where}: bad training setting ({e})") from None
+    model_settings = dict(file_settings["model"])
+    if args.context_copy is not None:
+        if cfg.resume or cfg.init_from:
+            raise GhostInputError(
+                "ghost train: --context-copy shapes a new model; --resume and --init-from "
+                "keep their run's"
+            )
+        model_settings["context_copy"] = args.context_copy
     model_config = None
     if not cfg.resume and not cfg.init_from:
         try:
-            model_config = GhostConfig.from_preset(cfg.preset, **file_settings["model"])
+            model_config = GhostConfig.from_preset(cfg.preset, **model_settings)
         except (TypeError, ValueError) as e:
             if isinstance(e, GhostInputError):
                 raise
@@ -460,6 +468,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="batch Q&A records of similar length together (less padding, faster epochs); "
         "off by default",
+    )
+    p.add_argument(
+        "--context-copy",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a pointer over the row's last 128 bytes mixed into the output, so the model can "
+        "copy a span it has read, e.g. a question's entity into a hop (off by default; "
+        "docs/distill.md)",
     )
     p.add_argument(
         "--max-minutes",

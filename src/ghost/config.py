@@ -68,6 +68,12 @@ class GhostConfig:
     """Width of the retrieval keys and of the copy head's pointer attention."""
     memory_max_bytes: int = 128
     """An entry keeps its first this-many bytes (a retrieval query its last)."""
+    context_copy: bool = False
+    """A pointer over the last `context_copy_window` bytes of the row mixed into the output
+    (ghost.model.context_copy): the model can copy a span it has read, such as the question's
+    entity into a hop question (`--reasoning chain`)."""
+    context_copy_window: int = 128
+    """How far back the context copy head looks, in bytes."""
     tie_embeddings: bool = True
     """Share the byte embedding with the output head."""
     norm_eps: float = 1e-5
@@ -99,6 +105,7 @@ class GhostConfig:
             "memory_top_k",
             "memory_key_dim",
             "memory_max_bytes",
+            "context_copy_window",
             "dt_rank",
         ]
         for name in positive:

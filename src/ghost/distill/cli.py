@@ -32,6 +32,7 @@ SETTINGS = {
     "augment": "augment",
     "reasoning": "reasoning",
     "group_by_length": "group_by_length",
+    "context_copy": "context_copy",
     "heldout": "heldout",
     "init_from": "init_from",
     "batch_size": "batch_size",
@@ -133,6 +134,13 @@ def add_distill_command(sub) -> None:
         default=None,
         help="every training batches records of similar length together (ghost train "
         f"--group-by-length) (default {'on' if d['group_by_length'] else 'off'})",
+    )
+    p.add_argument(
+        "--context-copy",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="every model gets a pointer over its row's last bytes, to copy a span of the "
+        f"question (ghost train --context-copy) (default {'on' if d['context_copy'] else 'off'})",
     )
     p.add_argument(
         "--heldout",

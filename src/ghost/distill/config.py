@@ -72,6 +72,9 @@ class DistillConfig:
     """'chain': every training answers multi-hop pairs through their hops (TrainConfig)."""
     group_by_length: bool = False
     """Every training batches records of similar length together (TrainConfig)."""
+    context_copy: bool = False
+    """Every model gets the context copy head (GhostConfig.context_copy): it can copy a span
+    of the question, such as a hop's entity, byte for byte."""
     heldout: list[str] = field(default_factory=list)
     """Extra held-out files the leak filter guards (a built-in's own held-out splits always)."""
     init_from: str | None = None

@@ -243,7 +243,9 @@ class _Runner:
                 init_from=str(init_from) if init_from else None,
                 quiet=self.quiet,
             ),
-            model_config=None if init_from else GhostConfig.from_preset(c.preset),
+            model_config=None
+            if init_from
+            else GhostConfig.from_preset(c.preset, context_copy=c.context_copy),
             dataset=_dataset(f"{c.data} (distilled, {len(records)} pairs)", records),
         )
         if result.interrupted:

@@ -27,6 +27,7 @@ from torch.utils.checkpoint import checkpoint
 from ghost.config import GhostConfig
 from ghost.data.batches import IGNORE
 from ghost.model.attention import AttentionCache, SparseSelfAttention
+from ghost.model.context_copy import ContextCache, ContextCopyHead
 from ghost.model.mamba import MambaMixer, MambaState
 from ghost.model.memory import ByteMemoryEncoder, FactMemory
 from ghost.model.memory_batch import MemoryBatch
@@ -96,6 +97,7 @@ class Cache:
     layers: list[LayerCache]
     memory: MemoryBatch | None = None
     previous: torch.Tensor | None = None  # (B, 3) the last bytes read, latest first (copy head)
+    context: ContextCache | None = None  # the context copy head's recent keys and bytes
 
     def select(self, rows: torch.Tensor) -> Cache:
         """The cache of the batch rows `rows`: generation drops rows that have finished."""
@@ -110,6 +112,7 @@ class Cache:
             layers,
             self.memory.select(rows) if self.memory is not None else None,
             self.previous[rows] if self.previous is not None else None,
+            self.context.select(rows) if self.context is not None else None,
         )
 
 
@@ -199,6 +202,11 @@ class GhostModel(nn.Module):
             top_k=config.memory_top_k,
         )
         self.copy = CopyHead(config.dim, config.memory_key_dim, ord(config.end_of_answer))
+        self.context_copy = None
+        if config.context_copy:
+            self.context_copy = ContextCopyHead(
+                config.dim, config.memory_key_dim, config.context_copy_window
+            )
         self.gradient_checkpointing = False
         self._init_weights()
         if config.tie_embeddings:
@@ -210,6 +218,7 @@ class GhostModel(nn.Module):
         # sizes), and A_log = log(1..N), the S4D-real spectrum A = -(1..N) per channel.
         for name, p in self.named_parameters():
             skip = ("conv1d", "dt_proj", "A_log", "copy.gate")  # keep their own initialisation
+            # (context_copy.gate ends with "copy.gate" too)
             if p.dim() < 2 or any(part in name for part in skip):
                 continue
             std = 0.02
@@ -271,10 +280,13 @@ class GhostModel(nn.Module):
         h = self.embed(input_ids)  # (B, L, D)
         caches = []
         last = len(self.layers) - 1
+        # The context copy head keys every position by its final hidden state, so the last
+        # feed-forward runs everywhere and `logits_at` only masks the logits.
+        pack_at = logits_at if self.context_copy is None else None
         for i, layer in enumerate(self.layers):
             initial = mamba_states[i] if mamba_states is not None else None
             previous = cache.layers[i] if cache is not None else None
-            at = logits_at if i == last else None
+            at = pack_at if i == last else None
             if use_cache:
                 h, layer_cache = layer(
                     h, memory, want_cache=True, mamba_state=initial, previous=previous, ffn_at=at
@@ -289,15 +301,21 @@ class GhostModel(nn.Module):
         recent = None
         if memory is not None or use_cache:
             recent = _recent_bytes(input_ids, cache.previous if cache is not None else None)
-        if logits_at is not None and memory is not None and memory.n_entries:
-            h = _unpack(h, logits_at)  # the copy head reads whole rows
-        logits = self._output(self.norm(h), memory, recent)
+        if pack_at is not None and memory is not None and memory.n_entries:
+            h = _unpack(h, pack_at)  # the copy head reads whole rows
+        h = self.norm(h)
+        logits = self._output(h, memory, recent)
+        context = None
+        if self.context_copy is not None:
+            logits, context = self.context_copy(
+                h, logits, input_ids, cache.context if cache is not None else None, use_cache
+            )
         if logits.dim() == 2:  # packed: (K, 256) at logits_at
             logits = _unpack(logits, logits_at)
-        elif logits_at is not None:  # the copy head's log-probabilities, over whole rows
+        elif logits_at is not None:  # log-probabilities of a copy head, over whole rows
             logits = logits.masked_fill(~logits_at[..., None], 0.0)
         loss = next_byte_loss(logits, labels) if labels is not None else None
-        cache = Cache(caches, memory, recent[:, -1, :-1]) if use_cache else None
+        cache = Cache(caches, memory, recent[:, -1, :-1], context) if use_cache else None
         return ModelOutput(loss, logits, cache)
 
     def prepare_memory(self, memory: MemoryBatch) -> MemoryBatch:
@@ -354,7 +372,13 @@ class GhostModel(nn.Module):
         recent = torch.cat([byte_ids[:, None], previous], -1)  # (B, MATCHES), latest first
         cache.previous = recent[:, :-1]
         recent = recent[:, None]  # (B, 1, MATCHES)
-        return self._output(self.norm(h).unsqueeze(1), cache.memory, recent).squeeze(1)
+        h = self.norm(h).unsqueeze(1)  # (B, 1, D)
+        logits = self._output(h, cache.memory, recent)
+        if self.context_copy is not None:
+            logits, cache.context = self.context_copy(
+                h, logits, byte_ids[:, None], cache.context, want_cache=True
+            )
+        return logits.squeeze(1)
 
     def generate(
         self,

@@ -38,6 +38,10 @@ def test_info_prints_the_parameter_count(capsys):
     assert main(["info", "--preset", "v5-fast"]) == 0
     out = capsys.readouterr().out
     assert "6,658,838" in out and "layer 3: mamba + sparse attention" in out
+    assert "context copy" not in out
+    assert main(["info", "--context-copy"]) == 0
+    out = capsys.readouterr().out
+    assert "6,691,871" in out and "context copy head" in out
 
 
 @pytest.mark.parametrize(

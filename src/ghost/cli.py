@@ -106,7 +106,7 @@ def cmd_info(args) -> int:
     from ghost.model.mamba import selective_scan
     from ghost.model.report import describe_model
 
-    model = GhostModel.from_preset(args.preset)
+    model = GhostModel.from_preset(args.preset, context_copy=args.context_copy)
     print(describe_model(model, args.seq_len))
     status = getattr(sys.modules[selective_scan.__module__], "kernel_status", None)
     print(f"scan: {status() if status else 'PyTorch reference'}")
@@ -381,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=256,
         help="context for the FLOPs count (default 256)",
+    )
+    p.add_argument(
+        "--context-copy", action="store_true", help="with the context copy head (ghost train's)"
     )
     p.set_defaults(func=cmd_info)
 

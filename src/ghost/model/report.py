@@ -25,6 +25,9 @@ def flops_per_byte(model, seq_len: int) -> dict[str, float]:
     dense += model.head.weight.numel()
     visible = min(seq_len, c.attention_window) + seq_len // c.attention_stride
     attention = 2 * 2 * c.dim * visible * len(c.attention_layers)  # scores + weighted values
+    if model.context_copy is not None:  # its projections, and scores over its window
+        dense += matmul_params(model.context_copy)
+        attention += 2 * c.memory_key_dim * min(seq_len, c.context_copy_window)
     return {"matmul": 2.0 * dense, "attention": float(attention), "total": 2.0 * dense + attention}
 
 
@@ -53,6 +56,8 @@ def describe_model(model, seq_len: int = 256) -> str:
         "memory encoder": sum(p.numel() for p in model.memory.parameters()),
         "memory copy head": sum(p.numel() for p in model.copy.parameters()),
     }
+    if model.context_copy is not None:
+        parts["context copy head"] = sum(p.numel() for p in model.context_copy.parameters())
     parts["norms"] = total - sum(parts.values())
     lines = [f"parameters: {total:,} ({total / 1e6:.2f}M)"]
     lines += [f"  {name:<24} {count:>10,}" for name, count in parts.items()]
@@ -69,6 +74,8 @@ def describe_model(model, seq_len: int = 256) -> str:
             "": "",
         }[kind]
         lines.append(f"  layer {i}: mamba{extra} + ffn")
+    if model.context_copy is not None:
+        lines.append(f"  output: + context copy head (the last {c.context_copy_window} bytes)")
     flops = flops_per_byte(model, seq_len)
     lines.append(
         f"FLOPs per byte (forward, context {seq_len}): {flops['total'] / 1e6:.2f}M "

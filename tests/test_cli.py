@@ -41,7 +41,7 @@ def test_info_prints_the_parameter_count(capsys):
     assert "context copy" not in out
     assert main(["info", "--context-copy"]) == 0
     out = capsys.readouterr().out
-    assert "6,691,871" in out and "context copy head" in out
+    assert "6,692,127" in out and "context copy head" in out
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import torch
 
 import ghost.model.context_copy as context_copy
 from ghost.model import GhostModel
-from ghost.model.context_copy import MATCHES, ContextCopyHead
+from ghost.model.context_copy import AHEAD, MATCHES, ContextCopyHead
 
 
 def reference(head: ContextCopyHead, h, logits, ids):
@@ -41,6 +41,9 @@ def reference(head: ContextCopyHead, h, logits, ids):
             z = float(head.gate(h[r, t])) + sum(
                 float(head.gate_match[n]) for n in range(MATCHES) if any_match[n]
             )
+            for a, j in zip(attention, pairs, strict=True):  # the state AHEAD bytes past j
+                if j + AHEAD <= t:
+                    z += float(a) * float(head.ahead @ h[r, j + AHEAD])
             g = 1 / (1 + math.exp(-z))
             out[r, t] = torch.log((1 - g) * vocab[t].exp() + g * copy + 1e-12 * g)
     return out
@@ -51,6 +54,7 @@ def copying_model(window: int = 8) -> GhostModel:
     model = GhostModel.from_preset("tiny", context_copy=True, context_copy_window=window).eval()
     model.context_copy.gate.bias.data.fill_(0.0)  # so that copying really mixes in
     model.context_copy.gate_match.data.normal_()
+    model.context_copy.ahead.data.normal_()
     return model
 
 

@@ -48,6 +48,7 @@ LATER_PARAMETERS = {
     "copy.stop_ahead": 0.0,
     "copy.asked_scale": 0.0,
     "*.extra.relevance": [0.0, 0.0, 30.0],  # every memory layer's: reads fully, as before
+    "context_copy.ahead": 0.0,  # (the context copy head's first form had no look-ahead)
 }
 
 

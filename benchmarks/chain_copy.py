@@ -20,7 +20,7 @@ Every arm trains `ghost train --data facts200 --reasoning chain --group-by-lengt
 - `practice`: `PRACTICE_SHARE` x batch rows added every step, each a 2- or 3-hop question
   about fictional entities drawn fresh for that step, written through its hops, with loss
   only on the hop questions (their answers cannot be known): the entity must be copied,
-  since no row repeats;
+  since no row repeats (the separators between hops and the end marker are scored too);
 - `copy-practice`: `practice` with the context copy head.
 
 The fictional names come from `ghost.data.fictional`'s training pool. Results (JSON and a
@@ -151,8 +151,11 @@ class ChainPractice(Recipe):
             answer = hop_answer.encode("utf-8")
             ids += [*asked, *answer]
             labels += [*asked, *[IGNORE] * len(answer)]
+        # The end marker is scored as each hop's separator is: how many hops a question takes
+        # is known from the question (before 2026-12-04 it was not scored, and these rows
+        # taught "another hop follows" after every answer).
         ids.append(self.template.marker)
-        labels.append(IGNORE)
+        labels.append(self.template.marker)
         return torch.tensor(ids), torch.tensor(labels)
 
     def on_batch(self, state, batch: Batch) -> Batch:

@@ -1,5 +1,6 @@
 """The chain-copy probe's data (benchmarks/chain_copy.py): its fictional chains are answerable
-through hops of its own one-hop records, and its practice rows score the hop questions only."""
+through hops of its own one-hop records, and its practice rows score the hop questions and
+the end marker, never the answers."""
 
 import sys
 from pathlib import Path
@@ -27,7 +28,7 @@ def test_every_fictional_chain_goes_through_the_worlds_own_hops():
     assert not held_out & {r["question"] for r in records}
 
 
-def test_practice_rows_score_the_hop_questions_only():
+def test_practice_rows_score_the_hop_questions_and_the_end_only():
     practice = chain_copy.ChainPractice()
     practice.template = QATemplate.from_config(GhostConfig.from_preset("tiny"))
     hops = [
@@ -37,6 +38,6 @@ def test_practice_rows_score_the_hop_questions_only():
     ids, labels = practice.row("What is the capital of the country where the Brelo Gate is?", hops)
     scored = bytes(int(b) for b in ids[labels != IGNORE]).decode("utf-8")
     asked = "".join(STEP + practice.template.prompt(q).decode("utf-8") for q, _ in hops)
-    assert scored == asked
+    assert scored == asked + chr(practice.template.marker)  # the answers: never
     assert bytes(ids.tolist()).endswith(b"Quessaro" + bytes([practice.template.marker]))
     assert torch.equal(ids[labels != IGNORE], labels[labels != IGNORE])

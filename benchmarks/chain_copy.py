@@ -53,7 +53,7 @@ from ghost.train.loop import train
 CONTINENTS = ["Europe", "Asia", "Africa", "North America", "South America", "Oceania"]
 WORLD_COUNTRIES = 40
 PRACTICE_SHARE = 0.25
-SPLITS = ("novel", "test_hard", "paraphrase")
+SPLITS = ("novel", "test_hard", "paraphrase", "train", "test_10q")
 
 
 def fictional_country(names: _Names, rng: random.Random) -> dict[str, str]:
@@ -240,14 +240,13 @@ def main() -> None:
         "",
         f"Machine: {json.dumps(results['machine'])}",
         "",
-        "| arm | novel % | test_hard % | paraphrase % | training s |",
-        "| --- | --- | --- | --- | --- |",
+        "| arm | novel % | test_hard % | paraphrase % | train % | test_10q % | training s |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
+    pct = lambda r, split: f"{100 * r[split]:.1f}" if split in r else "-"  # noqa: E731
     for r in results["arms"]:
-        lines.append(
-            f"| {r['arm']} | {100 * r['novel']:.1f} | {100 * r['test_hard']:.1f} | "
-            f"{100 * r['paraphrase']:.1f} | {r['train_seconds']} |"
-        )
+        scores = " | ".join(pct(r, split) for split in SPLITS)
+        lines.append(f"| {r['arm']} | {scores} | {r['train_seconds']} |")
     path.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 

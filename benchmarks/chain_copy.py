@@ -39,81 +39,25 @@ import torch
 
 from ghost.bench.machine import machine_record
 from ghost.config import GhostConfig
-from ghost.data.batches import IGNORE, Batch, pad_rows
 from ghost.data.builtin import load_builtin
-from ghost.data.fictional import _Names
+from ghost.data.fictional import FictionalNames
+from ghost.data.fictional_chains import fictional_country, multi_hop, one_hop
 from ghost.data.records import Dataset, load_data
-from ghost.data.template import STEP, QATemplate
 from ghost.eval.metrics import evaluate_qa
 from ghost.launcher import ensure_fast_allocator
 from ghost.model.ghost import GhostModel
-from ghost.train.hooks import Recipe
 from ghost.train.loop import train
+from ghost.train.recipes.chain_practice import ChainPractice
 
-CONTINENTS = ["Europe", "Asia", "Africa", "North America", "South America", "Oceania"]
 WORLD_COUNTRIES = 40
 PRACTICE_SHARE = 0.25
 SPLITS = ("novel", "test_hard", "paraphrase", "train", "test_10q")
 
 
-def fictional_country(names: _Names, rng: random.Random) -> dict[str, str]:
-    """One fictional country and what facts200's relations say about it."""
-    return {
-        "country": names.word("country"),
-        "capital": names.word("city"),
-        "currency": names.word("currency").lower(),
-        "landmark": names.landmark(),
-        "river": names.word("river"),
-        "continent": rng.choice(CONTINENTS),
-        "author": names.person(),
-        "book": names.book(),
-    }
-
-
-def one_hop(c: dict[str, str]) -> dict[str, tuple[str, str]]:
-    """The one-hop questions (in facts200's training wording) and their answers."""
-    return {
-        "capital": (f"What is the capital of {c['country']}?", c["capital"]),
-        "continent": (f"On which continent is {c['country']}?", c["continent"]),
-        "currency": (f"What is the currency of {c['country']}?", c["currency"]),
-        "country of capital": (f"{c['capital']} is the capital of which country?", c["country"]),
-        "river": (f"On which river does {c['capital']} stand?", c["river"]),
-        "country of landmark": (f"In which country is the {c['landmark']}?", c["country"]),
-        "country of currency": (
-            f"Which country uses the {c['currency']} as its currency?",
-            c["country"],
-        ),
-        "author": (f"Who wrote {c['book']}?", c["author"]),
-        "birthplace": (f"In which city was {c['author']} born?", c["capital"]),
-    }
-
-
-def multi_hop(c: dict[str, str]) -> list[tuple[str, list[str]]]:
-    """(question, the one-hop relations it chains), in facts200's training multi-hop wording."""
-    where, whose = f"the country where the {c['landmark']} is", f"the {c['currency']}"
-    return [
-        (f"What is the capital of {where}?", ["country of landmark", "capital"]),
-        (f"On which continent is {where}?", ["country of landmark", "continent"]),
-        (f"What is the currency of {where}?", ["country of landmark", "currency"]),
-        (f"On which river is the capital of {where}?", ["country of landmark", "capital", "river"]),
-        (f"What is the capital of the country whose currency is {whose}?",
-         ["country of currency", "capital"]),
-        (f"On which river is the capital of the country whose currency is {whose}?",
-         ["country of currency", "capital", "river"]),
-        (f"What is the currency of the country whose capital is {c['capital']}?",
-         ["country of capital", "currency"]),
-        (f"On which continent is the country whose capital is {c['capital']}?",
-         ["country of capital", "continent"]),
-        (f"In which city was the author of {c['book']} born?", ["author", "birthplace"]),
-        (f"On which river is the city where the author of {c['book']} was born?",
-         ["author", "birthplace", "river"]),
-    ]  # fmt: skip
-
-
 def world_records(n: int, seed: int) -> list[dict]:
     """One-hop records and chained multi-hop records about `n` fictional countries."""
     rng = random.Random(f"chain-world-{n}-{seed}")
-    names = _Names(rng, "train")
+    names = FictionalNames(rng, "train")
     records = []
     for _ in range(n):
         c = fictional_country(names, rng)
@@ -129,48 +73,6 @@ def world_records(n: int, seed: int) -> list[dict]:
                 }
             )
     return records
-
-
-class ChainPractice(Recipe):
-    """Adds `share` x batch rows a step: a multi-hop question about fictional entities drawn
-    for that step, answered through its hops, scored on the hop questions only."""
-
-    name = "chain-practice"
-
-    def __init__(self, share: float = PRACTICE_SHARE, seed: int = 0):
-        self.share, self.seed = share, seed
-
-    def on_train_begin(self, state) -> None:
-        self.template = QATemplate.from_config(state.model.config)
-
-    def row(self, question: str, hops: list[tuple[str, str]]) -> tuple[torch.Tensor, torch.Tensor]:
-        prompt = self.template.prompt(question)
-        ids, labels = list(prompt), [IGNORE] * len(prompt)
-        for hop_question, hop_answer in hops:
-            asked = (STEP + self.template.prompt(hop_question).decode("utf-8")).encode("utf-8")
-            answer = hop_answer.encode("utf-8")
-            ids += [*asked, *answer]
-            labels += [*asked, *[IGNORE] * len(answer)]
-        # The end marker is scored as each hop's separator is: how many hops a question takes
-        # is known from the question (before 2026-12-04 it was not scored, and these rows
-        # taught "another hop follows" after every answer).
-        ids.append(self.template.marker)
-        labels.append(self.template.marker)
-        return torch.tensor(ids), torch.tensor(labels)
-
-    def on_batch(self, state, batch: Batch) -> Batch:
-        rng = random.Random(f"chain-practice-{self.seed}-{state.step}")
-        names = _Names(rng, "train")
-        rows = [(batch.input_ids[i], batch.labels[i]) for i in range(len(batch.indices))]
-        added = round(self.share * len(batch.indices))
-        for _ in range(added):
-            c = fictional_country(names, rng)
-            hops = one_hop(c)
-            question, chain = rng.choice(multi_hop(c))
-            rows.append(self.row(question, [hops[r] for r in chain]))
-        input_ids, labels = pad_rows(rows)
-        indices = torch.cat([batch.indices, torch.full((added,), -1, dtype=torch.long)])
-        return Batch(input_ids, labels, indices)
 
 
 def run_arm(arm: str, args, out: Path) -> dict:
@@ -189,12 +91,12 @@ def run_arm(arm: str, args, out: Path) -> dict:
     if arm.startswith("copy"):
         model_config = GhostConfig.from_preset(args.preset, context_copy=True)
     if arm == "copy-practice":
-        recipes = [ChainPractice(seed=args.seed)]
+        recipes = [ChainPractice(share=PRACTICE_SHARE)]
     elif arm == "world":
         records = load_builtin("facts200:train") + world_records(WORLD_COUNTRIES, args.seed)
         dataset = Dataset("facts200+world", "qa", records)
     elif arm == "practice":
-        recipes = [ChainPractice(seed=args.seed)]
+        recipes = [ChainPractice(share=PRACTICE_SHARE)]
     elif arm not in ("base", "copy"):
         raise SystemExit(f"unknown arm {arm!r}: base, copy, world, practice or copy-practice")
     start = time.perf_counter()

@@ -151,7 +151,7 @@ def _reserved() -> frozenset[str]:
     return frozenset(words)
 
 
-class _Names:
+class FictionalNames:
     """Draws unused names of one pool."""
 
     def __init__(self, rng: random.Random, pool: str):
@@ -196,7 +196,7 @@ class _Names:
         return self._draw(lambda: f"{self.word('city')} {self.rng.choice(LANDMARKS)}")
 
 
-def _entity_and_value(relation: str, names: _Names, rng: random.Random) -> tuple[str, str]:
+def _entity_and_value(relation: str, names: FictionalNames, rng: random.Random) -> tuple[str, str]:
     if relation == "capital":
         return names.word("country"), names.word("city")
     if relation == "currency":
@@ -227,7 +227,7 @@ def fictional_facts(
     if pool not in ("train", "bench") or templates not in ("train", "heldout", "all"):
         raise ValueError(f"pool {pool!r} / templates {templates!r}")
     rng = random.Random(f"fictional-{seed}-{pool}-{templates}")
-    names = _Names(rng, pool)
+    names = FictionalNames(rng, pool)
     choices = [
         (relation, kind, wording)
         for relation, (trained, heldout) in RELATIONS.items()

@@ -63,9 +63,14 @@ class QATemplate:
         steps."""
         return chain_hops(records) if self.steps else {}
 
+    def stepped_parts(self, hops: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+        """Each hop (question, answer) as written in a stepped answer: (the separator and the
+        hop's prompt, the hop's answer)."""
+        return [(STEP.encode("ascii") + self.prompt(q), a.encode("utf-8")) for q, a in hops]
+
     def stepped_answer(self, hops: list[tuple[str, str]]) -> str:
         """The answer of a multi-hop question given through its hops (question, answer)."""
-        return "".join(STEP + self.prompt(q).decode("utf-8") + a for q, a in hops)
+        return b"".join(a + b for a, b in self.stepped_parts(hops)).decode("utf-8")
 
     def render(self, record: dict, hops: list[tuple[str, str]] | None = None) -> tuple[bytes, int]:
         """The bytes of a whole record and the index where its answer starts; with `hops`,

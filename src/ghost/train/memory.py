@@ -232,19 +232,25 @@ class MemoryTraining(Recipe):
         self._distractor_rows = []
         asked, owns, excluded = [], [], []  # per row: question, facts it reads, facts it may not
         for i, index in enumerate(batch.indices.tolist()):
-            record = self.records[index]
-            facts = list(record.get("facts") or [])
-            if rng.random() < self.no_memory:  # its bank: distractors only, or nothing
-                own, shut = (None if rng.random() < 0.5 else []), set(facts)
+            if index < 0:  # a row another recipe added: no record, so no bank of its own
+                own, shut = None, set()
+                question = (
+                    bytes(batch.input_ids[i].tolist()).rstrip(b"\0").decode("utf-8", "replace")
+                )
             else:
-                own, shut = facts, set()
+                record = self.records[index]
+                facts, question = list(record.get("facts") or []), record["question"]
+                if rng.random() < self.no_memory:  # its bank: distractors only, or nothing
+                    own, shut = (None if rng.random() < 0.5 else []), set(facts)
+                else:
+                    own, shut = facts, set()
             if own is None and self._frozen:
                 continue  # a row without a bank teaches nothing while the weights are frozen
             if own == []:  # (its record's facts, if any, are shut out of its bank)
                 self._distractor_rows.append(len(rows))
             rows.append((batch.input_ids[i], batch.labels[i]))
             kept.append(i)
-            asked.append(record["question"])
+            asked.append(question)
             owns.append(own)
             excluded.append(shut)
         n, size = len(rows), len(batch.indices)  # (the added rows' shares are of the batch)

@@ -38,6 +38,11 @@ REGISTRY: dict[str, tuple[str, str, str]] = {
         "recompute activations in the backward pass: less memory, more time",
     ),
     "fim": ("fim", "FillInTheMiddle", "text data: train fill-in-the-middle rearrangements"),
+    "chain-practice": (
+        "chain_practice",
+        "ChainPractice",
+        "--reasoning chain: add fresh fictional multi-hop rows, scored on their hop questions",
+    ),
     "ewc": (
         "ewc",
         "ElasticWeightConsolidation",

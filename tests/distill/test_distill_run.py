@@ -104,3 +104,18 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert not out.exists()
     assert main(["distill", "--operators", "reword,magic", "--out", str(out)]) == 2
     assert "magic" in capsys.readouterr().err
+    assert main(["distill", "--recipe", "sorcery", "--out", str(out)]) == 2
+    assert "sorcery" in capsys.readouterr().err and not out.exists()
+
+
+def test_every_training_takes_the_model_and_recipes_asked_for(tmp_path):
+    out = tmp_path / "run"
+    flags = ["distill", "--data", "facts200:seed10", "--rounds", "1", "--preset", "tiny",
+             "--steps", "4", "--batch-size", "8", "--seq-len", "96", "--budget", "20",
+             "--reasoning", "chain", "--context-copy", "--recipe", "chain-practice:share=0.5",
+             "--threads", "1", "--quiet", "--out", str(out)]  # fmt: skip
+    assert main(flags) == 0
+    for run in (out / "seed-0/round-0/model", out / "model"):
+        config = json.loads((run / "config.json").read_text())
+        assert config["model"]["context_copy"] is True
+        assert config["train"]["recipes"] == {"chain-practice": {"share": 0.5}}

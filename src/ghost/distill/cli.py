@@ -33,6 +33,7 @@ SETTINGS = {
     "reasoning": "reasoning",
     "group_by_length": "group_by_length",
     "context_copy": "context_copy",
+    "recipe": "recipes",
     "heldout": "heldout",
     "init_from": "init_from",
     "batch_size": "batch_size",
@@ -134,6 +135,11 @@ def add_distill_command(sub) -> None:
         default=None,
         help="every training batches records of similar length together (ghost train "
         f"--group-by-length) (default {'on' if d['group_by_length'] else 'off'})",
+    )
+    p.add_argument(
+        "--recipe",
+        help="training recipes of every training, as ghost train --recipe takes them "
+        "(default: none)",
     )
     p.add_argument(
         "--context-copy",

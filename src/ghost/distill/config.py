@@ -72,6 +72,8 @@ class DistillConfig:
     """'chain': every training answers multi-hop pairs through their hops (TrainConfig)."""
     group_by_length: bool = False
     """Every training batches records of similar length together (TrainConfig)."""
+    recipes: dict = field(default_factory=dict)
+    """Training recipes of every training (`ghost train --recipe`), e.g. chain-practice."""
     context_copy: bool = False
     """Every model gets the context copy head (GhostConfig.context_copy): it can copy a span
     of the question, such as a hop's entity, byte for byte."""
@@ -85,6 +87,11 @@ class DistillConfig:
     precision: str = "auto"
 
     def __post_init__(self):
+        from ghost.config import parse_recipes
+        from ghost.train.recipes import build_recipes
+
+        self.recipes = parse_recipes(self.recipes)
+        build_recipes(self.recipes)  # an unknown recipe or option: exit 2 before any training
         self.operators = _names(self.operators, "operator", OPERATORS)
         if not self.operators:
             raise GhostInputError("--operators: give at least one operator")

@@ -237,6 +237,7 @@ class _Runner:
                 else max(20, -(-len(records) // c.batch_size)),
                 save_every=SAVE_EVERY,
                 augment=c.augment,
+                recipes=c.recipes,
                 reasoning=c.reasoning,
                 group_by_length=c.group_by_length,
                 memory_training="off",  # teachers and students answer from their weights

@@ -6,7 +6,8 @@ probe of the step that fails, copying the question's entity into the first hop.
 
 Every arm trains `ghost train --data facts200 --reasoning chain --group-by-length --seq-len
 320 --memory-training off` (plus what the arm adds) and scores `facts200:novel`,
-`test_hard` and `paraphrase` (held out: only scored, nothing here is chosen on them):
+`test_hard` and `paraphrase` (held out: only scored, nothing here is chosen on them), and
+`train` and `test_10q`:
 
 - `base`: as above;
 - `copy`: the same with the context copy head (`GhostConfig.context_copy`, a pointer over
@@ -17,11 +18,14 @@ Every arm trains `ghost train --data facts200 --reasoning chain --group-by-lengt
   landmark, river and an author born in its capital; their one-hop questions and the 2- and
   3-hop questions facts200's training split asks, with their chains): ten times the chains,
   about entities no held-out question names;
-- `practice`: `PRACTICE_SHARE` x batch rows added every step, each a 2- or 3-hop question
-  about fictional entities drawn fresh for that step, written through its hops, with loss
-  only on the hop questions (their answers cannot be known): the entity must be copied,
-  since no row repeats (the separators between hops and the end marker are scored too);
-- `copy-practice`: `practice` with the context copy head.
+- `practice`: the `chain-practice` recipe (`ghost.train.recipes.chain_practice`):
+  `PRACTICE_SHARE` x batch rows added every step, each a 2- or 3-hop question about
+  fictional entities drawn fresh for that step, written through its hops, with loss only on
+  the hop questions, the separators and the end (the answers cannot be known): the entity
+  must be copied, since no row repeats. (Until 2026-12-04 the end was not scored, and these
+  rows taught "another hop follows" after every answer: results before then had that.)
+- `copy-practice`: `practice` with the context copy head, as `ghost train --reasoning chain
+  --context-copy --recipe chain-practice` trains.
 
 The fictional names come from `ghost.data.fictional`'s training pool. Results (JSON and a
 table, with the machine) go to `--results`.

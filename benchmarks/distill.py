@@ -79,7 +79,7 @@ def _nearest(out: Path, setting: str) -> str:
     import statistics
 
     from ghost.data.builtin import load_builtin
-    from ghost.distill.filters import normalize, rouge_l
+    from ghost.distill.similarity import normalize, rouge_l
 
     lines = [
         "",

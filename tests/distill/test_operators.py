@@ -52,7 +52,7 @@ FACT_RECORDS = [r for r in TRAIN if r["kind"] == "fact"]
 MULTIHOP = [r for r in TRAIN if r["kind"] in ("2hop", "3hop")]
 SEED10 = _with_ids(_read(DATA / "facts200" / "seed10.jsonl"))
 
-# Word-level ROUGE-L as filters.rouge_l computes it (words keep inner apostrophes; symbols
+# Word-level ROUGE-L as similarity.rouge_l computes it (words keep inner apostrophes; symbols
 # such as "-" and "=" are tokens; sentence punctuation is dropped).
 _TOKEN = re.compile(r"\w+(?:['\u2019]\w+)*|[^\w\s.,?!;:\"'\u2019()\[\]{}]")
 

@@ -11,8 +11,8 @@ import torch
 from tiny_runs import CAPITALS, assert_resumes_exactly, tiny_config
 
 from ghost.data.fictional import RELATIONS, fictional_facts, reword, reworded_templates
-from ghost.distill.filters import rouge_l
 from ghost.distill.shapes import fill
+from ghost.distill.similarity import rouge_l
 from ghost.errors import GhostInputError
 from ghost.model.memory_text import LexicalIndex
 from ghost.train import loop

@@ -272,9 +272,9 @@ def reworded_templates(relation: str, which: str = "training") -> tuple[str, ...
     shapes for facts200, minus any within ROUGE-L 0.7 of the wording the memory benchmark
     holds out for the relation (compared with one placeholder entity), so that asking in
     them never teaches the benchmark's unseen wording."""
-    from ghost.distill.filters import rouge_l
     from ghost.distill.operators import templates
     from ghost.distill.shapes import fill
+    from ghost.distill.similarity import rouge_l
 
     if relation not in DISTILL_RELATION:
         return ()

@@ -388,7 +388,7 @@ _TOKEN = re.compile(r"\w+(?:['\u2019]\w+)*|[^\w\s.,?!;:\"'\u2019()\[\]{}]")
 
 
 def _normalize(text: str) -> str:
-    """Lower case, sentence punctuation dropped (as filters.normalize): "the same question"."""
+    """Lower case, sentence punctuation dropped (as similarity.normalize): "the same question"."""
     return " ".join(_TOKEN.findall(text.lower()))
 
 

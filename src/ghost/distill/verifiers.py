@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 
-from ghost.distill.filters import normalize
+from ghost.distill.similarity import normalize
 
 #
 # A verifier is `(question, answer) -> (verdict, reason)`: True (checked, right), False

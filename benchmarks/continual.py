@@ -61,37 +61,49 @@ import time
 from pathlib import Path
 
 TASKS = ["facts200", "bash100", "math1k"]
-STRATEGIES = ["naive", "ewc", "online-ewc", "replay", "joint", "memory", "memory-ewc"]
+# The strategies the issue's targets name; `--strategies` adds memory, memory-ewc (or a
+# later `--resume` with them: the trainings they share are reused).
+STRATEGIES = ["naive", "ewc", "online-ewc", "replay", "joint"]
 SEEDS = 3
-STEPS_PER_TASK = 60
+STEPS_PER_TASK = 200
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def command(out: str, preset: str, steps: int, threads: int, resume: bool) -> list[str]:
-    args = ["ghost", "continual", "--tasks", ",".join(TASKS), "--strategy", ",".join(STRATEGIES),
+def command(
+    out: str, preset: str, steps: int, threads: int, resume: bool, strategies: list[str]
+) -> list[str]:
+    args = ["ghost", "continual", "--tasks", ",".join(TASKS), "--strategy", ",".join(strategies),
             "--seeds", str(SEEDS), "--preset", preset, "--steps-per-task", str(steps),
             "--threads", str(threads), "--out", out]  # fmt: skip
     return args + (["--resume"] if resume else [])
 
 
 def run(args) -> None:
-    argv = command(args.out, args.preset, args.steps_per_task, args.threads, args.resume)
+    strategies = args.strategies.split(",")
+    argv = command(
+        args.out, args.preset, args.steps_per_task, args.threads, args.resume, strategies
+    )
     print("$ " + shlex.join(argv), flush=True)
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "ghost", *argv[1:]], check=False)
     print(f"wall time of this invocation: {(time.monotonic() - started) / 60:.1f} min")
-    out = Path(args.out)
-    if done.returncode != 0 or not (out / "results.json").is_file():
+    if done.returncode != 0 or not (Path(args.out) / "results.json").is_file():
         raise SystemExit(f"ghost continual exited with {done.returncode}")
+    publish(Path(args.out), args.name)
+
+
+def publish(out: Path, name: str) -> None:
+    """Copy a finished run's results.json, report.md and plots to benchmarks/results/NAME.*"""
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "continual.json").write_text(json.dumps(results, indent=1) + "\n")
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=1) + "\n")
     report = (out / "report.md").read_text(encoding="utf-8")
     for png in out.glob("*.png"):
-        shutil.copyfile(png, RESULTS / f"continual-{png.name}")
-        report = report.replace(f"]({png.name})", f"](continual-{png.name})")
-    (RESULTS / "continual.md").write_text(report, encoding="utf-8")
-    print(f"results: {RESULTS / 'continual.md'}" + ("" if results["complete"] else " (partial)"))
+        shutil.copyfile(png, RESULTS / f"{name}-{png.name}")
+        report = report.replace(f"]({png.name})", f"]({name}-{png.name})")
+    (RESULTS / f"{name}.md").write_text(report, encoding="utf-8")
+    done = "" if results["complete"] else " (partial)"
+    print(f"results: {RESULTS / name}.md{done}")
 
 
 # --- --estimate ---------------------------------------------------------------------------
@@ -191,12 +203,27 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--preset", default="v5-fast", help="model preset (the issue's: v5-fast)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    parser.add_argument(
+        "--strategies", default=",".join(STRATEGIES), help="comma-separated (default: the five)"
+    )
+    parser.add_argument(
+        "--name",
+        default="continual",
+        help="results file name under benchmarks/results/ (default continual)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue a stopped run")
     parser.add_argument("--estimate", action="store_true", help="time this host, predict")
+    parser.add_argument(
+        "--publish-only",
+        action="store_true",
+        help="copy the finished run in --out to benchmarks/results/NAME.* without running",
+    )
     parser.add_argument("--estimate-steps", type=int, default=5, help="steps timed per dataset")
     parser.add_argument("--budget-minutes", type=float, default=150.0)
     args = parser.parse_args(argv)
-    if args.estimate:
+    if args.publish_only:
+        publish(Path(args.out), args.name)
+    elif args.estimate:
         ensure_fast_allocator()  # as the `ghost` command runs
         estimate(args)
     else:

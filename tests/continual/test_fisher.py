@@ -97,6 +97,20 @@ def test_model_sampled_targets_are_seeded_and_differ_from_the_data(model, record
     assert not torch.allclose(first["embed.weight"], empirical["embed.weight"])
 
 
+def test_several_draws_average_the_one_draw_estimates_they_are_made_of(model, records):
+    """draws=K: answer d of record n is sampled with seed + n + d * N, so the estimate is the
+    mean of K one-draw estimates at seeds seed, seed + N, ...; the first is the one-draw one."""
+    n, draws = len(records), 3
+    several = estimate_fisher(model, records, targets="model", seed=5, draws=draws)
+    singles = [estimate_fisher(model, records, targets="model", seed=5 + d * n) for d in range(3)]
+    for name, f in several.items():
+        torch.testing.assert_close(f, sum(s[name] for s in singles) / draws, rtol=1e-5, atol=0.0)
+    with pytest.raises(GhostInputError, match="model targets"):
+        estimate_fisher(model, records, targets="empirical", draws=2)
+    with pytest.raises(GhostInputError, match="positive integer"):
+        estimate_fisher(model, records, targets="model", draws=0)
+
+
 def test_the_file_holds_fisher_anchor_and_how_it_was_made(model, records, tmp_path):
     fisher = estimate_fisher(model, records, targets="empirical")
     path = tmp_path / "fisher.safetensors"

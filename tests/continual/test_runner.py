@@ -74,6 +74,11 @@ def test_resume_between_tasks_gives_the_same_matrices_as_a_straight_run(two_task
         (["--tasks", "facts200,bash100", "--heldout", "-"], "--heldout: give one per task"),
         (["--tasks", "facts200,code50:test"], "holds text records"),
         (["--out", "x"], "--tasks is required"),
+        (
+            ["--tasks", "facts200,bash100", "--fisher-draws", "2", "--fisher-targets", "empirical"],
+            "--fisher-draws above 1 needs --fisher-targets model",
+        ),
+        (["--tasks", "facts200,bash100", "--fisher-draws", "0"], "--fisher-draws"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2_with_nothing_written(flags, needle, tmp_path, capsys):

@@ -29,6 +29,7 @@ SETTINGS = {
     "fisher_samples": "fisher_samples",
     "fisher_targets": "fisher_targets",
     "fisher_temperature": "fisher_temperature",
+    "fisher_draws": "fisher_draws",
     "ewc_update": "ewc_update",
     "eval_size": "eval_size",
     "preset": "preset",
@@ -126,6 +127,12 @@ def add_continual_command(sub) -> None:
         type=_float,
         help="the Fisher of the model's distribution softened by this temperature, answers "
         f"sampled from it (default {d['fisher_temperature']:g})",
+    )
+    p.add_argument(
+        "--fisher-draws",
+        type=_positive_int,
+        help="answers sampled per record for the Fisher (model targets; default "
+        f"{d['fisher_draws']}): more draws, less variance, one backward pass each",
     )
     p.add_argument(
         "--eval-size",

@@ -116,6 +116,8 @@ class ContinualConfig:
     ewc_update: str = "gradient"
     """How the penalty acts: 'gradient' (added to the loss) or 'proximal' (an exact proximal
     step after each optimiser step; the `ewc` recipe's `update`)."""
+    fisher_draws: int = 1
+    """Answers sampled per record for the Fisher (model targets): more lowers its variance."""
     fisher_temperature: float = 1.0
     """The Fisher of the model's distribution softened by this temperature (answers sampled
     from it): above 1, a memorised task's Fisher is no longer near zero everywhere."""
@@ -154,6 +156,7 @@ class ContinualConfig:
             "steps_per_task",
             "replay_size",
             "fisher_samples",
+            "fisher_draws",
             "eval_size",
             "batch_size",
             "seq_len",
@@ -177,6 +180,8 @@ class ContinualConfig:
                 f"--fisher-targets must be one of {', '.join(FISHER_TARGETS)}, "
                 f"got {self.fisher_targets!r}"
             )
+        if self.fisher_draws > 1 and self.fisher_targets != "model":
+            raise GhostInputError("--fisher-draws above 1 needs --fisher-targets model")
         if self.ewc_update not in EWC_UPDATES:
             raise GhostInputError(
                 f"--ewc-update must be one of {', '.join(EWC_UPDATES)}, got {self.ewc_update!r}"

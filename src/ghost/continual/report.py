@@ -131,6 +131,7 @@ def results_document(runner, cfg, tasks, command, threads, stopped, wall) -> dic
         "fisher": {
             "samples": cfg.fisher_samples,
             "targets": cfg.fisher_targets,
+            "draws": cfg.fisher_draws,
             "estimator": ESTIMATOR,
         },
         "runs": collected["runs"],
@@ -212,12 +213,14 @@ def _settings_text(results: dict) -> str:
         f"held-out {t['heldout'] or 'none'} ({t['heldout_records']})"
         for t in results["tasks"]
     )
+    draws = cfg.get("fisher_draws", 1)  # (results written before the option: 1)
+    draws_text = f", {draws} draws a record" if draws > 1 else ""
     return (
         f"Preset {cfg['preset']}, {cfg['steps_per_task']} steps per task, batch "
         f"{cfg['batch_size']}, lr {cfg['lr']:g}, seeds 0-{cfg['seeds'] - 1}. Lambda {lam_text}; "
         f"online EWC gamma {cfg['online_gamma']:g}; replay buffer {cfg['replay_size']} records; "
         f"Fisher from up to {cfg['fisher_samples']} records per task ({cfg['fisher_targets']} "
-        f"targets). Samples per task: {samples}."
+        f"targets{draws_text}). Samples per task: {samples}."
     )
 
 

@@ -308,6 +308,7 @@ class _Runner:
             self.cfg.fisher_targets,
             seed=hash_seeds(seed, node.task),
             temperature=self.cfg.fisher_temperature,
+            draws=self.cfg.fisher_draws,
         )
         seconds = time.monotonic() - started
         save_fisher(
@@ -320,6 +321,7 @@ class _Runner:
                 "of_records": len(task.train),
                 "targets": self.cfg.fisher_targets,
                 "temperature": self.cfg.fisher_temperature,
+                "draws": self.cfg.fisher_draws,
                 "seed": seed,
                 "node": node.key,
                 "seconds": seconds,

@@ -89,7 +89,12 @@ def _sampled_row(model, template: QATemplate, record: dict, seed: int, temperatu
 
 
 def estimate_fisher(
-    model, records: list[dict], targets: str = "empirical", seed: int = 0, temperature: float = 1.0
+    model,
+    records: list[dict],
+    targets: str = "empirical",
+    seed: int = 0,
+    temperature: float = 1.0,
+    draws: int = 1,
 ) -> dict[str, torch.Tensor]:
     """{parameter name: F} for every trainable parameter: the mean over `records` (Q&A) of
     the squared gradient of each record's log-likelihood, one backward pass per record.
@@ -98,7 +103,11 @@ def estimate_fisher(
     model per record, seeded by `seed` + the record's position). `temperature` T > 1 is the
     Fisher of the softened model softmax(logits / T), answers sampled from it: a memorised
     task's probabilities are near 1 and its Fisher near 0 everywhere, the softened one says
-    which weights its margins depend on (as distillation's temperature does)."""
+    which weights its margins depend on (as distillation's temperature does). `draws` > 1
+    (model targets only) samples that many answers per record, each its own backward pass,
+    and averages over all of them: the same expectation with less variance. A memorised task
+    samples its own answer almost every time, whose gradient is ~0, so with one draw the few
+    records that happened to sample something else make up most of the estimate."""
     if targets not in TARGETS:
         raise GhostInputError(
             f"Fisher targets must be one of {', '.join(TARGETS)}, got {targets!r}"
@@ -107,6 +116,10 @@ def estimate_fisher(
         raise GhostInputError(f"the Fisher temperature must be positive, got {temperature}")
     if not records:
         raise GhostInputError("the Fisher needs at least one record")
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise GhostInputError(f"Fisher draws must be a positive integer, got {draws!r}")
+    if draws > 1 and targets != "model":
+        raise GhostInputError("more than one Fisher draw per record needs model targets")
     template = QATemplate.from_config(model.config)
     params = {name: p for name, p in model.named_parameters() if p.requires_grad}
     fisher = {name: torch.zeros_like(p, dtype=torch.float32) for name, p in params.items()}
@@ -114,18 +127,20 @@ def estimate_fisher(
     model.eval()  # no dropout in Ghost; eval mode is the same maths, said explicitly
     hops = template.hops(records)  # as the model was trained
     for n, record in enumerate(records):
-        if targets == "empirical":
-            ids, labels = qa_row(template, record, hops=hops.get(n))
-        else:
-            ids, labels = _sampled_row(model, template, record, seed + n, temperature)
-        logits = model(ids[None]).logits / temperature  # (1, L, 256)
-        log_likelihood = -next_byte_loss(logits, labels[None], "sum")
-        grads = torch.autograd.grad(log_likelihood, list(params.values()), allow_unused=True)
-        for name, grad in zip(params, grads, strict=True):
-            if grad is not None:  # unused: a part this record does not reach (the memory)
-                fisher[name] += grad.float() ** 2
+        for d in range(draws):  # draw d of record n: seed + n + d * N (draw 0 as with one)
+            if targets == "empirical":
+                ids, labels = qa_row(template, record, hops=hops.get(n))
+            else:
+                draw_seed = seed + n + d * len(records)
+                ids, labels = _sampled_row(model, template, record, draw_seed, temperature)
+            logits = model(ids[None]).logits / temperature  # (1, L, 256)
+            log_likelihood = -next_byte_loss(logits, labels[None], "sum")
+            grads = torch.autograd.grad(log_likelihood, list(params.values()), allow_unused=True)
+            for name, grad in zip(params, grads, strict=True):
+                if grad is not None:  # unused: a part this record does not reach (the memory)
+                    fisher[name] += grad.float() ** 2
     model.train(was_training)
-    return {name: f / len(records) for name, f in fisher.items()}
+    return {name: f / (len(records) * draws) for name, f in fisher.items()}
 
 
 def save_fisher(path: Path, model, fisher: dict[str, torch.Tensor], metadata: dict) -> None:

@@ -12,11 +12,12 @@ log p(y_n | x_n) is the record's log-likelihood: the sum of the log-probabilitie
 target bytes (the answer and the end-of-answer marker, the bytes training scores), given the
 question. y_n is the record's own answer (`targets="empirical"`, the empirical Fisher) or an
 answer the model samples for the question at temperature 1 (`targets="model"`, one draw per
-record: a Monte Carlo estimate of the true Fisher, whose expectation is over the model's own
-predictions). Every record gets its own forward and backward pass (a batch of one), so F is
-the mean of squared per-record gradients. Squaring a minibatch's mean gradient instead, a
-known mistake, gives the square of an average: for B records with independent gradients
-about 1/B of the Fisher, and mostly the mean gradient's direction, which is ~0 at a minimum.
+record, or `draws` of them averaged: a Monte Carlo estimate of the true Fisher, whose
+expectation is over the model's own predictions). Every record gets its own forward and
+backward pass (a batch of one), so F is the mean of squared per-record gradients. Squaring a
+minibatch's mean gradient instead, a known mistake, gives the square of an average: for B
+records with independent gradients about 1/B of the Fisher, and mostly the mean gradient's
+direction, which is ~0 at a minimum.
 
 Online EWC (Schwarz et al. 2018, "Progress & Compress") keeps one running Fisher instead of
 one term per task, decayed by gamma, and anchors at the latest weights only:

@@ -28,6 +28,7 @@ from ghost.distill.operators import (
 )
 from ghost.distill.pairs import pair_id
 from ghost.distill.shapes import RELATIONS, FactGraph, fill, parse_question
+from ghost.distill.similarity import rouge_l_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "src" / "ghost" / "data" / "datasets"
@@ -51,22 +52,6 @@ TRAIN = _read(DATA / "facts200" / "train.jsonl")
 FACT_RECORDS = [r for r in TRAIN if r["kind"] == "fact"]
 MULTIHOP = [r for r in TRAIN if r["kind"] in ("2hop", "3hop")]
 SEED10 = _with_ids(_read(DATA / "facts200" / "seed10.jsonl"))
-
-# Word-level ROUGE-L as similarity.rouge_l computes it (words keep inner apostrophes; symbols
-# such as "-" and "=" are tokens; sentence punctuation is dropped).
-_TOKEN = re.compile(r"\w+(?:['\u2019]\w+)*|[^\w\s.,?!;:\"'\u2019()\[\]{}]")
-
-
-def rouge_l(a: str, b: str) -> float:
-    ta, tb = _TOKEN.findall(a.lower()), _TOKEN.findall(b.lower())
-    previous = [0] * (len(tb) + 1)
-    for x in ta:
-        current = [0]
-        for j, y in enumerate(tb):
-            current.append(previous[j] + 1 if x == y else max(previous[j + 1], current[j]))
-        previous = current
-    lcs = previous[-1]
-    return 2 * lcs / (len(ta) + len(tb)) if lcs else 0.0
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +157,7 @@ def _test_triples(graph200: FactGraph) -> list:
 def _assert_pairwise_below(questions: list[str], limit: float = 0.7) -> None:
     for i, a in enumerate(questions):
         for b in questions[i + 1 :]:
-            assert rouge_l(a, b) < limit, (a, b, rouge_l(a, b))
+            assert rouge_l_reference(a, b) < limit, (a, b, rouge_l_reference(a, b))
 
 
 def test_templates_of_one_fact_are_different_pairs(graph200):
@@ -293,7 +278,7 @@ def test_seed10_candidate_count(seed_candidates):
     distinct = {(c.question, c.expected) for c in seed_candidates}
     kept = [(r["question"], r["answer"]) for r in SEED10]
     for c in seed_candidates:
-        if not any(a == c.expected and rouge_l(q, c.question) >= 0.7 for q, a in kept):
+        if not any(a == c.expected and rouge_l_reference(q, c.question) >= 0.7 for q, a in kept):
             kept.append((c.question, c.expected))
     by_operator = Counter(c.operator for c in seed_candidates)
     print(

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ghost.distill.similarity import _TokenIndex, normalize, rouge_l_tokens, tokens
+from ghost.distill.similarity import TokenIndex, normalize, rouge_l_tokens, tokens
 
 
 def pair_answer(candidate: Any) -> str | None:
@@ -187,8 +187,8 @@ class LeakFilter:
         self.threshold = threshold
         self.any_answer_threshold = any_answer_threshold
         self._questions: dict[str, str] = {}
-        self._by_answer: dict[str, _TokenIndex] = {}
-        self._all = _TokenIndex()
+        self._by_answer: dict[str, TokenIndex] = {}
+        self._all = TokenIndex()
         self._fact_sets: dict[frozenset[str], str] = {}
         self._chains: dict[tuple[str, ...], str] = {}
         self._count = 0
@@ -206,7 +206,7 @@ class LeakFilter:
             toks = tokens(record["question"])
             self._questions.setdefault(" ".join(toks), label)
             answer = normalize(str(record.get("answer", "")))
-            self._by_answer.setdefault(answer, _TokenIndex()).add(toks, label)
+            self._by_answer.setdefault(answer, TokenIndex()).add(toks, label)
             self._all.add(toks, label)
             if (key := _fact_key(record.get("facts"))) is not None:
                 self._fact_sets.setdefault(key, label)
@@ -426,7 +426,7 @@ class NearDuplicateFilter:
         self.use_facts = use_facts
         self._questions: set[str] = set()
         # normalised answer -> fact set (None: unknown) -> questions
-        self._by_answer: dict[str, dict[frozenset[str] | None, _TokenIndex]] = {}
+        self._by_answer: dict[str, dict[frozenset[str] | None, TokenIndex]] = {}
         self.observe_pool(pool)
 
     def __len__(self) -> int:
@@ -443,7 +443,7 @@ class NearDuplicateFilter:
             return
         self._questions.add(key)
         by_facts = self._by_answer.setdefault(normalize(answer), {})
-        by_facts.setdefault(self._facts(facts), _TokenIndex()).add(toks, question)
+        by_facts.setdefault(self._facts(facts), TokenIndex()).add(toks, question)
 
     def observe_pool(self, records: Iterable[dict]) -> None:
         for record in records:

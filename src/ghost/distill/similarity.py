@@ -1,11 +1,11 @@
 """Word-level text similarity for the distill filters and anything that compares questions.
 
     tokens(text) -> words and symbols     normalize(text) -> the key for "the same text"
-    rouge_l(a, b) -> LCS F-measure        _TokenIndex: find an entry reaching a ROUGE-L threshold
+    rouge_l(a, b) -> LCS F-measure        TokenIndex: find an entry reaching a ROUGE-L threshold
 
 ROUGE-L (word-level LCS F-measure, beta = 1) is computed bit-parallel (`rouge_l`), with the
 plain dynamic programme beside it as the reference its test compares with
-(`rouge_l_reference`); `_TokenIndex` finds, among thousands of indexed questions, only those
+(`rouge_l_reference`); `TokenIndex` finds, among thousands of indexed questions, only those
 that can reach a threshold, so the leak and near-duplicate filters stay fast.
 """
 
@@ -81,7 +81,7 @@ def rouge_l_reference(a: str, b: str) -> float:
     return _f_measure(_lcs_reference(ta, tb), len(ta), len(tb))
 
 
-class _TokenIndex:
+class TokenIndex:
     """Token lists with a query for an entry whose ROUGE-L reaches a threshold.
 
     Each entry is posted under its (token, occurrence) keys, so the keys two lists share

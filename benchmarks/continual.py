@@ -77,18 +77,28 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def command(
-    out: str, preset: str, steps: int, threads: int, resume: bool, strategies: list[str]
+    out: str,
+    preset: str,
+    steps: int,
+    threads: int,
+    resume: bool,
+    strategies: list[str],
+    options: list[str] = (),
 ) -> list[str]:
     args = ["ghost", "continual", "--tasks", ",".join(TASKS), "--strategy", ",".join(strategies),
             "--seeds", str(SEEDS), "--preset", preset, "--steps-per-task", str(steps),
-            "--threads", str(threads), "--out", out]  # fmt: skip
+            "--threads", str(threads), *options, "--out", out]  # fmt: skip
     return args + (["--resume"] if resume else [])
 
 
 def run(args) -> None:
     strategies = args.strategies.split(",")
+    options = []
+    for flag in ("fisher_form", "fisher_samples", "lambda_grid"):
+        if getattr(args, flag) is not None:
+            options += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     argv = command(
-        args.out, args.preset, args.steps_per_task, args.threads, args.resume, strategies
+        args.out, args.preset, args.steps_per_task, args.threads, args.resume, strategies, options
     )
     print("$ " + shlex.join(argv), flush=True)
     started = time.monotonic()
@@ -218,6 +228,11 @@ def main(argv=None) -> None:
         default="continual",
         help="results file name under benchmarks/results/ (default continual)",
     )
+    parser.add_argument(
+        "--fisher-form", help="passed to ghost continual (default: its own, diagonal)"
+    )
+    parser.add_argument("--fisher-samples", type=int, help="passed to ghost continual")
+    parser.add_argument("--lambda-grid", help="passed to ghost continual (comma-separated)")
     parser.add_argument("--resume", action="store_true", help="continue a stopped run")
     parser.add_argument("--estimate", action="store_true", help="time this host, predict")
     parser.add_argument(

@@ -11,7 +11,13 @@ from __future__ import annotations
 import shlex
 import sys
 
-from ghost.continual.config import EWC_UPDATES, FISHER_TARGETS, STRATEGIES, ContinualConfig
+from ghost.continual.config import (
+    EWC_UPDATES,
+    FISHER_FORMS,
+    FISHER_TARGETS,
+    STRATEGIES,
+    ContinualConfig,
+)
 from ghost.errors import GhostInputError
 
 # flag dest -> ContinualConfig field
@@ -30,6 +36,7 @@ SETTINGS = {
     "fisher_targets": "fisher_targets",
     "fisher_temperature": "fisher_temperature",
     "fisher_draws": "fisher_draws",
+    "fisher_form": "fisher_form",
     "ewc_update": "ewc_update",
     "eval_size": "eval_size",
     "preset": "preset",
@@ -133,6 +140,12 @@ def add_continual_command(sub) -> None:
         type=_positive_int,
         help="answers sampled per record for the Fisher (model targets; default "
         f"{d['fisher_draws']}): more draws, less variance, one backward pass each",
+    )
+    p.add_argument(
+        "--fisher-form",
+        choices=list(FISHER_FORMS),
+        help="diagonal: one Fisher value a weight; kfac: each linear layer's Fisher as a "
+        f"Kronecker product (K-FAC), the rest diagonal (default {d['fisher_form']})",
     )
     p.add_argument(
         "--eval-size",

@@ -36,6 +36,7 @@ PENALTY_STRATEGIES = ("ewc", "online-ewc", "memory-ewc")
 MEMORY_STRATEGIES = ("memory", "memory-ewc")
 FISHER_TARGETS = ("model", "empirical")
 EWC_UPDATES = ("gradient", "proximal")  # as the ewc recipe's `update`
+FISHER_FORMS = ("diagonal", "kfac")
 SWEEP = "sweep"
 DEFAULT_LAMBDA_GRID = (1e2, 1e3, 1e4, 1e5)
 PLAN = "plan.json"
@@ -118,6 +119,9 @@ class ContinualConfig:
     step after each optimiser step; the `ewc` recipe's `update`)."""
     fisher_draws: int = 1
     """Answers sampled per record for the Fisher (model targets): more lowers its variance."""
+    fisher_form: str = "diagonal"
+    """'diagonal' (one number a weight) or 'kfac' (the linear layers' Fisher as a Kronecker
+    product of input and output-gradient second moments; the rest diagonal)."""
     fisher_temperature: float = 1.0
     """The Fisher of the model's distribution softened by this temperature (answers sampled
     from it): above 1, a memorised task's Fisher is no longer near zero everywhere."""
@@ -182,6 +186,12 @@ class ContinualConfig:
             )
         if self.fisher_draws > 1 and self.fisher_targets != "model":
             raise GhostInputError("--fisher-draws above 1 needs --fisher-targets model")
+        if self.fisher_form not in FISHER_FORMS:
+            raise GhostInputError(
+                f"--fisher-form must be one of {', '.join(FISHER_FORMS)}, got {self.fisher_form!r}"
+            )
+        if self.fisher_form == "kfac" and self.ewc_update == "proximal":
+            raise GhostInputError("--ewc-update proximal needs --fisher-form diagonal")
         if self.ewc_update not in EWC_UPDATES:
             raise GhostInputError(
                 f"--ewc-update must be one of {', '.join(EWC_UPDATES)}, got {self.ewc_update!r}"

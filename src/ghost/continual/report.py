@@ -132,6 +132,7 @@ def results_document(runner, cfg, tasks, command, threads, stopped, wall) -> dic
             "samples": cfg.fisher_samples,
             "targets": cfg.fisher_targets,
             "draws": cfg.fisher_draws,
+            "form": cfg.fisher_form,
             "estimator": ESTIMATOR,
         },
         "runs": collected["runs"],
@@ -215,6 +216,8 @@ def _settings_text(results: dict) -> str:
     )
     draws = cfg.get("fisher_draws", 1)  # (results written before the option: 1)
     draws_text = f", {draws} draws a record" if draws > 1 else ""
+    if cfg.get("fisher_form", "diagonal") == "kfac":
+        draws_text += "; linear layers Kronecker-factored (K-FAC), the rest diagonal"
     return (
         f"Preset {cfg['preset']}, {cfg['steps_per_task']} steps per task, batch "
         f"{cfg['batch_size']}, lr {cfg['lr']:g}, seeds 0-{cfg['seeds'] - 1}. Lambda {lam_text}; "

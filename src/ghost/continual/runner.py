@@ -19,7 +19,8 @@ OUT/<strategy>/seed-<s>/<k>-<task> -> runs/<node>.
 In each node directory, beside the run's own files:
     scores.json         per task and sample: exact match, n, and the mean loss of the target
                         bytes (nats), computed once and kept
-    fisher.safetensors  when a later node's penalty needs it (ghost.train.recipes.ewc)
+    fisher.safetensors  when a later node's penalty needs it (ghost.train.recipes.ewc);
+                        fisher-kfac.safetensors with --fisher-form kfac
     node.json           the node's spec, timings and the code that trained it (commit, dirty);
                         written last, it marks the node done
 
@@ -71,6 +72,7 @@ from ghost.model.io import MEMORY_NAME, MEMORY_VECTORS_NAME, atomic_write_text
 
 RESULTS = "results.json"
 NODE_DONE, SCORES, FISHER = "node.json", "scores.json", "fisher.safetensors"
+FISHER_KFAC = "fisher-kfac.safetensors"  # --fisher-form kfac: the diagonal and the factors
 SAVE_EVERY = 50  # steps between a node's checkpoints: how much a killed run repeats
 
 
@@ -145,6 +147,8 @@ class _Runner:
                     spec["penalty"]["gamma"] = self.cfg.online_gamma
                 if self.cfg.ewc_update != "gradient":  # (the key of a gradient node is as before)
                     spec["penalty"]["update"] = self.cfg.ewc_update
+                if self.cfg.fisher_form != "diagonal":  # (likewise)
+                    spec["penalty"]["form"] = self.cfg.fisher_form
             prefix = f"{k + 1}-{self.tasks[k].slug}"
             nodes.append(Node(_key(prefix, spec), spec, k, parent, fisher_from))
         return nodes
@@ -292,9 +296,10 @@ class _Runner:
     def fisher(self, node: Node) -> Path:
         """The node's Fisher file, estimated now if it is not there yet."""
         from ghost.model.ghost import GhostModel
-        from ghost.train.recipes.ewc import estimate_fisher, save_fisher
+        from ghost.train.recipes.ewc import estimate_fisher, estimate_kfac, save_fisher
 
-        path = self.node_dir(node) / FISHER
+        kfac = self.cfg.fisher_form == "kfac"
+        path = self.node_dir(node) / (FISHER_KFAC if kfac else FISHER)
         if path.is_file():
             return path
         self.train(node)
@@ -302,7 +307,8 @@ class _Runner:
         records = fisher_records(task, self.cfg.fisher_samples, seed)
         started = time.monotonic()
         model = GhostModel.from_pretrained(self.node_dir(node))
-        fisher = estimate_fisher(
+        estimate = estimate_kfac if kfac else estimate_fisher
+        fisher = estimate(
             model,
             records,
             self.cfg.fisher_targets,
@@ -310,6 +316,7 @@ class _Runner:
             temperature=self.cfg.fisher_temperature,
             draws=self.cfg.fisher_draws,
         )
+        fisher, factors = fisher if kfac else (fisher, None)
         seconds = time.monotonic() - started
         save_fisher(
             path,
@@ -326,6 +333,7 @@ class _Runner:
                 "node": node.key,
                 "seconds": seconds,
             },
+            factors,
         )
         self._say(
             f"{node.key}: Fisher of {task.name} from {len(records)} records "

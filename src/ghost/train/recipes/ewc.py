@@ -47,6 +47,7 @@ from typing import ClassVar
 
 import torch
 from safetensors import SafetensorError, safe_open
+from torch import nn
 
 from ghost.data.batches import IGNORE, qa_row
 from ghost.data.template import QATemplate
@@ -89,6 +90,42 @@ def _sampled_row(model, template: QATemplate, record: dict, seed: int, temperatu
     return ids, labels
 
 
+def _check_estimate(targets: str, temperature: float, records: list, draws: int) -> None:
+    if targets not in TARGETS:
+        raise GhostInputError(
+            f"Fisher targets must be one of {', '.join(TARGETS)}, got {targets!r}"
+        )
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise GhostInputError(f"the Fisher temperature must be positive, got {temperature}")
+    if not records:
+        raise GhostInputError("the Fisher needs at least one record")
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise GhostInputError(f"Fisher draws must be a positive integer, got {draws!r}")
+    if draws > 1 and targets != "model":
+        raise GhostInputError("more than one Fisher draw per record needs model targets")
+
+
+def _log_likelihoods(model, records, targets, seed, temperature, draws):
+    """Each record's log-likelihood (a scalar with its graph), `draws` times a record with
+    model targets (draw d of record n seeded by seed + n + d * N, draw 0 as with one)."""
+    template = QATemplate.from_config(model.config)
+    was_training = model.training
+    model.eval()  # no dropout in Ghost; eval mode is the same maths, said explicitly
+    hops = template.hops(records)  # as the model was trained
+    try:
+        for n, record in enumerate(records):
+            for d in range(draws):
+                if targets == "empirical":
+                    ids, labels = qa_row(template, record, hops=hops.get(n))
+                else:
+                    draw_seed = seed + n + d * len(records)
+                    ids, labels = _sampled_row(model, template, record, draw_seed, temperature)
+                logits = model(ids[None]).logits / temperature  # (1, L, 256)
+                yield -next_byte_loss(logits, labels[None], "sum")
+    finally:
+        model.train(was_training)
+
+
 def estimate_fisher(
     model,
     records: list[dict],
@@ -109,44 +146,112 @@ def estimate_fisher(
     and averages over all of them: the same expectation with less variance. A memorised task
     samples its own answer almost every time, whose gradient is ~0, so with one draw the few
     records that happened to sample something else make up most of the estimate."""
-    if targets not in TARGETS:
-        raise GhostInputError(
-            f"Fisher targets must be one of {', '.join(TARGETS)}, got {targets!r}"
-        )
-    if not (temperature > 0 and math.isfinite(temperature)):
-        raise GhostInputError(f"the Fisher temperature must be positive, got {temperature}")
-    if not records:
-        raise GhostInputError("the Fisher needs at least one record")
-    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
-        raise GhostInputError(f"Fisher draws must be a positive integer, got {draws!r}")
-    if draws > 1 and targets != "model":
-        raise GhostInputError("more than one Fisher draw per record needs model targets")
-    template = QATemplate.from_config(model.config)
+    _check_estimate(targets, temperature, records, draws)
     params = {name: p for name, p in model.named_parameters() if p.requires_grad}
     fisher = {name: torch.zeros_like(p, dtype=torch.float32) for name, p in params.items()}
-    was_training = model.training
-    model.eval()  # no dropout in Ghost; eval mode is the same maths, said explicitly
-    hops = template.hops(records)  # as the model was trained
-    for n, record in enumerate(records):
-        for d in range(draws):  # draw d of record n: seed + n + d * N (draw 0 as with one)
-            if targets == "empirical":
-                ids, labels = qa_row(template, record, hops=hops.get(n))
-            else:
-                draw_seed = seed + n + d * len(records)
-                ids, labels = _sampled_row(model, template, record, draw_seed, temperature)
-            logits = model(ids[None]).logits / temperature  # (1, L, 256)
-            log_likelihood = -next_byte_loss(logits, labels[None], "sum")
-            grads = torch.autograd.grad(log_likelihood, list(params.values()), allow_unused=True)
-            for name, grad in zip(params, grads, strict=True):
-                if grad is not None:  # unused: a part this record does not reach (the memory)
-                    fisher[name] += grad.float() ** 2
-    model.train(was_training)
+    for log_likelihood in _log_likelihoods(model, records, targets, seed, temperature, draws):
+        grads = torch.autograd.grad(log_likelihood, list(params.values()), allow_unused=True)
+        for name, grad in zip(params, grads, strict=True):
+            if grad is not None:  # unused: a part this record does not reach (the memory)
+                fisher[name] += grad.float() ** 2
     return {name: f / (len(records) * draws) for name, f in fisher.items()}
 
 
-def save_fisher(path: Path, model, fisher: dict[str, torch.Tensor], metadata: dict) -> None:
-    """Write the Fisher and the anchor (the model's current weights) to `path`, atomically.
-    `metadata` (task, samples, targets, ...) is stored beside the format and estimator."""
+def kronecker_layers(model) -> dict[str, nn.Linear]:
+    """{weight name: layer} of the layers a Kronecker-factored Fisher covers: every bias-free
+    `nn.Linear` whose weight is its own trainable parameter (not the output head, whose weight
+    is the embedding's) and is used by calling the layer (so hooks see its input and output)."""
+    names = {id(p): name for name, p in model.named_parameters() if p.requires_grad}
+    return {
+        f"{module_name}.weight": module
+        for module_name, module in model.named_modules()
+        if isinstance(module, nn.Linear)
+        and module.bias is None
+        and names.get(id(module.weight)) == f"{module_name}.weight"
+    }
+
+
+def estimate_kfac(
+    model,
+    records: list[dict],
+    targets: str = "empirical",
+    seed: int = 0,
+    temperature: float = 1.0,
+    draws: int = 1,
+) -> tuple[dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+    """(fisher, factors): the diagonal Fisher of `estimate_fisher` (same records, targets and
+    draws, one pass) and, for every layer of `kronecker_layers` the records reach, the
+    Kronecker factors (A, G) of its weight's Fisher (K-FAC, Martens & Grosse 2015; for EWC,
+    Ritter et al. 2018):
+
+        F(W) ~ G (x) A,   A = mean over positions of a a^T,   G = (1/N) sum_n sum_t g g^T
+
+    a: the layer's input at a position, g: the gradient of the record's log-likelihood with
+    respect to the layer's output there. The record's gradient of W is sum_t g_t a_t^T;
+    treating positions as independent and inputs as independent of output gradients gives
+    the product above (its diagonal is the diagonal Fisher under the same assumptions). The
+    penalty it defines, (lambda/2) tr(dW^T G dW A), holds W in the directions the task's
+    inputs and gradients actually use, together, rather than weight by weight."""
+    _check_estimate(targets, temperature, records, draws)
+    params = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    fisher = {name: torch.zeros_like(p, dtype=torch.float32) for name, p in params.items()}
+    layers = kronecker_layers(model)
+    sums = {
+        name: [
+            torch.zeros(layer.in_features, layer.in_features),
+            torch.zeros(layer.out_features, layer.out_features),
+            0,
+        ]
+        for name, layer in layers.items()
+    }
+
+    def watch(name):
+        def forward_hook(module, inputs, output):
+            if not output.requires_grad:  # sampling an answer: no gradient will come
+                return
+            a = inputs[0].detach().reshape(-1, module.in_features).float()
+
+            def output_grad_hook(grad):
+                g = grad.detach().reshape(-1, module.out_features).float()
+                total = sums[name]
+                total[0] += a.T @ a
+                total[1] += g.T @ g
+                total[2] += a.shape[0]
+
+            output.register_hook(output_grad_hook)
+
+        return forward_hook
+
+    handles = [layer.register_forward_hook(watch(name)) for name, layer in layers.items()]
+    try:
+        for log_likelihood in _log_likelihoods(model, records, targets, seed, temperature, draws):
+            grads = torch.autograd.grad(log_likelihood, list(params.values()), allow_unused=True)
+            for name, grad in zip(params, grads, strict=True):
+                if grad is not None:
+                    fisher[name] += grad.float() ** 2
+    finally:
+        for handle in handles:
+            handle.remove()
+    count = len(records) * draws
+    factors = {
+        name: (a_sum / positions, g_sum / count)
+        for name, (a_sum, g_sum, positions) in sums.items()
+        if positions  # a layer no record reaches (the memory's) keeps its diagonal, 0
+    }
+    return {name: f / count for name, f in fisher.items()}, factors
+
+
+def save_fisher(
+    path: Path,
+    model,
+    fisher: dict[str, torch.Tensor],
+    metadata: dict,
+    factors: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+) -> None:
+    """Write the Fisher and the anchor (the model's current weights) to `path`, atomically,
+    with the Kronecker factors of `estimate_kfac` when given (`kfac_in.<weight>` = A,
+    `kfac_out.<weight>` = G). `metadata` (task, samples, targets, ...) is stored beside the
+    format, the estimator and the form ("diagonal" or "kfac")."""
     from ghost.model.io import _save_tensors
 
     tensors = {}
@@ -154,7 +259,15 @@ def save_fisher(path: Path, model, fisher: dict[str, torch.Tensor], metadata: di
         if name in fisher:
             tensors[f"fisher.{name}"] = fisher[name].detach().float().contiguous()
             tensors[f"anchor.{name}"] = p.detach().float().contiguous()
-    info = {"format": FISHER_FORMAT, "estimator": ESTIMATOR, "model": model.config.to_dict()}
+    for name, (a, g) in (factors or {}).items():
+        tensors[f"kfac_in.{name}"] = a.detach().float().contiguous()
+        tensors[f"kfac_out.{name}"] = g.detach().float().contiguous()
+    info = {
+        "format": FISHER_FORMAT,
+        "estimator": ESTIMATOR,
+        "form": "kfac" if factors else "diagonal",
+        "model": model.config.to_dict(),
+    }
     info.update(metadata)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,6 +282,8 @@ class FisherFile:
     fisher: dict[str, torch.Tensor]
     anchor: dict[str, torch.Tensor]
     metadata: dict = field(default_factory=dict)
+    factors: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    """{weight: (A, G)} where the file is Kronecker-factored (`estimate_kfac`), else empty."""
 
 
 def load_fisher(path: str | Path) -> FisherFile:
@@ -199,7 +314,25 @@ def load_fisher(path: str | Path) -> FisherFile:
             raise GhostInputError(
                 f"{path}: corrupt Fisher file ({name}: negative or non-finite values) {fix}"
             )
-    return FisherFile(path, fisher, anchor, metadata)
+    factors = {}
+    for key, a in tensors.items():
+        if not key.startswith("kfac_in."):
+            continue
+        name = key[len("kfac_in.") :]
+        g = tensors.get(f"kfac_out.{name}")
+        shape = anchor[name].shape if name in anchor else None
+        if g is None or shape is None or len(shape) != 2:
+            raise GhostInputError(f"{path}: corrupt Fisher file ({name}: incomplete factors) {fix}")
+        if a.shape != (shape[1], shape[1]) or g.shape != (shape[0], shape[0]):
+            raise GhostInputError(
+                f"{path}: corrupt Fisher file ({name}: factor shapes do not fit the weight) {fix}"
+            )
+        if not (torch.isfinite(a).all() and torch.isfinite(g).all()):
+            raise GhostInputError(f"{path}: corrupt Fisher file ({name}: non-finite factors) {fix}")
+        factors[name] = (a, g)
+    if sum(k.startswith("kfac_out.") for k in tensors) != len(factors):
+        raise GhostInputError(f"{path}: corrupt Fisher file (unpaired Kronecker factors) {fix}")
+    return FisherFile(path, fisher, anchor, metadata, factors)
 
 
 def _first_line(error: Exception) -> str:
@@ -215,21 +348,53 @@ def running_fisher(
     return {name: gamma * previous[name] + f for name, f in new.items()}
 
 
+def running_factors(
+    previous: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] | None,
+    new: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    gamma: float,
+) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """The same update for Kronecker-factored weights: a sum of Kronecker products is not one,
+    so the running Fisher of a weight is kept as its list of (A, gamma^age * G) pairs."""
+    running = {name: [(a, gamma * g) for a, g in pairs] for name, pairs in (previous or {}).items()}
+    for name, pair in new.items():
+        running.setdefault(name, []).append(pair)
+    return running
+
+
 # --- The penalty ------------------------------------------------------------------------
 
 
 @dataclass
 class PenaltyTerm:
-    """(lambda / 2) * sum_i F_i (theta_i - anchor_i)^2 over the named parameters."""
+    """(lambda / 2) * sum_i F_i (theta_i - anchor_i)^2 over the named parameters; a weight
+    with Kronecker factors instead contributes (lambda / 2) sum_pairs tr(dW^T G dW A)."""
 
     fisher: dict[str, torch.Tensor]
     anchor: dict[str, torch.Tensor]
+    factors: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=dict)
 
     def value(self, params: dict[str, torch.Tensor], ewc_lambda: float) -> torch.Tensor:
         total = sum(
-            (f * (params[name] - self.anchor[name]) ** 2).sum() for name, f in self.fisher.items()
+            (f * (params[name] - self.anchor[name]) ** 2).sum()
+            for name, f in self.fisher.items()
+            if name not in self.factors
         )
+        for name, pairs in self.factors.items():
+            delta = params[name] - self.anchor[name]
+            total = total + sum(((g @ delta) * (delta @ a)).sum() for a, g in pairs)
         return 0.5 * ewc_lambda * total
+
+    @torch.no_grad()
+    def curvature_times_delta(self, params: dict[str, torch.Tensor]):
+        """{name: (delta, F delta)}: delta = theta - anchor, F delta its product with this
+        term's Fisher (diagonal, or sum of G delta A over the pairs); the penalty is
+        (lambda / 2) sum delta . F delta, its gradient lambda * F delta."""
+        for name, f in self.fisher.items():
+            delta = params[name].detach().float() - self.anchor[name]
+            if name in self.factors:
+                yield name, delta, sum(g @ delta @ a for a, g in self.factors[name])
+            else:
+                yield name, delta, f * delta
 
 
 def _fisher_paths(option) -> list[Path]:
@@ -280,11 +445,21 @@ class ElasticWeightConsolidation(Recipe):
                 f"got {self.update!r}"
             )
         self.files = [load_fisher(p) for p in _fisher_paths(self.fisher)]
+        self.kronecker = any(f.factors for f in self.files)
+        if self.kronecker and self.update == "proximal":
+            raise GhostInputError(
+                f"recipe {self.name!r}: update=proximal needs diagonal Fisher files "
+                "(Kronecker-factored ones have no closed-form proximal step here)"
+            )
         self.terms = self._terms()
         self.last_penalty: float | None = None
+        self._penalty_grads: dict[str, torch.Tensor] = {}
 
     def _terms(self) -> list[PenaltyTerm]:
-        return [PenaltyTerm(f.fisher, f.anchor) for f in self.files]
+        return [
+            PenaltyTerm(f.fisher, f.anchor, {n: [pair] for n, pair in f.factors.items()})
+            for f in self.files
+        ]
 
     def on_train_begin(self, state: TrainState) -> None:
         params = dict(state.model.named_parameters())
@@ -296,6 +471,10 @@ class ElasticWeightConsolidation(Recipe):
         for term in self.terms:
             term.fisher = {k: v.to(device) for k, v in term.fisher.items()}
             term.anchor = {k: v.to(device) for k, v in term.anchor.items()}
+            term.factors = {
+                k: [(a.to(device), g.to(device)) for a, g in pairs]
+                for k, pairs in term.factors.items()
+            }
 
     def penalty(self, model) -> torch.Tensor:
         params = dict(model.named_parameters())
@@ -306,9 +485,38 @@ class ElasticWeightConsolidation(Recipe):
             with torch.no_grad():
                 self.last_penalty = float(self.penalty(state.model))
             return loss
+        if self.kronecker:  # value and gradient from one product each: see on_backward
+            value = self._kronecker_penalty(state.model)
+            self.last_penalty = value
+            return loss + value
         penalty = self.penalty(state.model)
         self.last_penalty = float(penalty.detach())
         return loss + penalty
+
+    def _kronecker_penalty(self, model) -> float:
+        """The penalty's value, its gradient lambda * F delta kept for `on_backward`:
+        autograd through tr(dW^T G dW A) would cost twice the two products it needs."""
+        params = dict(model.named_parameters())
+        value, grads = 0.0, {}
+        for term in self.terms:
+            for name, delta, f_delta in term.curvature_times_delta(params):
+                value += 0.5 * self.ewc_lambda * float((delta * f_delta).sum())
+                grad = self.ewc_lambda * f_delta
+                grads[name] = grads[name] + grad if name in grads else grad
+        self._penalty_grads = grads
+        return value
+
+    def on_backward(self, state: TrainState) -> None:
+        if not self._penalty_grads:
+            return
+        params = dict(state.model.named_parameters())
+        for name, grad in self._penalty_grads.items():
+            p = params[name]
+            if p.grad is None:
+                p.grad = grad.to(p.dtype).clone()
+            else:
+                p.grad.add_(grad.to(p.grad.dtype))
+        self._penalty_grads = {}
 
     def on_optimizer_step(self, state: TrainState) -> None:
         if self.update != "proximal":
@@ -370,9 +578,15 @@ class OnlineElasticWeightConsolidation(ElasticWeightConsolidation):
         if not 0 < self.gamma <= 1:
             raise GhostInputError(f"recipe 'online-ewc': gamma must be in (0, 1], got {self.gamma}")
         super().__post_init__()
+        if len({bool(f.factors) for f in self.files}) > 1:
+            raise GhostInputError(
+                "recipe 'online-ewc': its Fisher files must all be diagonal or all "
+                "Kronecker-factored, not a mix"
+            )
 
     def _terms(self) -> list[PenaltyTerm]:
-        running = None
+        running, factors = None, None
         for file in self.files:
             running = running_fisher(running, file.fisher, self.gamma)
-        return [PenaltyTerm(running, self.files[-1].anchor)]
+            factors = running_factors(factors, file.factors, self.gamma)
+        return [PenaltyTerm(running, self.files[-1].anchor, factors)]

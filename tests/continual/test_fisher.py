@@ -7,7 +7,6 @@ from tiny_runs import tiny_config, write_qa
 
 from ghost.cli import main
 from ghost.config import GhostConfig
-from ghost.data.records import load_data
 from ghost.data.template import QATemplate
 from ghost.errors import GhostInputError
 from ghost.model.ghost import GhostModel
@@ -17,17 +16,6 @@ from ghost.train.recipes.ewc import (
     load_fisher,
     save_fisher,
 )
-
-
-@pytest.fixture
-def model():
-    torch.manual_seed(0)
-    return GhostModel(GhostConfig.from_preset("tiny"))
-
-
-@pytest.fixture
-def records(tmp_path):
-    return load_data(str(write_qa(tmp_path / "qa.jsonl"))).records[:5]
 
 
 def brute_force_fisher(model, records, temperature=1.0) -> dict[str, torch.Tensor]:

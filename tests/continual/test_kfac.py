@@ -5,14 +5,11 @@ file refuses to load when its factors are damaged."""
 
 import pytest
 import torch
-from tiny_runs import write_qa
 
-from ghost.config import GhostConfig
 from ghost.data.batches import qa_row
-from ghost.data.records import load_data
 from ghost.data.template import QATemplate
 from ghost.errors import GhostInputError
-from ghost.model.ghost import GhostModel, next_byte_loss
+from ghost.model.ghost import next_byte_loss
 from ghost.train.recipes import build_recipes
 from ghost.train.recipes.ewc import (
     estimate_fisher,
@@ -26,17 +23,6 @@ from ghost.train.recipes.ewc import (
 class State:
     def __init__(self, model):
         self.model = model
-
-
-@pytest.fixture
-def model():
-    torch.manual_seed(0)
-    return GhostModel(GhostConfig.from_preset("tiny"))
-
-
-@pytest.fixture
-def records(tmp_path):
-    return load_data(str(write_qa(tmp_path / "qa.jsonl"))).records[:4]
 
 
 def by_retained_grads(model, records, name):
@@ -91,8 +77,9 @@ def test_kfac_factors_are_the_layer_input_and_output_gradient_second_moments(mod
     for name in ("layers.0.mixer.in_proj.weight", "layers.1.ffn.down.weight"):
         a, g = factors[name]
         expected_a, expected_g = by_retained_grads(model, records, name)
-        torch.testing.assert_close(a.double(), expected_a, rtol=1e-4, atol=1e-8)
-        torch.testing.assert_close(g.double(), expected_g, rtol=1e-4, atol=1e-10)
+        for got, expected in ((a, expected_a), (g, expected_g)):  # float32 sums vs float64
+            scale = float(expected.abs().max())
+            torch.testing.assert_close(got.double(), expected, rtol=1e-4, atol=1e-5 * scale)
         assert torch.linalg.eigvalsh(a.double()).min() > -1e-6  # second moments: PSD
         assert torch.linalg.eigvalsh(g.double()).min() > -1e-9
 

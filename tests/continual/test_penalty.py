@@ -4,8 +4,6 @@ online EWC folds the Fisher files with decay gamma and anchors at the last one."
 import pytest
 import torch
 
-from ghost.config import GhostConfig
-from ghost.model.ghost import GhostModel
 from ghost.train.recipes import build_recipes
 from ghost.train.recipes.ewc import running_fisher, save_fisher
 
@@ -39,12 +37,6 @@ def earlier_tasks(model, tmp_path, step: float, seed: int, tasks: int = 2):
         paths.append(tmp_path / f"{k}.safetensors")
         save_fisher(paths[-1], model, fishers[-1], {"task": str(k)})
     return fishers, anchors, paths
-
-
-@pytest.fixture
-def model():
-    torch.manual_seed(0)
-    return GhostModel(GhostConfig.from_preset("tiny"))
 
 
 def penalty(recipe, model) -> float:

@@ -12,10 +12,12 @@ from ghost.cli import main
 from ghost.continual import run_continual
 
 
-def test_ewc_forgets_measurably_less_than_naive_fine_tuning(two_tasks, tmp_path):
+@pytest.mark.parametrize("form", ["diagonal", "kfac"])
+def test_ewc_forgets_measurably_less_than_naive_fine_tuning(form, two_tasks, tmp_path):
     results = run_continual(
         **tiny_settings(two_tasks, strategies=["naive", "ewc"], steps_per_task=80),
         ewc_lambda=1e4,
+        fisher_form=form,
         out=str(tmp_path / "cl"),
     )
     naive, ewc = results["runs"]["naive"]["0"], results["runs"]["ewc"]["0"]
@@ -38,7 +40,9 @@ def test_ewc_forgets_measurably_less_than_naive_fine_tuning(two_tasks, tmp_path)
     summary = results["summary"]
     assert summary["ewc"]["retention"]["average_forgetting"]["median"] <= 1.0
     assert (tmp_path / "cl" / "report.md").is_file()
-    assert (tmp_path / "cl" / "runs" / ewc["nodes"][0] / "fisher.safetensors").is_file()
+    fisher = "fisher-kfac.safetensors" if form == "kfac" else "fisher.safetensors"
+    assert (tmp_path / "cl" / "runs" / ewc["nodes"][0] / fisher).is_file()
+    assert results["fisher"]["form"] == form and results["timing"]["fisher_seconds"] > 0
     assert (tmp_path / "cl" / "ewc" / "seed-0" / "2-task_b" / "model.safetensors").is_file()
 
 
@@ -79,6 +83,11 @@ def test_resume_between_tasks_gives_the_same_matrices_as_a_straight_run(two_task
             "--fisher-draws above 1 needs --fisher-targets model",
         ),
         (["--tasks", "facts200,bash100", "--fisher-draws", "0"], "--fisher-draws"),
+        (["--tasks", "facts200,bash100", "--fisher-form", "full"], "--fisher-form"),
+        (
+            ["--tasks", "facts200,bash100", "--fisher-form", "kfac", "--ewc-update", "proximal"],
+            "--ewc-update proximal needs --fisher-form diagonal",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2_with_nothing_written(flags, needle, tmp_path, capsys):

@@ -65,7 +65,7 @@ def _timing(out: Path, wall: tuple[float, float]) -> dict:
     """Seconds spent, summed over the node directories on disk, and wall time."""
     from safetensors import SafetensorError, safe_open
 
-    from ghost.continual.runner import FISHER, NODE_DONE, SCORES
+    from ghost.continual.runner import FISHER, FISHER_KFAC, NODE_DONE, SCORES
 
     train = evaluation = fisher = 0.0
     nodes = 0
@@ -75,9 +75,11 @@ def _timing(out: Path, wall: tuple[float, float]) -> dict:
             train += json.loads((run_dir / NODE_DONE).read_text(encoding="utf-8"))["wall_seconds"]
         if (run_dir / SCORES).is_file():
             evaluation += json.loads((run_dir / SCORES).read_text(encoding="utf-8"))["_seconds"]
-        if (run_dir / FISHER).is_file():
+        for path in (run_dir / FISHER, run_dir / FISHER_KFAC):
+            if not path.is_file():
+                continue
             try:
-                with safe_open(str(run_dir / FISHER), framework="pt") as f:
+                with safe_open(str(path), framework="pt") as f:
                     fisher += float((f.metadata() or {}).get("seconds", "0"))
             except (SafetensorError, OSError, ValueError):
                 pass  # a damaged file is reported where it is used (the ewc recipe)

@@ -146,21 +146,15 @@ def estimate_fisher(
     and averages over all of them: the same expectation with less variance. A memorised task
     samples its own answer almost every time, whose gradient is ~0, so with one draw the few
     records that happened to sample something else make up most of the estimate."""
-    _check_estimate(targets, temperature, records, draws)
-    params = {name: p for name, p in model.named_parameters() if p.requires_grad}
-    fisher = {name: torch.zeros_like(p, dtype=torch.float32) for name, p in params.items()}
-    for log_likelihood in _log_likelihoods(model, records, targets, seed, temperature, draws):
-        grads = torch.autograd.grad(log_likelihood, list(params.values()), allow_unused=True)
-        for name, grad in zip(params, grads, strict=True):
-            if grad is not None:  # unused: a part this record does not reach (the memory)
-                fisher[name] += grad.float() ** 2
-    return {name: f / (len(records) * draws) for name, f in fisher.items()}
+    fisher, _ = _estimate(model, records, targets, seed, temperature, draws, layers={})
+    return fisher
 
 
 def kronecker_layers(model) -> dict[str, nn.Linear]:
     """{weight name: layer} of the layers a Kronecker-factored Fisher covers: every bias-free
     `nn.Linear` whose weight is its own trainable parameter (not the output head, whose weight
-    is the embedding's) and is used by calling the layer (so hooks see its input and output)."""
+    is the embedding's). A layer the records never call (the memory's when the bank is empty)
+    gets no factors and keeps its diagonal."""
     names = {id(p): name for name, p in model.named_parameters() if p.requires_grad}
     return {
         f"{module_name}.weight": module
@@ -192,10 +186,14 @@ def estimate_kfac(
     the product above (its diagonal is the diagonal Fisher under the same assumptions). The
     penalty it defines, (lambda/2) tr(dW^T G dW A), holds W in the directions the task's
     inputs and gradients actually use, together, rather than weight by weight."""
+    return _estimate(model, records, targets, seed, temperature, draws, kronecker_layers(model))
+
+
+def _estimate(model, records, targets, seed, temperature, draws, layers: dict[str, nn.Linear]):
+    """(diagonal Fisher, {weight: (A, G)} of the `layers` the records reach), one pass."""
     _check_estimate(targets, temperature, records, draws)
     params = {name: p for name, p in model.named_parameters() if p.requires_grad}
     fisher = {name: torch.zeros_like(p, dtype=torch.float32) for name, p in params.items()}
-    layers = kronecker_layers(model)
     sums = {
         name: [
             torch.zeros(layer.in_features, layer.in_features),
@@ -227,7 +225,7 @@ def estimate_kfac(
         for log_likelihood in _log_likelihoods(model, records, targets, seed, temperature, draws):
             grads = torch.autograd.grad(log_likelihood, list(params.values()), allow_unused=True)
             for name, grad in zip(params, grads, strict=True):
-                if grad is not None:
+                if grad is not None:  # unused: a part this record does not reach (the memory)
                     fisher[name] += grad.float() ** 2
     finally:
         for handle in handles:

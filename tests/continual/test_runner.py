@@ -10,6 +10,7 @@ from two_tasks import tiny_settings
 
 from ghost.cli import main
 from ghost.continual import run_continual
+from ghost.errors import GhostInputError
 
 
 @pytest.mark.parametrize("form", ["diagonal", "kfac"])
@@ -67,6 +68,23 @@ def test_resume_between_tasks_gives_the_same_matrices_as_a_straight_run(two_task
     assert main(["continual", "--out", str(out), "--resume", "--steps-per-task", "5"]) == 2
 
 
+def test_a_plan_from_before_the_fisher_form_resumes_with_the_diagonal_it_used(tmp_path):
+    from ghost.continual.config import ContinualConfig, check_plan, saved_plan, write_plan
+
+    out = tmp_path / "old"
+    out.mkdir()
+    config = ContinualConfig(tasks=["facts200", "bash100"], out=str(out))
+    plan = config.to_dict()
+    del plan["fisher_form"]  # as plan.json was written before the setting existed
+    (out / "plan.json").write_text(json.dumps({"config": plan}))
+    assert config.fisher_form == "kfac" and saved_plan(out)["fisher_form"] == "diagonal"
+    check_plan(out, ContinualConfig(**{**saved_plan(out), "out": str(out)}), resume=True)
+    with pytest.raises(GhostInputError, match="--fisher-form 'kfac' differs"):
+        check_plan(out, config, resume=True)
+    write_plan(out, config)  # a new plan states it
+    assert saved_plan(out)["fisher_form"] == "kfac"
+
+
 @pytest.mark.parametrize(
     "flags,needle",
     [
@@ -106,7 +124,7 @@ def test_a_corrupt_fisher_file_in_a_run_stops_the_resume_with_exit_2(two_tasks, 
              "--out", str(out)]  # fmt: skip
     assert main([*flags, "--stop-after", "1"]) == 0
     (first,) = (out / "runs").iterdir()
-    (first / "fisher.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    (first / "fisher-kfac.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
     capsys.readouterr()
     assert main(["continual", "--out", str(out), "--resume", "--threads", "1", "--quiet"]) == 2
     err = capsys.readouterr().err
@@ -168,7 +186,7 @@ def test_memory_ewc_shares_the_memory_strategys_first_task_and_adds_the_penalty(
     memory, both = results["runs"]["memory"]["0"], results["runs"]["memory-ewc"]["0"]
     assert memory["nodes"][0] == both["nodes"][0] and memory["nodes"][1] != both["nodes"][1]
     first, second = (out / "runs" / node for node in both["nodes"])
-    assert (first / "fisher.safetensors").is_file()
+    assert (first / "fisher-kfac.safetensors").is_file()
     node = json.loads((second / "node.json").read_text())
     assert set(node["code"]) == {"commit", "dirty"}  # the code that trained it
     spec = node["spec"]

@@ -43,6 +43,9 @@ PLAN = "plan.json"
 NOT_PLANNED = ("out",)  # settings a resumed run may change
 # ... or extend: a resumed run may add strategies (trainings it already has are reused)
 EXTENSIBLE = ("strategies",)
+# Settings whose default changed after plans were written without them: the value such a
+# plan ran with (a resume must train what it trained).
+BEFORE_ADDED = {"fisher_form": "diagonal"}
 
 
 def _names(value, what: str) -> list[str]:
@@ -119,9 +122,9 @@ class ContinualConfig:
     step after each optimiser step; the `ewc` recipe's `update`)."""
     fisher_draws: int = 1
     """Answers sampled per record for the Fisher (model targets): more lowers its variance."""
-    fisher_form: str = "diagonal"
-    """'diagonal' (one number a weight) or 'kfac' (the linear layers' Fisher as a Kronecker
-    product of input and output-gradient second moments; the rest diagonal)."""
+    fisher_form: str = "kfac"
+    """'kfac' (each linear layer's Fisher as a Kronecker product of its input and
+    output-gradient second moments; the rest diagonal) or 'diagonal' (one number a weight)."""
     fisher_temperature: float = 1.0
     """The Fisher of the model's distribution softened by this temperature (answers sampled
     from it): above 1, a memorised task's Fisher is no longer near zero everywhere."""
@@ -228,7 +231,7 @@ def saved_plan(out: str | Path) -> dict | None:
         raise GhostInputError(f"{path}: unreadable plan ({e})") from None
     if not isinstance(plan, dict) or not isinstance(plan.get("config"), dict):
         raise GhostInputError(f"{path}: not a continual-learning plan")
-    return plan["config"]
+    return {**BEFORE_ADDED, **plan["config"]}
 
 
 def check_plan(out: Path, cfg: ContinualConfig, resume: bool) -> None:

@@ -187,6 +187,8 @@ class _Runner:
             return
         if node.parent is not None:
             self.train(node.parent)
+        for earlier in node.fisher_from:  # estimated now, so not timed as this training
+            self.fisher(earlier)
         joint = "joint" in node.spec
         steps = self.cfg.steps_per_task * (len(self.tasks) if joint else 1)
         checkpoint = latest_checkpoint(run_dir) if run_dir.is_dir() else None

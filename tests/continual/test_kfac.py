@@ -110,6 +110,7 @@ def test_kfac_penalty_is_the_kronecker_quadratic_form_and_its_gradient(model, re
     model.zero_grad()
     value = recipe.on_loss(State(model), torch.tensor(0.0), None, None)
     assert float(value) == pytest.approx(by_hand, rel=1e-4) and by_hand > 0
+    assert float(recipe.penalty(model).detach()) == pytest.approx(by_hand, rel=1e-4)  # autograd
     recipe.on_backward(State(model))  # the penalty's gradient, added after backward
     for name, p in model.named_parameters():
         delta = p.detach() - anchor[name]

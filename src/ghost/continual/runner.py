@@ -310,7 +310,7 @@ class _Runner:
         started = time.monotonic()
         model = GhostModel.from_pretrained(self.node_dir(node))
         estimate = estimate_kfac if kfac else estimate_fisher
-        fisher = estimate(
+        estimated = estimate(
             model,
             records,
             self.cfg.fisher_targets,
@@ -318,7 +318,7 @@ class _Runner:
             temperature=self.cfg.fisher_temperature,
             draws=self.cfg.fisher_draws,
         )
-        fisher, factors = fisher if kfac else (fisher, None)
+        fisher, factors = estimated if kfac else (estimated, None)
         seconds = time.monotonic() - started
         save_fisher(
             path,

@@ -371,28 +371,27 @@ class PenaltyTerm:
     anchor: dict[str, torch.Tensor]
     factors: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=dict)
 
+    def curvature(self, name: str, delta: torch.Tensor) -> torch.Tensor:
+        """F delta for one parameter: F * delta (diagonal), or the sum over its pairs of
+        G delta A (Kronecker-factored); delta . F delta is its share of the quadratic form."""
+        if name in self.factors:
+            return sum(g @ delta @ a for a, g in self.factors[name])
+        return self.fisher[name] * delta
+
     def value(self, params: dict[str, torch.Tensor], ewc_lambda: float) -> torch.Tensor:
-        total = sum(
-            (f * (params[name] - self.anchor[name]) ** 2).sum()
-            for name, f in self.fisher.items()
-            if name not in self.factors
-        )
-        for name, pairs in self.factors.items():
+        total = 0.0
+        for name in self.fisher:
             delta = params[name] - self.anchor[name]
-            total = total + sum(((g @ delta) * (delta @ a)).sum() for a, g in pairs)
+            total = total + (delta * self.curvature(name, delta)).sum()
         return 0.5 * ewc_lambda * total
 
     @torch.no_grad()
     def curvature_times_delta(self, params: dict[str, torch.Tensor]):
-        """{name: (delta, F delta)}: delta = theta - anchor, F delta its product with this
-        term's Fisher (diagonal, or sum of G delta A over the pairs); the penalty is
+        """(name, delta, F delta) for each parameter, without autograd: the penalty is
         (lambda / 2) sum delta . F delta, its gradient lambda * F delta."""
-        for name, f in self.fisher.items():
+        for name in self.fisher:
             delta = params[name].detach().float() - self.anchor[name]
-            if name in self.factors:
-                yield name, delta, sum(g @ delta @ a for a, g in self.factors[name])
-            else:
-                yield name, delta, f * delta
+            yield name, delta, self.curvature(name, delta)
 
 
 def _fisher_paths(option) -> list[Path]:

@@ -81,6 +81,19 @@ def test_bf16_activations_stay_within_bf16_rounding():
         assert_close(got, want, tol=1e-2, what=f"bf16 {what}")
 
 
+def test_bf16_gate_keeps_nan_and_infinity_in_whole_and_partial_vectors():
+    """37 values a row: two whole vectors of 16 and a partial one (AVX-512), each rounded
+    by its own path."""
+    gate, up = torch.ones(2, 37), torch.ones(2, 37)
+    for at in (3, 35):  # a whole vector's lane, the partial vector's
+        gate[0, at] = float("nan")
+        gate[1, at] = float("inf")
+    h = silu_gate(gate.to(torch.bfloat16), up.to(torch.bfloat16))
+    assert torch.isnan(h[0, [3, 35]]).all() and torch.isinf(h[1, [3, 35]]).all()
+    rest = [i for i in range(37) if i not in (3, 35)]
+    assert torch.equal(h[:, rest], (F.silu(gate[:, rest]) * up[:, rest]).to(torch.bfloat16))
+
+
 def test_thread_counts_give_the_same_bits():
     g = torch.Generator().manual_seed(1)
     x, w = torch.randn(3, 200, 40, generator=g), torch.randn(40, generator=g)

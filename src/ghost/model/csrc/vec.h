@@ -73,16 +73,76 @@ static inline void add_to(float *p, vec v) { store(p, load(p) + v); }
 typedef uint32_t vecu __attribute__((vector_size(4 * LANES)));
 typedef uint16_t halves __attribute__((vector_size(2 * LANES)));
 
+/* A whole vector of bf16 values: widened, or rounded to nearest even (NaN stays NaN). x86
+ * has an instruction or two for each: AVX-512 BF16's vcvtneps2bf16 rounds by itself (and
+ * flushes fp32 denormals, below 1.2e-38, to zero: its one difference from the spelled-out
+ * rounding); elsewhere GCC's vector extension spells the rounding out. Measured on Zen 4,
+ * the SwiGLU gate's bf16 pass took 1.8x its fp32 time with the portable code, 1.1x with
+ * these. */
+#if defined(__AVX512F__)
+static inline vec bf16_load(const uint16_t *p)
+{
+    __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+    return (vec)_mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+}
+#elif defined(__AVX2__)
+static inline vec bf16_load(const uint16_t *p)
+{
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return (vec)_mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+#else
+static inline vec bf16_load(const uint16_t *p)
+{
+    halves h;
+    memcpy(&h, p, sizeof h);
+    return (vec)(__builtin_convertvector(h, vecu) << 16);
+}
+#endif
+
+/* The upper 16 bits of v rounded to nearest even, in the low half of each lane; a NaN
+ * keeps its sign and top mantissa bits and is made quiet. */
+static inline vecu bf16_round(vec v)
+{
+    vecu bits = (vecu)v, nan = (vecu)((bits & 0x7fffffffu) > 0x7f800000u);
+    vecu rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+    return (rounded & ~nan) | (((bits >> 16) | 0x40u) & nan);
+}
+
+#if defined(__AVX512BF16__) && defined(__AVX512VL__)
+static inline void bf16_store(uint16_t *p, vec v)
+{
+    _mm256_storeu_si256((__m256i *)p, (__m256i)_mm512_cvtneps_pbh((__m512)v));
+}
+#elif defined(__AVX512F__)
+static inline void bf16_store(uint16_t *p, vec v)
+{
+    _mm256_storeu_si256((__m256i *)p, _mm512_cvtepi32_epi16((__m512i)bf16_round(v)));
+}
+#elif defined(__AVX2__)
+static inline void bf16_store(uint16_t *p, vec v)
+{
+    __m256i r = (__m256i)bf16_round(v); /* each lane <= 0xffff: packus is exact */
+    _mm_storeu_si128((__m128i *)p, _mm_packus_epi32(_mm256_castsi256_si128(r),
+                                                    _mm256_extracti128_si256(r, 1)));
+}
+#else
+static inline void bf16_store(uint16_t *p, vec v)
+{
+    halves h = __builtin_convertvector(bf16_round(v), halves);
+    memcpy(p, &h, sizeof h);
+}
+#endif
+
 static inline vec io_load(const void *p, int64_t at, int n, int bf16)
 {
     if (!bf16)
         return load_n((const float *)p + at, n);
-    halves h = {0};
-    if (n == LANES) /* a constant size: one load, not a call to memcpy */
-        memcpy(&h, (const uint16_t *)p + at, sizeof h);
-    else
-        memcpy(&h, (const uint16_t *)p + at, sizeof(uint16_t) * (size_t)n);
-    return (vec)(__builtin_convertvector(h, vecu) << 16);
+    if (n == LANES)
+        return bf16_load((const uint16_t *)p + at);
+    uint16_t part[LANES] = {0};
+    memcpy(part, (const uint16_t *)p + at, sizeof(uint16_t) * (size_t)n);
+    return bf16_load(part);
 }
 
 static inline void io_store(void *p, int64_t at, vec v, int n, int bf16)
@@ -91,14 +151,13 @@ static inline void io_store(void *p, int64_t at, vec v, int n, int bf16)
         store_n((float *)p + at, v, n);
         return;
     }
-    vecu bits = (vecu)v, nan = (vecu)((bits & 0x7fffffffu) > 0x7f800000u);
-    vecu rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
-    rounded = (rounded & ~nan) | (((bits >> 16) | 0x40u) & nan);
-    halves h = __builtin_convertvector(rounded, halves);
-    if (n == LANES)
-        memcpy((uint16_t *)p + at, &h, sizeof h);
-    else
-        memcpy((uint16_t *)p + at, &h, sizeof(uint16_t) * (size_t)n);
+    if (n == LANES) {
+        bf16_store((uint16_t *)p + at, v);
+        return;
+    }
+    uint16_t part[LANES]; /* a partial vector rounds as a whole one does */
+    bf16_store(part, v);
+    memcpy((uint16_t *)p + at, part, sizeof(uint16_t) * (size_t)n);
 }
 
 /* Bytes per activation value. */

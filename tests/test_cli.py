@@ -4,6 +4,7 @@ import sys
 
 import pytest
 
+from ghost import runtime
 from ghost.cli import build_parser, main
 
 SUBCOMMANDS = ["info", "train", "eval", "generate", "ask", "bench", "continual", "data"]
@@ -39,6 +40,8 @@ def test_info_prints_the_parameter_count(capsys):
     out = capsys.readouterr().out
     assert "6,658,838" in out and "layer 3: mamba + sparse attention" in out
     assert "context copy" not in out
+    precision = "bf16" if runtime.native_bf16() else "fp32"  # what `ghost train` will use
+    assert f"precision auto: {precision} (" in out and "allocator: " in out
     assert main(["info", "--context-copy"]) == 0
     out = capsys.readouterr().out
     assert "6,692,127" in out and "context copy head" in out

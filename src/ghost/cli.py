@@ -101,14 +101,21 @@ def add_experiment_options(p, defaults: dict, out_help: str) -> None:
 
 
 def cmd_info(args) -> int:
+    from ghost.launcher import allocator_in_use
     from ghost.model.ghost import GhostModel
     from ghost.model.mamba import selective_scan
     from ghost.model.report import describe_model
+    from ghost.runtime import native_bf16
 
     model = GhostModel.from_preset(args.preset, context_copy=args.context_copy)
     print(describe_model(model, args.seq_len))
     status = getattr(sys.modules[selective_scan.__module__], "kernel_status", None)
     print(f"scan: {status() if status else 'PyTorch reference'}")
+    if native_bf16():
+        print("precision auto: bf16 (this CPU multiplies bf16 natively: AVX-512 BF16 or AMX)")
+    else:
+        print("precision auto: fp32 (no native bf16 matmul on this CPU)")
+    print(f"allocator: {allocator_in_use()}")
     return 0
 
 

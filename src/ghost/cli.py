@@ -105,16 +105,18 @@ def cmd_info(args) -> int:
     from ghost.model.ghost import GhostModel
     from ghost.model.mamba import selective_scan
     from ghost.model.report import describe_model
-    from ghost.runtime import native_bf16
+    from ghost.runtime import resolve_precision
 
     model = GhostModel.from_preset(args.preset, context_copy=args.context_copy)
     print(describe_model(model, args.seq_len))
     status = getattr(sys.modules[selective_scan.__module__], "kernel_status", None)
     print(f"scan: {status() if status else 'PyTorch reference'}")
-    if native_bf16():
-        print("precision auto: bf16 (this CPU multiplies bf16 natively: AVX-512 BF16 or AMX)")
-    else:
-        print("precision auto: fp32 (no native bf16 matmul on this CPU)")
+    why = {
+        "bf16": "this CPU multiplies bf16 natively: AVX-512 BF16 or AMX",
+        "fp32": "no native bf16 matmul on this CPU",
+    }
+    auto = resolve_precision("auto")  # what `ghost train` runs in by default
+    print(f"precision auto: {auto} ({why[auto]})")
     print(f"allocator: {allocator_in_use()}")
     return 0
 

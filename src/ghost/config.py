@@ -292,6 +292,11 @@ class TrainConfig:
     """What the memory stage trains: 'memory' (its parameters only; the other weights keep
     what they learnt, so an empty bank answers as without memory training) or 'all' (every
     weight, at the weights' last learning rate: the default before 075c122)."""
+    memory_stage_own_rows: float = 1.0
+    """Share (0 to 1) of the data rows reading their own facts that a memory stage training
+    only the memory keeps: lower makes a stage step cheaper and the readers a little worse
+    (at 0, 1.13x a plain step against 1.7x, ~2 points less reading on validation:
+    benchmarks/results/memory_stage_own_rows-zen4.md)."""
     grad_checkpoint: bool = False
     """Recompute each layer's activations in the backward pass: less memory, more time."""
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -355,6 +360,11 @@ class TrainConfig:
             raise GhostInputError(
                 f"{_setting('memory_stage_trains')} must be 'memory' or 'all', "
                 f"got {self.memory_stage_trains!r}"
+            )
+        if not 0.0 <= self.memory_stage_own_rows <= 1.0:
+            raise GhostInputError(
+                f"{_setting('memory_stage_own_rows')} must be in [0, 1], "
+                f"got {self.memory_stage_own_rows}"
             )
         if self.memory_training not in ("auto", "on", "off"):
             raise GhostInputError(

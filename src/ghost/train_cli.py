@@ -83,6 +83,13 @@ def add_train_command(sub) -> None:
         "the other weights keep what they learnt) or all (every weight)",
     )
     p.add_argument(
+        "--memory-stage-own-rows",
+        type=_float,
+        metavar="SHARE",
+        help="share (0 to 1) of the data rows reading their own facts that a memory-only "
+        "stage keeps (default 1); lower is cheaper a step and reads a little worse",
+    )
+    p.add_argument(
         "--augment",
         choices=["none", "surface"],
         help="surface (default): half the training questions typed casually (lower case, no "
@@ -160,6 +167,7 @@ def cmd_train(args) -> int:
         "memory_training": args.memory_training,
         "memory_steps": args.memory_steps,
         "memory_stage_trains": args.memory_stage_trains,
+        "memory_stage_own_rows": args.memory_stage_own_rows,
         "augment": args.augment,
         "reasoning": args.reasoning,
         "group_by_length": args.group_by_length,

@@ -167,6 +167,10 @@ CASES = {
         ["train", "--data", q, "--precision", "fp8"],
         "--precision",
     ),
+    "--memory-stage-own-rows 1.5": lambda t, r, q: (
+        ["train", "--data", q, "--memory-stage-own-rows", "1.5"],
+        "--memory-stage-own-rows (memory_stage_own_rows in a config file) must be in [0, 1]",
+    ),
     "--preset huge": lambda t, r, q: (["train", "--data", q, "--preset", "huge"], "--preset"),
     "unknown flag": lambda t, r, q: (["train", "--data", q, "--frobnicate"], "--frobnicate"),
     "config value of the wrong type": lambda t, r, q: (

@@ -542,3 +542,41 @@ def test_the_rows_weighted_as_distractor_only_are_those_whose_bank_lacks_their_f
         patch.setattr(loop, "_memory_training", lambda cfg, ds, dp: [service, check])
         train(tiny_config(data, tmp_path / "run", steps=3, memory_steps=0))
     assert check.flagged > 0
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_a_frozen_stage_keeps_the_asked_share_of_the_rows_reading_their_own_facts(tmp_path, share):
+    """`memory_stage_own_rows` 0: every dataset row of a frozen stage reads distractors only
+    (the added rows still read their facts); 1: the rows reading their own facts all stay.
+    The run records the share."""
+    data = write_qa_with_facts(tmp_path / "facts.jsonl")
+    records = [json.loads(line) for line in open(data, encoding="utf-8")]
+    reads_own = []
+
+    class Check(Recipe):
+        name = "check"
+
+        def on_batch(self, state, batch):
+            memory = state.forward_kwargs.get("memory")
+            if memory is None:  # before the stage
+                return batch
+            for row, index in enumerate(batch.indices.tolist()):
+                texts = {
+                    bytes(memory.data[row, m][memory.mask[row, m]].tolist()).decode()
+                    for m in range(memory.data.shape[1])
+                    if memory.mask[row, m].any()
+                }
+                assert texts  # a frozen stage has no row without a bank
+                if index >= 0:
+                    reads_own.append(set(records[index]["facts"]) <= texts)
+            return batch
+
+    with pytest.MonkeyPatch.context() as patch:
+        built = loop._memory_training
+        patch.setattr(loop, "_memory_training", lambda *a: [*built(*a), Check()])
+        config = tiny_config(data, tmp_path / "run", steps=2, memory_steps=3)
+        result = train(replace(config, memory_stage_own_rows=share))
+    assert result.steps == 5 and reads_own
+    assert any(reads_own) == (share == 1.0)
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
+    assert recorded["memory_trained_with"]["stage_own_rows"] == share

@@ -282,7 +282,13 @@ def _memory_training(cfg: TrainConfig, dataset: Dataset, dp) -> list[Recipe]:
             "memory training does not run under torchrun yet: pass --memory-training off"
         )
     frozen = cfg.memory_stage_trains == "memory"
-    return [MemoryTraining(stage_steps=cfg.memory_steps, freeze_weights=frozen)]
+    return [
+        MemoryTraining(
+            stage_steps=cfg.memory_steps,
+            freeze_weights=frozen,
+            stage_own_rows=cfg.memory_stage_own_rows,
+        )
+    ]
 
 
 def train(

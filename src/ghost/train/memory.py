@@ -96,8 +96,8 @@ class MemoryTraining(Recipe):
     freeze_weights: bool = True
     # Update multiplier of the memory's scalar parameters (its gates' and the copy head's
     # scales and biases, 4 values or fewer each): they start at values of order 1-20, and at
-    # the stage's learning rate (3e-3 at its peak) 300 AdamW steps move one by 0.5 at most,
-    # so at 1 they stay near where they started. 10 read better on validation (3 seeds:
+    # the stage's learning rate (3e-3 at its peak) its 300-400 AdamW steps move one by 0.5-0.7
+    # at most, so at 1 they stay near where they started. 10 read better on validation (3 seeds:
     # +1.2 to +5.1 points) but let written facts change twice as many trained answers
     # (docs/memory.md), so the default is 1.
     scalar_update: float = 1.0

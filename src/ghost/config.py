@@ -283,12 +283,13 @@ class TrainConfig:
     """'auto' (the default: train the fact memory when the Q&A records carry `facts`), 'on'
     (also without facts: reading is practised on generated facts) or 'off'. See
     ghost.train.memory."""
-    memory_steps: int = 400
+    memory_steps: int = 500
     """Memory training's stage: after the weights have learnt the data (the `steps` are done,
     or 'auto''s rule fired), this many steps teach the model to read its memory, training only
     the memory's parameters; 0 trains it jointly with every weight from the first step instead
     (slower to learn the data: docs/memory.md). (300 before 2026-12-05, with
-    `memory_stage_own_rows` 1.)"""
+    `memory_stage_own_rows` 1: chosen on validation, benchmarks/results/
+    memory_stage_own_rows-zen4.md.)"""
     memory_stage_trains: str = "memory"
     """What the memory stage trains: 'memory' (its parameters only; the other weights keep
     what they learnt, so an empty bank answers as without memory training) or 'all' (every
@@ -296,9 +297,9 @@ class TrainConfig:
     memory_stage_own_rows: float = 0.0
     """Share (0 to 1) of the data rows reading their own facts that a memory stage training
     only the memory keeps (the generated rows, whose answers are only in memory, always
-    stay). 0, the default: a stage step costs ~1.1x a plain one (1.6-1.8x at 1), and 400
-    such steps read as well as 300 keeping every row, in ~80% of the time
-    (benchmarks/results/memory_stage_own_rows-zen4.md)."""
+    stay). 0, the default: a stage step costs ~1.1x a plain one (1.6-1.8x at 1); 500 such
+    steps (the default `memory_steps`) read better on validation than 300 keeping every
+    row, in about the same time (benchmarks/results/memory_stage_own_rows-zen4.md)."""
     grad_checkpoint: bool = False
     """Recompute each layer's activations in the backward pass: less memory, more time."""
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -73,7 +73,7 @@ def add_train_command(sub) -> None:
         "--memory-steps",
         type=_nonnegative_int,
         help="steps of the memory stage that follows the weights' training, where only the "
-        "memory's parameters train (default 400); 0 trains the memory jointly with every "
+        "memory's parameters train (default 500); 0 trains the memory jointly with every "
         "weight from the first step",
     )
     p.add_argument(

@@ -35,7 +35,7 @@ class MemoryCrossAttention(nn.Module):
         # from its best entry's retrieval scores, as the copy head's gate. Written facts
         # about other things (a bank without the one asked about) then leave the residual
         # stream alone, where a constant gate lets any same-shaped fact nudge a trained
-        # answer. Its three scalars barely move in a memory stage (300-400 steps), so their
+        # answer. Its three scalars barely move in a memory stage (300-500 steps), so their
         # start decides: the direction is a logistic fit on validation rows (trained
         # questions beside 500 fictional facts: shut; fictional facts asked in their own
         # and the validation wordings, edits: open), where the cosine separates better than

@@ -507,6 +507,15 @@ def test_rows_reading_only_distractors_weigh_distractor_weight_in_the_loss():
     assert service.on_loss(None, plain, output, batch) is plain
 
 
+def bank_texts(memory, row: int) -> set[str]:
+    """The texts of the entries in `row`'s bank of a training MemoryBatch."""
+    return {
+        bytes(memory.data[row, m][memory.mask[row, m]].tolist()).decode()
+        for m in range(memory.data.shape[1])
+        if memory.mask[row, m].any()
+    }
+
+
 def test_the_rows_weighted_as_distractor_only_are_those_whose_bank_lacks_their_facts(tmp_path):
     data = write_qa_with_facts(tmp_path / "facts.jsonl")
     records = [json.loads(line) for line in open(data, encoding="utf-8")]
@@ -524,11 +533,7 @@ def test_the_rows_weighted_as_distractor_only_are_those_whose_bank_lacks_their_f
                 if index < 0:  # an added (fictional or counterfactual) row
                     assert row not in service._distractor_rows
                     continue
-                texts = {
-                    bytes(memory.data[row, m][memory.mask[row, m]].tolist()).decode()
-                    for m in range(memory.data.shape[1])
-                    if memory.mask[row, m].any()
-                }
+                texts = bank_texts(memory, row)
                 facts = set(records[index]["facts"])
                 if row in service._distractor_rows:
                     assert texts and not facts & texts
@@ -561,11 +566,7 @@ def test_a_frozen_stage_keeps_the_asked_share_of_the_rows_reading_their_own_fact
             if memory is None:  # before the stage
                 return batch
             for row, index in enumerate(batch.indices.tolist()):
-                texts = {
-                    bytes(memory.data[row, m][memory.mask[row, m]].tolist()).decode()
-                    for m in range(memory.data.shape[1])
-                    if memory.mask[row, m].any()
-                }
+                texts = bank_texts(memory, row)
                 assert texts  # a frozen stage has no row without a bank
                 if index >= 0:
                     reads_own.append(set(records[index]["facts"]) <= texts)
